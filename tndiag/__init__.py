@@ -1,0 +1,53 @@
+"""tndiag: a symbolic tensor-network diagram compiler for convolutions.
+
+``import tndiag`` is light: torch, graphviz and lark load only when a feature needs them.
+
+>>> import tndiag
+>>> g = tndiag.ops.conv((8, 4, 16, 16), (6, 2, 3, 3), padding=1, groups=2)
+>>> g.output_shape
+(8, 6, 16, 16)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tndiag import ir, ops
+from tndiag.codegen import compile
+from tndiag.errors import (
+    CompileError,
+    DiagramSyntaxError,
+    InvalidArgumentError,
+    PassError,
+    ShapeError,
+    TndiagError,
+    UnknownNameError,
+    VerifyError,
+)
+from tndiag.ir import Graph, Index, Sum, verify
+
+__version__ = "0.1.0"
+
+# Names resolved on first use, so that importing tndiag does not import torch, lark or graphviz.
+_LAZY = {
+    "functional": ("tndiag.functional", None),
+    "nn": ("tndiag.nn", None),
+}
+
+__all__ = [
+    "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
+    "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError", "compile", "ir",
+    "ops", "verify", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = importlib.import_module(module)
+        if attr is not None:
+            value = getattr(value, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tndiag' has no attribute {name!r}")

@@ -1,0 +1,143 @@
+"""Runs a compiled :class:`~tndiag.codegen.Program` on torch tensors (any device, any dtype)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Sequence
+
+import torch
+
+from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
+from tndiag.errors import ShapeError, UnknownNameError
+
+__all__ = ["run", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
+
+
+def dense_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
+                  device=None, dtype=None) -> torch.Tensor:
+    """The 0/1 index pattern ``Π[i, o, k] = [i == o·S + k·D − P_l]`` as a dense tensor.
+
+    >>> dense_pattern(3, 3, 1, 1, 0, 1).squeeze(-1)
+    tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]])
+    """
+    i = torch.arange(I, device=device).view(I, 1, 1)
+    o = torch.arange(O, device=device).view(1, O, 1)
+    k = torch.arange(K, device=device).view(1, 1, K)
+    return (i == o * stride + k * dilation - pad_left).to(dtype or torch.get_default_dtype())
+
+
+def dense_reduced(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
+                  device=None, dtype=None) -> torch.Tensor:
+    """``Σ_o Π[i, o, k]``: how often input pixel ``i`` meets kernel tap ``k``."""
+    return dense_pattern(I, O, K, stride, pad_left, dilation, device, dtype).sum(1)
+
+
+def _pattern(op: Operand, device, dtype) -> torch.Tensor:
+    t, p = op.tensor, op.tensor.params
+    I, O, K = op.shape
+    return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
+
+
+def _reduced(op: Operand, device, dtype) -> torch.Tensor:
+    t, p = op.tensor, op.tensor.params
+    I, K = op.shape
+    return dense_reduced(I, int(t.out_size), K, p.stride, p.pad_left, p.dilation, device, dtype)
+
+
+def _delta(op: Operand, device, dtype) -> torch.Tensor:
+    n = op.shape[0]
+    out = torch.zeros(op.shape, device=device, dtype=dtype)
+    idx = torch.arange(n, device=device)
+    out[(idx,) * len(op.shape)] = 1
+    return out
+
+
+def _fill(op: Operand, device, dtype) -> torch.Tensor:
+    return torch.full(op.shape, float(op.tensor.value), device=device, dtype=dtype)
+
+
+#: Lowering name -> builder of the runtime operand (``input`` is handled by ``run``).
+MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
+    "dense-pattern": _pattern,
+    "dense-reduced": _reduced,
+    "dense-delta": _delta,
+    "fill": _fill,
+}
+
+
+def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    if len(args) > len(inputs):
+        raise ShapeError(f"expected at most {len(inputs)} positional tensors {list(inputs)}, "
+                         f"got {len(args)}")
+    bound = dict(zip(inputs, args))
+    for name, value in kwargs.items():
+        if name not in inputs:
+            raise UnknownNameError(f"the program has no input named {name!r}; "
+                                   f"expected one of {list(inputs)}")
+        if name in bound:
+            raise ShapeError(f"input {name!r} given twice")
+        bound[name] = value
+    missing = [n for n in inputs if n not in bound]
+    if missing:
+        raise ShapeError(f"missing input tensor(s) {missing}; the program takes {list(inputs)}")
+    return bound
+
+
+def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """Evaluate ``program`` on torch tensors given by name or in ``program.inputs`` order.
+
+    >>> import torch
+    >>> from tndiag import compile, ops
+    >>> prog = compile(ops.conv((1, 1, 4), (1, 1, 2)))
+    >>> run(prog, torch.ones(1, 1, 4), torch.ones(1, 1, 2)).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    bound = _bind(program.inputs, args, kwargs)
+    for name, shape in zip(program.inputs, program.input_shapes):
+        got = tuple(bound[name].shape)
+        if got != shape:
+            raise ShapeError(f"tensor {name!r} has shape {list(got)}, expected {list(shape)}")
+    if isinstance(program, SumProgram):
+        result = None
+        for term in program.terms:
+            value = _run_program(term, bound)
+            result = value if result is None else result + value
+        return result
+    return _run_program(program, bound)
+
+
+def _runtime(program: Program, bound: Dict[str, Any]):
+    first = bound[program.inputs[0]] if program.inputs else None
+    device = first.device if first is not None else None
+    dtype = first.dtype if first is not None else torch.get_default_dtype()
+    return device, dtype
+
+
+def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
+    device, dtype = _runtime(program, bound)
+    tensors = []
+    for op in program.operands:
+        if op.lowering == "input":
+            tensors.append(bound[op.name].reshape(op.shape))
+            continue
+        key = (op.name, op.lowering, op.shape, str(device), dtype)
+        cached = program.cache.get(key)
+        if cached is None:
+            cached = MATERIALIZERS[op.lowering](op, device, dtype)
+            program.cache[key] = cached
+        tensors.append(cached)
+    return tensors
+
+
+def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
+    current = _operand_tensors(program, bound)
+    for step in program.steps:
+        taken = [current[p] for p in step.positions]
+        for p in reversed(step.positions):
+            current.pop(p)
+        current.append(torch.einsum(step.equation, *taken))
+    result = current[-1]
+    if program.scale != 1:
+        result = result * program.scale
+    return result.reshape(program.output_shape)
