@@ -33,7 +33,7 @@ CORPUS = [
     ("unfold2d", lambda: ops.unfold((2, 3, 8, 9), (3, 2), padding=1, stride=(2, 1))),
     ("unfold1d-symbolic", lambda: ops.unfold(kernel_size=(3,), stride=2)),
     ("unfold3d", lambda: ops.unfold((1, 2, 4, 5, 6), 2, dilation=(1, 2, 1))),
-    ("fold2d", lambda: ops.fold((2, 18, 20), (8, 9), (3, 2), padding=1, stride=(2, 1))),
+    ("fold2d", lambda: ops.fold((2, 18, 40), (8, 9), (3, 2), padding=1, stride=(2, 1))),
     ("unfold-kernel-grouped", lambda: ops.unfold_kernel((4, 1, 3, 3), (6, 5), groups=2,
                                                         padding=1)),
     ("unfold-kernel1d", lambda: ops.unfold_kernel((3, 2, 3), (7,), stride=2)),
