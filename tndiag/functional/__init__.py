@@ -1,0 +1,5 @@
+"""Torch-facing functions with torch's argument names, defaults and shapes, evaluated as diagrams.
+
+Each function builds the diagram of its operation (cached per shapes and hyper-parameters),
+compiles it once, and runs the program on the given tensors.
+"""
