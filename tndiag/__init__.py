@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tndiag import ir, ops
+from tndiag import ir, ops, passes
 from tndiag.codegen import compile
 from tndiag.errors import (
     CompileError,
@@ -26,6 +26,7 @@ from tndiag.errors import (
     VerifyError,
 )
 from tndiag.ir import Graph, Index, Sum, verify
+from tndiag.passes import run_pipeline
 
 __version__ = "0.1.0"
 
@@ -38,7 +39,7 @@ _LAZY = {
 __all__ = [
     "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
     "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError", "compile", "ir",
-    "ops", "verify", *_LAZY,
+    "ops", "passes", "run_pipeline", "verify", *_LAZY,
 ]
 
 
