@@ -52,8 +52,16 @@ class Graph:
         """Tensor names in order."""
         return tuple(t.name for t in self.tensors)
 
+    def occurrences(self, name: str) -> Tuple[Tensor, ...]:
+        """Every tensor called ``name`` (a variable may occur several times, e.g. X in KFC)."""
+        found = tuple(t for t in self.tensors if t.name == name)
+        if not found:
+            raise UnknownNameError(f"no tensor named {name!r} in the diagram; "
+                                   f"expected one of {sorted(set(self.names))}")
+        return found
+
     def tensor(self, name: str) -> Tensor:
-        """The tensor called ``name``; raises :class:`UnknownNameError` naming the choices."""
+        """The (first) tensor called ``name``; raises :class:`UnknownNameError` if none."""
         for t in self.tensors:
             if t.name == name:
                 return t
@@ -79,7 +87,7 @@ class Graph:
         return table[name]
 
     def variables(self) -> Tuple[Tensor, ...]:
-        """The user-supplied tensors, in order."""
+        """The user-supplied tensors (every occurrence), in order."""
         from tndiag.ir.nodes import Kind
 
         return tuple(t for t in self.tensors if t.kind is Kind.VARIABLE)

@@ -2,7 +2,9 @@
 
 Invariants (each failure raises :class:`~tndiag.errors.VerifyError` naming the culprit):
 
-1. tensor names are unique identifiers;
+1. tensor names are identifiers, unique except for variables: several variable tensors with
+   one name are occurrences of the same runtime tensor (X twice in KFC) and must agree on
+   role and runtime shape;
 2. an index name has one size everywhere; no tensor carries an index twice;
 3. output indices are distinct and each sits on some tensor (no free-floating legs);
 4. each kind's legs and attributes match ``KIND_TABLE`` (pattern: three single legs, positive
@@ -44,15 +46,13 @@ def verify(diagram: Diagram) -> Diagram:
 
 def _verify_graph(graph: Graph) -> None:
     sizes: Dict[str, Index] = {}
-    seen_names = set()
+    seen: Dict[str, Tensor] = {}
     for t in graph.tensors:
         if not isinstance(t, Tensor):
             raise VerifyError(f"graph holds a {type(t).__name__}, expected Tensor")
         if not t.name.isidentifier():
             raise VerifyError(f"tensor name {t.name!r} is not an identifier")
-        if t.name in seen_names:
-            raise VerifyError(f"two tensors are named {t.name!r}; names must be unique")
-        seen_names.add(t.name)
+        _check_occurrence(t, seen.setdefault(t.name, t))
         names = [ix.name for ix in t.indices]
         dup = {x for x in names if names.count(x) > 1}
         if dup:
@@ -62,6 +62,18 @@ def _verify_graph(graph: Graph) -> None:
             _check_index(ix, sizes, f"tensor {t.name!r}")
         KIND_CHECKS[t.kind](t)
     _verify_output(graph, sizes)
+
+
+def _check_occurrence(t: Tensor, first: Tensor) -> None:
+    if first is t:
+        return
+    if t.kind is not Kind.VARIABLE or first.kind is not Kind.VARIABLE:
+        raise VerifyError(f"two tensors are named {t.name!r}; only variables may occur twice")
+    same_shape = len(t.shape) == len(first.shape) and all(
+        sizes_equal(a, b) is not False for a, b in zip(t.shape, first.shape))
+    if t.role != first.role or not same_shape:
+        raise VerifyError(f"variable {t.name!r} occurs twice with different role or shape "
+                          f"({first.role}, {first.shape} vs {t.role}, {t.shape})")
 
 
 def _check_index(ix: Index, sizes: Dict[str, Index], where: str) -> None:
