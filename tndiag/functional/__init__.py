@@ -3,3 +3,8 @@
 Each function builds the diagram of its operation (cached per shapes and hyper-parameters),
 compiles it once, and runs the program on the given tensors.
 """
+
+from tndiag.functional.conv import conv, conv_transpose
+from tndiag.functional.unfold import fold, unfold, unfold_kernel
+
+__all__ = ["conv", "conv_transpose", "fold", "unfold", "unfold_kernel"]
