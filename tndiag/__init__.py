@@ -20,6 +20,7 @@ from tndiag.errors import (
     DiagramSyntaxError,
     InvalidArgumentError,
     PassError,
+    RenderError,
     ShapeError,
     TndiagError,
     UnknownNameError,
@@ -34,12 +35,15 @@ __version__ = "0.1.0"
 _LAZY = {
     "functional": ("tndiag.functional", None),
     "nn": ("tndiag.nn", None),
+    "to_dot": ("tndiag.render", "to_dot"),
+    "to_svg": ("tndiag.render", "to_svg"),
+    "export": ("tndiag.codegen.export", "export"),
 }
 
 __all__ = [
     "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
-    "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError", "compile", "ir",
-    "ops", "passes", "run_pipeline", "verify", *_LAZY,
+    "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
+    "compile", "ir", "ops", "passes", "run_pipeline", "verify", *_LAZY,
 ]
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "DiagramSyntaxError",
     "CompileError",
     "PassError",
+    "RenderError",
 ]
 
 
@@ -65,3 +66,7 @@ class CompileError(TndiagError):
 
 class PassError(TndiagError):
     """A pass failed, was misused, or broke an invariant (names the pass)."""
+
+
+class RenderError(TndiagError):
+    """A picture could not be drawn (graphviz missing or failing, unknown output format)."""

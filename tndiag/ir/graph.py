@@ -138,6 +138,12 @@ class Graph:
         """Rename indices by name (unlisted names stay)."""
         return self.map_indices(lambda ix: Index(mapping.get(ix.name, ix.name), ix.size))
 
+    def _repr_svg_(self) -> str:
+        """The picture Jupyter shows (drawn by :func:`tndiag.render.to_svg`)."""
+        from tndiag.render import to_svg
+
+        return to_svg(self)
+
     def __repr__(self) -> str:
         body = ", ".join(repr(t) for t in self.tensors)
         out = ", ".join(_axis_str(a) for a in self.output)
@@ -182,6 +188,12 @@ class Sum:
     def is_concrete(self) -> bool:
         """Whether every term is concrete."""
         return all(t.is_concrete() for t in self.terms)
+
+    def _repr_svg_(self) -> str:
+        """The picture Jupyter shows: the terms side by side, joined by ``+``."""
+        from tndiag.render import to_svg
+
+        return to_svg(self)
 
     def __repr__(self) -> str:
         return "Sum(" + " + ".join(repr(t) for t in self.terms) + ")"

@@ -1,0 +1,225 @@
+"""``to_dot(diagram)``: a pure, deterministic DOT text of a diagram in the paper's style.
+
+Node names are derived from tensor and index names and their order in the diagram (never
+from memory addresses), so equal diagrams give identical text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Collection, Dict, List, Tuple
+
+from tndiag.errors import InvalidArgumentError
+from tndiag.ir import Diagram, Graph, Index, Kind, Sum, Tensor
+from tndiag.render.style import (FONT, HIGHLIGHT, LEG_STYLE, Html, axes_text, leg_class,
+                                 node_attrs, size_text)
+
+__all__ = ["to_dot", "graph_lines", "attrs", "Options"]
+
+_PORT = {0: "i", 1: "o", 2: "k"}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Drawing options shared by every part of a picture."""
+
+    sizes: bool = False
+    highlight: frozenset = field(default_factory=frozenset)
+
+
+def _quote(value: str) -> str:
+    if isinstance(value, Html):
+        return f"<{value}>"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def attrs(values: Dict[str, str]) -> str:
+    """``[key="value", ...]`` in insertion order (empty string when there are none)."""
+    if not values:
+        return ""
+    return " [" + ", ".join(f"{k}={_quote(v)}" for k, v in values.items()) + "]"
+
+
+def _node_ids(graph: Graph, prefix: str) -> List[str]:
+    """One readable id per tensor; repeated names (X twice in KFC) get ``#2``, ``#3``."""
+    seen: Dict[str, int] = {}
+    ids = []
+    for t in graph.tensors:
+        seen[t.name] = seen.get(t.name, 0) + 1
+        ids.append(prefix + t.name + ("" if seen[t.name] == 1 else f"#{seen[t.name]}"))
+    return ids
+
+
+def _fused_names(graph: Graph) -> set:
+    axes = [a for t in graph.tensors for a in t.axes] + list(graph.output)
+    return {ix.name for a in axes if len(a) > 1 for ix in a}
+
+
+def _leg_label(ix: Index, opts: Options) -> str:
+    return f"{ix.name}={size_text(ix.size)}" if opts.sizes else ix.name
+
+
+def _edge_style(ix: Index, fused: set, opts: Options) -> Dict[str, str]:
+    style = dict(LEG_STYLE[leg_class(ix)])
+    if ix.name in fused:
+        style["penwidth"] = "2.2"
+    if ix.name in opts.highlight:
+        style.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="3")
+    return style
+
+
+def _port(t: Tensor, position: int) -> Dict[str, str]:
+    """Small ``i``/``o``/``k`` marks at a pattern's end of an edge (which leg is which)."""
+    if t.kind in (Kind.PATTERN, Kind.REDUCED):
+        name = _PORT[position] if t.kind is Kind.PATTERN else "ik"[position]
+        return {"label": name}
+    return {}
+
+
+def _endpoints(graph: Graph, ids: List[str]) -> Dict[str, List[Tuple[str, Dict[str, str]]]]:
+    """index name -> [(node id, port label attrs)] over tensors in order, then output axes."""
+    ends: Dict[str, List[Tuple[str, Dict[str, str]]]] = {}
+    for t, node in zip(graph.tensors, ids):
+        for pos, ix in enumerate(t.indices):
+            ends.setdefault(ix.name, []).append((node, _port(t, pos)))
+    return ends
+
+
+def _edge(a: Tuple[str, Dict[str, str]], b: Tuple[str, Dict[str, str]],
+          style: Dict[str, str]) -> str:
+    extra = dict(style)
+    if a[1]:
+        extra["taillabel"] = a[1]["label"]
+    if b[1]:
+        extra["headlabel"] = b[1]["label"]
+    if "taillabel" in extra or "headlabel" in extra:
+        extra.update(labelfontsize="8", labelfontcolor="#666666")
+    return f"{_quote(a[0])} -- {_quote(b[0])}{attrs(extra)};"
+
+
+def _output_nodes(graph: Graph, prefix: str, opts: Options
+                  ) -> Tuple[List[str], Dict[str, Tuple[str, Dict[str, str]]]]:
+    """One small dangling point per output axis; fused axes are labelled ``(g co)``."""
+    lines, where = [], {}
+    for k, axis in enumerate(graph.output):
+        node = f"{prefix}out:{k}"
+        extra = {"shape": "point", "width": "0.06", "color": "#555555"}
+        if len(axis) > 1:
+            extra["xlabel"] = axes_text((axis,))[1:-1]
+        lines.append(f"{_quote(node)}{attrs(extra)};")
+        for ix in axis:
+            where[ix.name] = (node, {})
+    return lines, where
+
+
+def _index_lines(graph: Graph, ix: Index, ends, out_end, prefix: str, fused: set,
+                 opts: Options) -> List[str]:
+    style = _edge_style(ix, fused, opts)
+    points = list(ends.get(ix.name, [])) + ([out_end] if out_end else [])
+    label = {"label": _leg_label(ix, opts), "fontsize": "10"}
+    if len(points) == 2:
+        return [_edge(points[0], points[1], {**style, **label})]
+    if len(points) == 1:  # a leg on one tensor only, not open: summed over (a ones vector)
+        stub = f"{prefix}sum:{ix.name}"
+        stub_attrs = {"shape": "circle", "width": "0.1", "fixedsize": "true", "label": "",
+                      "tooltip": f"sum over {ix.name}"}
+        return [f"{_quote(stub)}{attrs(stub_attrs)};",
+                _edge(points[0], (stub, {}), {**style, **label})]
+    hub = f"{prefix}ix:{ix.name}"
+    hub_attrs = {"shape": "point", "width": "0.09",
+                 "color": style.get("color", "black"), "xlabel": _leg_label(ix, opts),
+                 "fontsize": "10", "fontcolor": style.get("fontcolor", "black")}
+    lines = [f"{_quote(hub)}{attrs(hub_attrs)};"]
+    lines += [_edge(p, (hub, {}), style) for p in points]
+    return lines
+
+
+def graph_lines(graph: Graph, prefix: str = "", opts: Options = Options()) -> List[str]:
+    """DOT statements (nodes and edges) of one graph; node names start with ``prefix``."""
+    ids = _node_ids(graph, prefix)
+    lines = []
+    for t, node in zip(graph.tensors, ids):
+        extra = node_attrs(t)
+        if t.name in opts.highlight:
+            extra.update(color=HIGHLIGHT, penwidth="3")
+        lines.append(f"{_quote(node)}{attrs(extra)};")
+    out_lines, out_ends = _output_nodes(graph, prefix, opts)
+    lines += out_lines
+    ends = _endpoints(graph, ids)
+    fused = _fused_names(graph)
+    for ix in graph.indices().values():
+        lines += _index_lines(graph, ix, ends, out_ends.get(ix.name), prefix, fused, opts)
+    return lines
+
+
+def result_text(diagram: Diagram, opts: Options) -> str:
+    """``result [n, (g co), o1]`` plus the shape when sizes are shown."""
+    text = "result " + axes_text(diagram.output)
+    if opts.sizes:
+        text += " shape (" + ", ".join(size_text(s) for s in diagram.output_shape) + ")"
+    return text
+
+
+def _header(name: str, label: str) -> List[str]:
+    return [f"graph {_quote(name)} {{",
+            f'  graph [rankdir=LR, fontname="{FONT}", fontsize=12, nodesep=0.3, ranksep=0.45, '
+            f'labelloc=b, label={_quote(label)}];',
+            f'  node [fontname="{FONT}", fontsize=12];',
+            f'  edge [fontname="{FONT}", fontsize=10];']
+
+
+def sum_lines(diagram: Sum, prefix: str, opts: Options) -> List[str]:
+    """Each term of a sum in its own cluster, the clusters joined by ``+`` signs."""
+    lines: List[str] = []
+    firsts, lasts = [], []
+    for k, term in enumerate(diagram.terms):
+        p = f"{prefix}s{k}/"
+        lines.append(f"subgraph {_quote('cluster_' + p)} {{")
+        lines.append(f'  label="term {k + 1}"; style="rounded"; color="#999999";')
+        lines += ["  " + ln for ln in graph_lines(term, p, opts)]
+        lines.append("}")
+        firsts.append(_node_ids(term, p)[0] if term.tensors else f"{p}out:0")
+        lasts.append(f"{p}out:0" if term.output else firsts[-1])
+    for k in range(1, len(firsts)):
+        plus = f"{prefix}plus:{k}"
+        lines.append(f'{_quote(plus)} [shape=plaintext, label="+", fontsize=28];')
+        lines.append(f"{_quote(lasts[k - 1])} -- {_quote(plus)} [style=invis];")
+        lines.append(f"{_quote(plus)} -- {_quote(firsts[k])} [style=invis];")
+    return lines
+
+
+def diagram_lines(diagram: Diagram, prefix: str, opts: Options) -> List[str]:
+    """Statements for a graph or a sum."""
+    if isinstance(diagram, Sum):
+        return sum_lines(diagram, prefix, opts)
+    if isinstance(diagram, Graph):
+        return graph_lines(diagram, prefix, opts)
+    raise InvalidArgumentError(f"diagram must be a Graph or Sum, got {type(diagram).__name__}")
+
+
+def to_dot(diagram: Diagram, *, sizes: bool = False, highlight: Collection[str] = (),
+           name: str = "diagram") -> str:
+    """DOT text of a diagram: tensors as nodes, legs as labelled edges, open legs dangling.
+
+    Args:
+        diagram: a :class:`~tndiag.ir.Graph` or :class:`~tndiag.ir.Sum`.
+        sizes: label each leg with its size too (``i1=8``).
+        highlight: tensor and index names drawn in red (what a pass changed).
+        name: the DOT graph's name.
+
+    Returns:
+        The DOT source; identical for equal diagrams.
+
+    Raises:
+        InvalidArgumentError: when ``diagram`` is not a Graph or Sum.
+
+    >>> from tndiag import ops
+    >>> text = to_dot(ops.conv((1, 2, 5), (3, 2, 3)))
+    >>> text.splitlines()[0], '"X" -- "P1"' in text
+    ('graph "diagram" {', True)
+    """
+    opts = Options(bool(sizes), frozenset(highlight))
+    lines = _header(name, result_text(diagram, opts) if isinstance(diagram, (Graph, Sum)) else "")
+    lines += ["  " + ln for ln in diagram_lines(diagram, "", opts)]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
