@@ -28,6 +28,7 @@ from tndiag.errors import (
 )
 from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
+from tndiag.passes.simplify import simplify
 
 __version__ = "0.1.0"
 
@@ -43,7 +44,7 @@ _LAZY = {
 __all__ = [
     "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
-    "compile", "ir", "ops", "passes", "run_pipeline", "verify", *_LAZY,
+    "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
 
 
