@@ -1,0 +1,290 @@
+"""The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; bench; demo.
+
+Exit status: 0 on success, 1 when the input is wrong or an operation fails (one line
+``tndiag: error: ...`` on stderr, no traceback unless ``--debug``), 2 on a usage error.
+
+>>> main(["--version"])
+tndiag 0.1.0
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence
+
+from tndiag.errors import DiagramSyntaxError, InvalidArgumentError, TndiagError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "tndiag"
+
+
+class CommandError(TndiagError):
+    """A command could not do its job (missing file, missing feature)."""
+
+
+# -- reading and transforming ------------------------------------------------------------------
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise CommandError(f"cannot read {path!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {path!r}: not UTF-8 text") from None
+
+
+def _syntax(name: str) -> Callable[..., Any]:
+    try:
+        module = importlib.import_module("tndiag.syntax")
+        return getattr(module, name)
+    except (ImportError, AttributeError):
+        raise CommandError(f"the text language is not available (tndiag.syntax.{name} is "
+                           "missing in this installation)") from None
+
+
+def _parse_sets(items: Sequence[str]) -> Dict[str, int]:
+    """``["N=8,I1=32", "C=3"]`` -> ``{"N": 8, "I1": 32, "C": 3}``."""
+    values: Dict[str, int] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            key, eq, value = part.partition("=")
+            if not eq or not key.strip().isidentifier():
+                raise InvalidArgumentError(f"--set expects NAME=INT pairs, got {part!r}")
+            try:
+                values[key.strip()] = int(value)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"--set {key.strip()} expects an integer, got {value.strip()!r}") from None
+    return values
+
+
+def _load(args: argparse.Namespace):
+    """Parse the file, substitute ``--set`` sizes, run ``--pipeline``; (diagram, result)."""
+    text = _read(args.file)
+    try:
+        diagram = _syntax("parse")(text)
+    except DiagramSyntaxError as err:
+        raise _located(err, args.file) from None
+    sizes = _parse_sets(getattr(args, "set", None) or [])
+    if sizes:
+        diagram = diagram.substitute(sizes)
+    result = None
+    if getattr(args, "pipeline", None):
+        from tndiag.passes import run_pipeline
+
+        result = run_pipeline(diagram, args.pipeline)
+        diagram = result.diagram
+    return diagram, result
+
+
+def _located(err: DiagramSyntaxError, path: str) -> DiagramSyntaxError:
+    where = f"{path}:{err.line}:{err.column}: " if err.line is not None else f"{path}: "
+    return DiagramSyntaxError(where + err.message, None, None, err.snippet)
+
+
+# -- commands ----------------------------------------------------------------------------------
+_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+
+
+def _write(path: str, data: bytes | str) -> None:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if path == "-":
+        sys.stdout.buffer.write(raw) if hasattr(sys.stdout, "buffer") else sys.stdout.write(
+            raw.decode("utf-8"))
+        return
+    try:
+        Path(path).write_bytes(raw)
+    except OSError as err:
+        raise CommandError(f"cannot write {path!r}: {err.strerror or err}") from None
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from tndiag.render import dot_source, run_dot
+
+    fmt = "svg" if args.output == "-" else _FORMATS.get(Path(args.output).suffix.lower())
+    if fmt is None:
+        raise InvalidArgumentError(f"cannot tell the format of {args.output!r}; expected a name "
+                                   f"ending in one of {sorted(_FORMATS)}")
+    diagram, result = _load(args)
+    if args.trace and result is None:
+        raise InvalidArgumentError("--trace draws what a pipeline did: give --pipeline too")
+    source = dot_source(result if args.trace else diagram, sizes=args.sizes)
+    _write(args.output, source if fmt == "dot" else run_dot(source, fmt))
+    return 0
+
+
+def _compile_hint(err: TndiagError) -> TndiagError:
+    if "symbolic" in str(err):
+        return type(err)(f"{err} (on the command line: --set NAME=VALUE,...)")
+    return err
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from tndiag.codegen import compile
+
+    diagram, _ = _load(args)
+    try:
+        program = compile(diagram)
+    except TndiagError as err:
+        raise _compile_hint(err) from None
+    print(program)
+    return 0
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    diagram, result = _load(args)
+    if args.trace and result is not None:
+        for trace in result.traces:
+            print(trace, file=sys.stderr)
+    print(_syntax("to_text")(diagram).rstrip("\n"))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tndiag.codegen.export import export
+
+    diagram, _ = _load(args)
+    try:
+        source = export(diagram, name=args.name)
+    except TndiagError as err:
+        raise _compile_hint(err) from None
+    _write(args.output, source)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        bench = importlib.import_module("tndiag.bench")
+        entry = getattr(bench, "main")
+    except (ImportError, AttributeError) as err:
+        raise CommandError(f"benchmarks are not available in this installation ({err})") from None
+    code = entry(list(args.bench_args))
+    return int(code or 0)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    path = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
+    if not path.is_file():
+        raise CommandError(f"the demo needs a source checkout: {path} does not exist")
+    spec = importlib.util.spec_from_file_location("tndiag_quickstart", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if not hasattr(module, "main"):
+        raise CommandError(f"{path} has no main() function")
+    return int(module.main() or 0)
+
+
+# -- parser ------------------------------------------------------------------------------------
+def _common(debug_default: Any) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=debug_default,
+                        help="show the full traceback when something fails")
+    return parent
+
+
+def _add_input(p: argparse.ArgumentParser, pipeline_required: bool = False) -> None:
+    p.add_argument("file", metavar="FILE.tnd", help="diagram in the text language ('-': stdin)")
+    p.add_argument("--pipeline", "-p", metavar="P", required=pipeline_required,
+                   help='passes to run first, e.g. "differentiate{wrt=W},simplify"')
+    p.add_argument("--set", action="append", metavar="NAME=INT[,...]",
+                   help="give symbolic sizes values, e.g. --set N=8,I1=32 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tndiag`` command (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[_common(False)],
+        description="Tensor-network diagrams for convolutions: draw, compile, derive, export.")
+    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common(argparse.SUPPRESS)
+
+    p = sub.add_parser("render", parents=[common], help="draw a diagram (SVG, PNG, PDF, DOT)",
+                       description="Draw a diagram; the format follows the output's extension.")
+    _add_input(p)
+    p.add_argument("-o", "--output", default="-", metavar="OUT",
+                   help="out.svg / .png / .pdf / .dot ('-' or none: SVG on stdout)")
+    p.add_argument("--sizes", action="store_true", help="label legs with their sizes too")
+    p.add_argument("--trace", action="store_true",
+                   help="draw each pass of --pipeline as a before/after pair")
+    p.set_defaults(run=_cmd_render)
+
+    p = sub.add_parser("compile", parents=[common], help="print equation, path and cost",
+                       description="Compile a diagram and print its einsum program.")
+    _add_input(p)
+    p.set_defaults(run=_cmd_compile)
+
+    p = sub.add_parser("derive", parents=[common], help="run passes, print the text form",
+                       description="Run a pipeline of passes and print the resulting diagram.")
+    _add_input(p, pipeline_required=True)
+    p.add_argument("--trace", action="store_true", help="print what each pass did to stderr")
+    p.set_defaults(run=_cmd_derive)
+
+    p = sub.add_parser("export", parents=[common], help="write a standalone torch module",
+                       description="Write a Python module that needs only torch.")
+    _add_input(p)
+    p.add_argument("-o", "--output", default="-", metavar="OUT.py",
+                   help="where to write the module ('-' or none: stdout)")
+    p.add_argument("--name", default="forward", help="name of the exported function")
+    p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("bench", parents=[common], help="run the benchmarks (tndiag.bench)",
+                       description="Run the benchmarks; every argument after 'bench' goes "
+                       "to tndiag.bench (try: tndiag bench --help).", add_help=False)
+    p.set_defaults(run=_cmd_bench, bench_args=[])
+
+    p = sub.add_parser("demo", parents=[common], help="run examples/quickstart.py",
+                       description="Run the quick-start example.")
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _report(err: BaseException) -> None:
+    lines = str(err).splitlines() or [type(err).__name__]
+    print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
+    if isinstance(err, DiagramSyntaxError) and err.snippet:
+        print(err.snippet, file=sys.stderr)
+
+
+def _split_bench(argv: List[str]):
+    """``bench`` passes everything after it to the benchmark runner untouched."""
+    for k, word in enumerate(argv):
+        if word == "bench":
+            return argv[:k + 1], argv[k + 1:]
+        if not word.startswith("-"):
+            break
+    return argv, []
+
+
+def main(argv: List[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head, rest = _split_bench(argv)
+    try:
+        args = build_parser().parse_args(head)
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else 2
+    if args.command == "bench":
+        args.bench_args = rest
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except (TndiagError, OSError) as err:
+        if args.debug:
+            raise
+        _report(err)
+        return 1
+    except Exception as err:  # noqa: BLE001 - a bug: say so in one line
+        if args.debug:
+            raise
+        print(f"{PROG}: error: internal error ({type(err).__name__}: {err}); rerun with --debug "
+              "for the traceback", file=sys.stderr)
+        return 1
