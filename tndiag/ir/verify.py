@@ -175,8 +175,5 @@ def _verify_sum(s: Sum) -> None:
         if term.output != s.terms[0].output:
             raise VerifyError(f"term {n} of the sum has output {term.output}, "
                               f"term 0 has {s.terms[0].output}")
-        for t in term.variables():
-            other = variables.setdefault(t.name, t)
-            if other.axes != t.axes:
-                raise VerifyError(f"variable {t.name!r} has legs {t.axes} in term {n} "
-                                  f"but {other.axes} in an earlier term")
+        for t in term.variables():  # occurrences may differ in leg names, not role/shape
+            _check_occurrence(t, variables.setdefault(t.name, t))

@@ -21,7 +21,7 @@ from tndiag.errors import PassError, TndiagError, UnknownNameError
 from tndiag.ir import Diagram, Graph, Sum, verify
 
 __all__ = ["Event", "Trace", "Recorder", "Pass", "PASSES", "register", "parse_pipeline",
-           "run_pipeline", "PipelineResult", "map_terms"]
+           "run_pipeline", "PipelineResult", "map_terms", "fresh_name", "index_names"]
 
 
 @dataclass(frozen=True)
@@ -90,21 +90,36 @@ class Pass:
     options: Tuple[Tuple[str, type], ...] = ()
     doc: str = ""
 
-    def __call__(self, diagram: Diagram, **options: Any) -> Diagram:
-        return self.traced(diagram, **options)[0]
+    def __call__(self, diagram: Diagram, *args: Any, **options: Any) -> Diagram:
+        """Run the pass; options may be given positionally in their declared order."""
+        return self.traced(diagram, *args, **options)[0]
 
-    def traced(self, diagram: Diagram, **options: Any) -> Tuple[Diagram, Trace]:
+    def traced(self, diagram: Diagram, *args: Any, **options: Any) -> Tuple[Diagram, Trace]:
         """Run the pass; return the new diagram and its :class:`Trace`."""
-        known = dict(self.options)
-        for key in options:
-            if key not in known:
-                raise PassError(f"pass {self.name!r} has no option {key!r}; "
-                                f"expected one of {sorted(known) or 'none'}")
+        options = self._bind(args, options)
         rec = Recorder()
         result = self.fn(diagram, rec, **options)
         trace = Trace(self.name, tuple(sorted(options.items())), tuple(rec.events), diagram,
                       result)
         return result, trace
+
+    def _bind(self, args: Tuple[Any, ...], options: Dict[str, Any]) -> Dict[str, Any]:
+        """Options by name: positional ones in declared order, text lists split at ``|``."""
+        known = dict(self.options)
+        if len(args) > len(self.options):
+            raise PassError(f"pass {self.name!r} takes at most {len(self.options)} option(s) "
+                            f"{[k for k, _ in self.options]}, got {len(args)} positional")
+        for (key, _), value in zip(self.options, args):
+            if key in options:
+                raise PassError(f"option {key!r} of pass {self.name!r} given twice")
+            options[key] = value
+        for key in options:
+            if key not in known:
+                raise PassError(f"pass {self.name!r} has no option {key!r}; "
+                                f"expected one of {sorted(known) or 'none'}")
+            if known[key] is tuple and isinstance(options[key], str):
+                options[key] = _convert(self.name, key, options[key], tuple)
+        return options
 
 
 #: name -> Pass. Every pass module registers itself on import (see tndiag/passes/__init__.py).
@@ -143,6 +158,26 @@ def map_terms(diagram: Diagram, fn: Callable[[Graph], Diagram]) -> Diagram:
         out = fn(term)
         terms.extend(out.terms if isinstance(out, Sum) else (out,))
     return Sum(tuple(terms)) if len(terms) > 1 else terms[0]
+
+
+def index_names(diagram: Diagram) -> set:
+    """Every index name used in a graph or in any term of a sum."""
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    return {name for term in terms for name in term.indices()}
+
+
+def fresh_name(base: str, used) -> str:
+    """``base`` if unused, else ``base_2``, ``base_3``, ... (the first name not in ``used``).
+
+    >>> fresh_name("g", {"g", "g_2"})
+    'g_3'
+    """
+    if base not in used:
+        return base
+    n = 2
+    while f"{base}_{n}" in used:
+        n += 1
+    return f"{base}_{n}"
 
 
 _STEP = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(\{([^{}]*)\})?\s*(,|$)")
