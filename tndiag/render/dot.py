@@ -30,7 +30,8 @@ class Options:
 def _quote(value: str) -> str:
     if isinstance(value, Html):
         return f"<{value}>"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + text + '"'
 
 
 def attrs(values: Dict[str, str]) -> str:

@@ -1,0 +1,213 @@
+"""``to_dot``: golden DOT text per corpus diagram, determinism, and structure against the IR.
+
+Regenerate the golden files with ``TNDIAG_UPDATE_GOLDEN=1 pytest tests/render/test_dot.py``.
+"""
+
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.corpus import CORPUS, IDS, build
+from tndiag import InvalidArgumentError, ops
+from tndiag.ir import Graph, Index, Kind, Role, Sum, constant, delta, variable
+from tndiag.render import to_dot
+from tndiag.render.style import KIND_STYLE, LEG_STYLE, ROLE_STYLE, leg_class
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("TNDIAG_UPDATE_GOLDEN") == "1"
+
+_NODE = re.compile(r'^\s*"([^"]+)" \[(.*)\];$')
+_EDGE = re.compile(r'^\s*"([^"]+)" -- "([^"]+)"( \[(.*)\])?;$')
+
+
+def parse_dot(text):
+    """Nodes (id -> attribute text) and edges (a, b, attribute text) of our DOT output."""
+    nodes, edges = {}, []
+    for line in text.splitlines():
+        m = _EDGE.match(line)
+        if m:
+            edges.append((m.group(1), m.group(2), m.group(4) or ""))
+            continue
+        m = _NODE.match(line)
+        if m:
+            nodes[m.group(1)] = m.group(2)
+    return nodes, edges
+
+
+def check_structure(graph: Graph, text: str, prefix: str = "", sizes: bool = False) -> None:
+    """Every tensor is a node; the legs of each index connect exactly its tensors (+ output)."""
+    nodes, edges = parse_dot(text)
+    edges = [e for e in edges if e[0].startswith(prefix) and e[1].startswith(prefix)]
+    ids = []
+    count = defaultdict(int)
+    for t in graph.tensors:
+        count[t.name] += 1
+        ids.append(prefix + t.name + ("" if count[t.name] == 1 else f"#{count[t.name]}"))
+    assert all(i in nodes for i in ids)
+    for ix in graph.indices().values():
+        label = f"{ix.name}={ix.size}".replace(" ", "") if sizes else ix.name
+        expected = sorted([i for t, i in zip(graph.tensors, ids) if ix in t.indices]
+                          + [f"{prefix}out:{k}" for k, a in enumerate(graph.output) if ix in a])
+        hub = f"{prefix}ix:{ix.name}"
+        if len(expected) > 2:
+            assert hub in nodes and f'xlabel="{label}"' in nodes[hub]
+            got = sorted(a for a, b, _ in edges if b == hub)
+        elif len(expected) == 1:
+            stub = f"{prefix}sum:{ix.name}"
+            assert stub in nodes
+            got = sorted(a for a, b, _ in edges if b == stub)
+        else:
+            got = sorted(next([a, b] for a, b, attr in edges if f'label="{label}"' in attr))
+        assert got == expected, ix.name
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_golden(name):
+    text = to_dot(build(name))
+    path = GOLDEN / f"{name}.dot"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"missing golden file {path}; run with TNDIAG_UPDATE_GOLDEN=1")
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_no_stale_golden_files():
+    assert {p.stem for p in GOLDEN.glob("*.dot")} - set(IDS) - {"conv2d-sizes-highlight"} == set()
+
+
+def test_golden_sizes_and_highlight():
+    text = to_dot(ops.conv((2, 4, 9, 8), (6, 2, 3, 3), stride=2, padding=1, groups=2),
+                  sizes=True, highlight={"P1", "o1"})
+    path = GOLDEN / "conv2d-sizes-highlight.dot"
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_structure_matches_ir(name):
+    diagram = build(name)
+    text = to_dot(diagram)
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    for k, term in enumerate(terms):
+        check_structure(term, text, f"s{k}/" if isinstance(diagram, Sum) else "")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_deterministic_and_equal_for_equal_diagrams(name):
+    assert to_dot(build(name)) == to_dot(build(name))
+
+
+def test_every_kind_and_role_has_a_style():
+    assert set(KIND_STYLE) == set(Kind)
+    assert set(ROLE_STYLE) == set(Role)
+    assert {leg_class(Index(n, 2)) for n in ("n", "g", "h", "ci", "n2")} <= set(LEG_STYLE)
+
+
+def test_pattern_glyph_shows_hyper_parameters():
+    text = to_dot(ops.conv((1, 1, 9), (1, 1, 3), stride=2, padding=((1, 2),), dilation=2))
+    assert "<B>Π</B>" in text and "S=2 P=1,2 D=2" in text
+
+
+def test_delta_is_a_dot_and_hyperedge_has_a_junction():
+    n, a, b = Index("n", 3), Index("a", 2), Index("b", 2)
+    g = Graph.of([variable("A", [n, a]), variable("B", [n, b], "parameter"),
+                  variable("C", [n], "vector"), delta("D", [a, b])], [n])
+    nodes, edges = parse_dot(to_dot(g))
+    assert 'shape="point"' in nodes["D"] and 'fillcolor="black"' in nodes["D"]
+    assert sorted(x for x, y, _ in edges if y == "ix:n") == ["A", "B", "C", "out:0"]
+    assert 'style="dashed"' in [attr for x, y, attr in edges if y == "ix:n"][0]
+
+
+def test_roles_are_visible_and_distinct():
+    n = Index("n", 2)
+    g = Graph.of([variable("X", [n]), variable("W", [n], "parameter"),
+                  variable("V", [n], "vector"), constant("c", 0.5)], [n])
+    nodes, _ = parse_dot(to_dot(g))
+    fills = {nodes[x].split('fillcolor="')[1].split('"')[0] for x in "XWV"}
+    assert len(fills) == 3
+    assert "input [n]" in nodes["X"] and "parameter [n]" in nodes["W"]
+    assert 'label="0.5"' in nodes["c"]
+
+
+def test_fused_output_axis_converges_on_one_labelled_point():
+    nodes, edges = parse_dot(to_dot(ops.unfold((1, 2, 5), (3,))))
+    assert 'xlabel="(c k1)"' in nodes["out:1"]
+    assert sorted(x for x, y, _ in edges if y == "out:1") == ["P1", "X"]
+    assert all('penwidth="2.2"' in attr for x, y, attr in edges if y == "out:1")
+
+
+def test_summed_leg_gets_a_stub():
+    i = Index("i", 4)
+    nodes, edges = parse_dot(to_dot(Graph.of([variable("X", [i])], [])))
+    assert "sum:i" in nodes and edges == [("X", "sum:i", 'label="i", fontsize="10"')]
+
+
+def test_sizes_label_legs():
+    text = to_dot(ops.conv(ndim=1), sizes=True)
+    assert 'label="i1=I1"' in text and "result [n, co, o1] shape" in text
+
+
+def test_sum_has_clusters_and_plus():
+    text = to_dot(ops.conv(ndim=1, bias=True))
+    assert 'subgraph "cluster_s0/"' in text and 'subgraph "cluster_s1/"' in text
+    assert '"plus:1" [shape=plaintext, label="+"' in text
+
+
+def test_repeated_tensor_names_get_distinct_nodes():
+    n, i, j = Index("n", 2), Index("i", 3), Index("j", 3)
+    g = Graph.of([variable("X", [n, i]), variable("X", [n, j])], [i, j])
+    nodes, _ = parse_dot(to_dot(g))
+    assert "X" in nodes and "X#2" in nodes
+
+
+def test_rejects_non_diagrams():
+    with pytest.raises(InvalidArgumentError, match="Graph or Sum"):
+        to_dot("X * W")
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2),
+       st.integers(1, 2), st.booleans(), st.booleans())
+def test_structure_property(ndim, k, stride, pad, groups, bias, sizes):
+    diagram = ops.conv((2, 2 * groups, *[5] * ndim), (2 * groups, 2, *[k] * ndim), stride=stride,
+                       padding=pad, groups=groups, bias=bias)
+    text = to_dot(diagram, sizes=sizes)
+    assert text == to_dot(diagram, sizes=sizes)
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    for n, term in enumerate(terms):
+        check_structure(term, text, f"s{n}/" if bias else "", sizes)
+    assert text.count("<B>Π</B>") == ndim
+    assert text.count(f"S={stride} P={pad},{pad} D=1") == ndim
+
+
+def test_trace_highlights_the_changed_part():
+    from types import SimpleNamespace
+
+    from tndiag.passes.base import Event
+    from tndiag.render import trace_to_dot
+    from tndiag.render.style import HIGHLIGHT
+
+    before, after = ops.conv((1, 1, 6), (1, 1, 2)), ops.conv((1, 1, 6), (1, 1, 3))
+    trace = SimpleNamespace(pass_name="demo", options=(("k", 3),), before=before, after=after,
+                            events=(Event("fired", "grow", tensors=("X",)),))
+    nodes, edges = parse_dot(trace_to_dot([trace]))
+    red = {n for n, attr in nodes.items() if HIGHLIGHT in attr}
+    assert red == {"p0b/P1", "p0b/W", "p0b/X", "p0a/P1", "p0a/W", "p0a/X"}
+    red_edges = {(a, b) for a, b, attr in edges if HIGHLIGHT in attr}
+    assert ("p0b/P1", "p0b/out:2") in red_edges and ("p0b/X", "p0b/P1") not in red_edges
+    assert "1. demo{k=3}" in nodes["p0:arrow"]
+
+
+def test_trace_needs_traces():
+    from tndiag.render import trace_to_dot
+
+    with pytest.raises(InvalidArgumentError, match="pipeline result"):
+        trace_to_dot(42)
+    with pytest.raises(InvalidArgumentError, match="no traces"):
+        trace_to_dot([])

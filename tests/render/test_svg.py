@@ -1,0 +1,89 @@
+"""``to_svg``: the SVG parses as XML and shows the expected nodes, labels and glyphs."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tndiag import RenderError, ops, run_pipeline
+from tndiag.ir import Graph, Index, delta, variable
+from tndiag.render import run_dot, to_svg
+
+NS = {"svg": "http://www.w3.org/2000/svg"}
+
+
+def parse(svg: str):
+    """(node titles, edge titles, all text) of an SVG drawn by graphviz."""
+    root = ET.fromstring(svg)
+    nodes, edges = set(), set()
+    for group in root.iterfind(".//svg:g", NS):
+        title = group.find("svg:title", NS)
+        if title is None:
+            continue
+        if group.get("class") == "node":
+            nodes.add(title.text)
+        elif group.get("class") == "edge":
+            edges.add(title.text)
+    texts = [t.text for t in root.iterfind(".//svg:text", NS) if t.text]
+    return nodes, edges, texts
+
+
+def test_conv_svg_has_tensors_patterns_and_leg_labels():
+    graph = ops.conv((2, 4, 9, 8), (6, 2, 3, 3), stride=2, padding=1, groups=2)
+    nodes, edges, texts = parse(to_svg(graph))
+    assert {"X", "W", "P1", "P2", "ix:g", "out:0", "out:1", "out:2", "out:3"} <= nodes
+    assert "X--P1" in edges and "P1--W" in edges and "W--ix:g" in edges
+    assert texts.count("Π") == 2 and texts.count("S=2 P=1,1 D=1") == 2
+    assert {"n", "ci", "co", "i1", "o1", "k1", "g", "(g co)"} <= set(texts)
+    assert "input [n, (g ci), i1, i2]" in texts and "parameter [(g co), ci, k1, k2]" in texts
+
+
+def test_sizes_on_request():
+    _, _, texts = parse(to_svg(ops.conv((2, 3, 11), (4, 3, 3)), sizes=True))
+    assert {"n=2", "ci=3", "i1=11", "o1=9", "k1=3", "co=4"} <= set(texts)
+
+
+def test_sum_terms_and_plus():
+    nodes, _, texts = parse(to_svg(ops.conv(ndim=1, bias=True)))
+    assert {"s0/X", "s0/W", "s1/B", "s1/one", "plus:1"} <= nodes
+    assert "+" in texts and "term 1" in texts and "term 2" in texts
+
+
+def test_delta_is_drawn_without_text():
+    a, b = Index("a", 2), Index("b", 2)
+    g = Graph.of([variable("A", [a]), delta("D", [a, b])], [b])
+    root = ET.fromstring(to_svg(g))
+    node = next(gr for gr in root.iterfind(".//svg:g", NS)
+                if gr.get("class") == "node" and gr.find("svg:title", NS).text == "D")
+    assert node.find(".//svg:text", NS) is None
+    assert node.find(".//svg:ellipse", NS).get("fill") == "black"
+
+
+def test_repr_svg_for_jupyter():
+    graph = ops.conv((1, 2, 5), (3, 2, 3))
+    assert parse(graph._repr_svg_())[0] >= {"X", "W", "P1"}
+    assert "s1/B" in parse(ops.conv(ndim=1, bias=True)._repr_svg_())[0]
+
+
+def test_trace_strip_has_before_and_after():
+    result = run_pipeline(ops.conv(ndim=1), "identity,identity")
+    nodes, _, texts = parse(to_svg(result))
+    assert {"p0b/X", "p0a/X", "p1b/X", "p1a/X", "p0:arrow", "p1:arrow"} <= nodes
+    assert texts.count("before") == 2 and texts.count("after") == 2
+    assert any(t.startswith("1. identity") for t in texts)
+
+
+def test_unknown_format_and_bad_dot_raise_render_error():
+    with pytest.raises(RenderError, match="unknown output format"):
+        run_dot("graph {}", "bmp")
+    with pytest.raises(RenderError, match="graphviz 'dot' failed"):
+        run_dot("graph { a -- }")
+
+
+def test_missing_dot_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr("tndiag.render.svg.shutil.which", lambda name: None)
+    with pytest.raises(RenderError, match="graphviz 'dot' program was not found"):
+        to_svg(ops.conv(ndim=1))
+
+
+def test_png_output():
+    assert run_dot("graph { a -- b }", "png")[:8] == b"\x89PNG\r\n\x1a\n"
