@@ -138,7 +138,10 @@ def _unfold_program(input_shape, kernel_size, dilation, padding,
     rank = len(input_shape)
     ndim = _spatial_ndim(kernel_size, (dilation, padding, stride),
                          2 if rank in (3, 4) else rank - 2)
-    if rank not in (ndim + 1, ndim + 2) or ndim < 1:
+    if ndim < 1:
+        raise ShapeError(f"unfold: expected input of rank >= 3 (N, C, *spatial), got input of "
+                         f"shape {tuple(input_shape)}")
+    if rank not in (ndim + 1, ndim + 2):
         raise ShapeError(f"unfold: expected input of rank {ndim + 2} (batched) or {ndim + 1} "
                          f"(unbatched) for {ndim} spatial dimensions, got input of shape "
                          f"{tuple(input_shape)}")
