@@ -1,0 +1,110 @@
+"""``tndiag bench``: time tndiag against torch, the unfold-based standard and einconv.
+
+For every layer of layers.json and every op (forward, input VJP, weight VJP, unfold, KFC,
+KFAC-reduce) the implementations are timed in the same run, interleaved, as the median of
+``--rounds`` repeats, with the peak extra memory of one warm call (see
+:mod:`tndiag.bench.timing`). Prints a markdown table of times, ratios and memory and a
+geometric-mean summary per op. The process re-executes itself once with glibc's
+``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_`` so that every candidate meets
+a warm allocator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+__all__ = ["main", "OPS", "default_layers_file", "run_suite"]
+
+OPS = ("forward", "input-vjp", "weight-vjp", "unfold", "kfc", "kfac-reduce")
+_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+
+
+def default_layers_file() -> Path:
+    """``benchmarks/layers.json`` of the repository (else ``../shared/bench/layers.json``)."""
+    root = Path(__file__).resolve().parents[2]
+    for candidate in (root / "benchmarks" / "layers.json",
+                      root.parent / "shared" / "bench" / "layers.json"):
+        if candidate.exists():
+            return candidate
+    return root / "benchmarks" / "layers.json"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tndiag bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="batch size min(batch, 2) and 3 rounds (the whole suite in minutes)")
+    p.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS), metavar="OP",
+                   help=f"ops to run (default: all of {', '.join(OPS)})")
+    p.add_argument("--layers", type=Path, default=None, help="layers JSON file")
+    p.add_argument("--only", nargs="+", default=None, metavar="NET/NAME",
+                   help="run only these layers (substring match on net/name)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--batch", type=int, default=None, help="override every layer's batch size")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7, quick 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
+    p.add_argument("--no-einconv", action="store_true", help="skip einconv")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    p.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    p.add_argument("--no-reexec", action="store_true",
+                   help="do not re-run under the warm-allocator malloc settings")
+    return p
+
+
+def _reexec(argv: List[str]) -> int | None:
+    """Run this command again in a subprocess with the malloc settings (once)."""
+    if all(os.environ.get(k) == v for k, v in _MALLOC.items()):
+        return None
+    env = dict(os.environ, **_MALLOC)
+    return subprocess.call([sys.executable, "-m", "tndiag.bench", *argv, "--no-reexec"],
+                           env=env)
+
+
+def run_suite(args: argparse.Namespace, out=None) -> list:
+    """Run the benchmark described by parsed ``args``; print and return the rows."""
+    import torch
+
+    out = out or sys.stdout
+    from tndiag.bench.report import format_header, format_table, measure_row
+
+    torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))
+    path = args.layers or default_layers_file()
+    rows_json = json.loads(Path(path).read_text())["layers"]
+    rounds = args.rounds or (3 if args.quick else 7)
+    dtype = getattr(torch, args.dtype)
+    print(format_header(args, path, rounds), file=out, flush=True)
+    results = []
+    for op in args.ops:
+        op_rows = []
+        for row in rows_json:
+            label = f"{row['net']}/{row['name']}"
+            if args.only and not any(s in label for s in args.only):
+                continue
+            batch = args.batch or (min(row["batch"], 2) if args.quick else None)
+            op_rows.append(measure_row(op, row, batch, rounds, dtype, args))
+        print(format_table(op, op_rows), file=out, flush=True)
+        results.extend(op_rows)
+    return results
+
+
+def main(argv: List[str] | None = None) -> int:
+    """Entry point of ``tndiag bench`` (and ``python benchmarks/run.py``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if not args.no_reexec:
+        code = _reexec(argv)
+        if code is not None:
+            return code
+    start = time.perf_counter()
+    results = run_suite(args)
+    print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
