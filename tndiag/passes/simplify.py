@@ -23,7 +23,7 @@ fired   sum-out [tensors P; indices o]: o leg 'o' touches nothing else: Π becom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, Sequence, Set, Tuple
 
 from tndiag.errors import PassError
 from tndiag.ir import Diagram, Graph, Sum
@@ -85,7 +85,8 @@ RULES: Dict[str, Rule] = {}
 
 #: The rules ``simplify`` runs, in priority order (the loop restarts from the first one
 #: after every rewrite).
-SIMPLIFY_ORDER = ("sum-out",)
+SIMPLIFY_ORDER = ("delta-duplicate", "delta-rename", "delta-trace", "sum-out", "dense",
+                  "down-sampling", "squeeze", "merge-parallel-legs")
 
 
 def add_rule(rule: Rule) -> Rule:
@@ -100,9 +101,10 @@ _MAX_REWRITES = 10_000
 class _Run:
     """Book-keeping of one fixpoint run: skips already reported, rewrites refused."""
 
-    def __init__(self, rec: Recorder, frozen: frozenset) -> None:
+    def __init__(self, rec: Recorder, frozen: frozenset, keep_output: bool) -> None:
         self.rec = rec
         self.frozen = frozen
+        self.keep_output = keep_output
         self.reported: Set[tuple] = set()
         self.blocked: Set[tuple] = set()
 
@@ -110,6 +112,17 @@ class _Run:
         if (rule.name, key) not in self.reported:
             self.reported.add((rule.name, key))
             self.rec.skipped(rule.name, reason, tensors=key[0], indices=key[1])
+
+    def refusal(self, old: Graph, new: Graph) -> str:
+        """Why a rewrite must be refused inside a sum ('' when it may stand)."""
+        if self.keep_output and new.output != old.output:
+            return "it would change the output legs, which every term of the sum shares"
+        for name in sorted(self.frozen):
+            if [t.axes for t in old.tensors if t.name == name] != [
+                    t.axes for t in new.tensors if t.name == name]:
+                return (f"variable {name!r} also occurs in another term of the sum, so its "
+                        "legs must stay as they are")
+        return ""
 
     def step(self, graph: Graph, rules: Sequence[Rule]) -> Graph | None:
         """Fire the first applicable rule at its first site; None when none applies."""
@@ -124,27 +137,18 @@ class _Run:
                 if not verdict.ok:
                     continue
                 new = rule.rewrite(graph, site)
-                moved = _moved_variables(graph, new, self.frozen)
-                if moved:
+                refusal = self.refusal(graph, new)
+                if refusal:
                     self.blocked.add((rule.name, key))
-                    self.skip(rule, key, f"variable {moved[0]!r} also occurs in another term "
-                                         "of the sum, so its legs must stay as they are")
+                    self.skip(rule, key, refusal)
                     continue
                 self.rec.fired(rule.name, verdict.reason, tensors=key[0], indices=key[1])
                 return new
         return None
 
 
-def _moved_variables(old: Graph, new: Graph, frozen: frozenset) -> List[str]:
-    """Names in ``frozen`` whose variable occurrences changed legs between the graphs."""
-    def legs(graph: Graph, name: str):
-        return [t.axes for t in graph.tensors if t.name == name]
-
-    return [name for name in sorted(frozen) if legs(old, name) != legs(new, name)]
-
-
 def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
-                        frozen: frozenset = frozenset()) -> Graph:
+                        frozen: frozenset = frozenset(), keep_output: bool = False) -> Graph:
     """Apply ``rules`` to ``graph`` until none applies, recording each rewrite in ``rec``.
 
     Args:
@@ -154,6 +158,7 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
             whose precondition could not be decided.
         frozen: names of variables whose legs must not change (they occur in other terms of
             a sum, whose terms must agree on each variable's legs).
+        keep_output: refuse rewrites that change the output legs (terms of a sum share them).
 
     Returns:
         The simplified graph.
@@ -161,7 +166,7 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
     Raises:
         PassError: if the rules do not reach a fixpoint (a bug in a rule).
     """
-    run = _Run(rec, frozen)
+    run = _Run(rec, frozen, keep_output)
     for _ in range(_MAX_REWRITES):
         new = run.step(graph, rules)
         if new is None:
@@ -172,8 +177,8 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
 
 
 def simplify_diagram(diagram: Diagram, rules: Sequence[Rule], rec: Recorder) -> Diagram:
-    """Apply ``rules`` to a graph, or to each term of a sum (variables shared between terms
-    keep their legs, as :func:`~tndiag.ir.verify` requires)."""
+    """Apply ``rules`` to a graph, or to each term of a sum (the output and the variables
+    shared between terms keep their legs, as :func:`~tndiag.ir.verify` requires)."""
     if isinstance(diagram, Graph):
         return rewrite_to_fixpoint(diagram, rules, rec)
     terms = []
@@ -181,7 +186,7 @@ def simplify_diagram(diagram: Diagram, rules: Sequence[Rule], rec: Recorder) -> 
         others = {t.name for m, other in enumerate(diagram.terms) if m != n
                   for t in other.variables()}
         mine = {t.name for t in term.variables()}
-        terms.append(rewrite_to_fixpoint(term, rules, rec, frozenset(mine & others)))
+        terms.append(rewrite_to_fixpoint(term, rules, rec, frozenset(mine & others), True))
     return Sum(tuple(terms))
 
 
