@@ -6,6 +6,7 @@ Importing this package registers every pass in :data:`~tndiag.passes.base.PASSES
 from tndiag.passes.base import (PASSES, Pass, PipelineResult, Trace, parse_pipeline, register,
                                 run_pipeline)
 from tndiag.passes import rules, simplify  # noqa: F401  (register the simplification passes)
+from tndiag.passes import canonicalize, differentiate, expand  # noqa: F401  (register)
 
 __all__ = ["PASSES", "Pass", "PipelineResult", "Trace", "parse_pipeline", "register",
            "run_pipeline"]
