@@ -1,0 +1,230 @@
+"""``export``: standalone modules run without tndiag and match compile results and torch."""
+
+import builtins
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.corpus import IDS, build
+from tndiag import CompileError, InvalidArgumentError, compile, ops
+from tndiag.codegen import Program
+from tndiag.codegen.export import EXPORTERS, export
+from tndiag.ir import Sum
+
+RUNNER = textwrap.dedent('''
+    import importlib, json, sys
+    import torch
+    try:
+        import tndiag  # noqa: F401
+        isolated = False
+    except ModuleNotFoundError:
+        isolated = True
+    names = json.loads(open("names.json").read())
+    for name in names:
+        module = importlib.import_module(name)
+        inputs = torch.load(name + ".in.pt")
+        torch.save(module.forward(*inputs), name + ".out.pt")
+    print(json.dumps({"isolated": isolated, "done": len(names)}))
+''')
+
+
+def sizes_for(diagram):
+    """Values for the symbols of a symbolic corpus diagram (spatial 7, kernels 3, else 2)."""
+    symbols = diagram.free_symbols() if not isinstance(diagram, Sum) else set().union(
+        *(t.free_symbols() for t in diagram.terms))
+    return {s.name: 7 if s.name.startswith("I") else 3 if s.name.startswith("K") else 2
+            for s in symbols}
+
+
+def module_name(name):
+    return "m_" + name.replace("-", "_")
+
+
+def random_inputs(program):
+    return [torch.randn(shape) for shape in program.input_shapes]
+
+
+def load_exported(source):
+    """Run exported source in a fresh namespace (it imports only torch)."""
+    namespace = {}
+    exec(builtins.compile(source, "<exported>", "exec"), namespace)
+    return namespace
+
+
+def test_every_corpus_diagram_runs_in_a_process_without_tndiag(tmp_path):
+    expected = {}
+    for name in IDS:
+        diagram = build(name)
+        sizes = sizes_for(diagram)
+        program = compile(diagram, sizes)
+        source = export(diagram, sizes=sizes)
+        assert "import tndiag" not in source and "from tndiag" not in source
+        mod = module_name(name)
+        (tmp_path / f"{mod}.py").write_text(source)
+        inputs = random_inputs(program)
+        torch.save(inputs, tmp_path / f"{mod}.in.pt")
+        expected[mod] = program(*inputs)
+    (tmp_path / "names.json").write_text(json.dumps(sorted(expected)))
+    (tmp_path / "runner.py").write_text(RUNNER)
+    site_packages = str(Path(torch.__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = site_packages
+    # -S: no site module, so the .pth of tndiag's (editable) install is never read.
+    done = subprocess.run([sys.executable, "-S", "runner.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"isolated": True, "done": len(IDS)}
+    for mod, want in expected.items():
+        got = torch.load(tmp_path / f"{mod}.out.pt")
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-10), mod
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_exported_program_matches_compile(name):
+    diagram = build(name)
+    sizes = sizes_for(diagram)
+    program = compile(diagram, sizes)
+    namespace = load_exported(export(program))
+    inputs = random_inputs(program)
+    got = namespace["forward"](*inputs)
+    assert torch.allclose(got, program(*inputs), atol=1e-10)
+    assert namespace["OUTPUT_SHAPE"] == program.output_shape
+    assert namespace["INPUT_SHAPES"] == dict(zip(program.inputs, program.input_shapes))
+
+
+CONV_GRID = [
+    dict(stride=1, padding=0, dilation=1, groups=1),
+    dict(stride=2, padding=1, dilation=1, groups=2),
+    dict(stride=1, padding=2, dilation=2, groups=1),
+    dict(stride=3, padding=0, dilation=1, groups=4),
+]
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("hyper", CONV_GRID)
+def test_conv_grid_matches_torch(ndim, hyper):
+    x = torch.randn(2, 4, *[7] * ndim)
+    w = torch.randn(4, 4 // hyper["groups"], *[3] * ndim)
+    b = torch.randn(4)
+    diagram = ops.conv(x.shape, w.shape, bias=True, **hyper)
+    forward = load_exported(export(diagram))["forward"]
+    want = getattr(F, f"conv{ndim}d")(x, w, b, **hyper)
+    assert torch.allclose(forward(x, w, b), want, atol=1e-10)
+
+
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2),
+       st.integers(1, 2), st.integers(0, 1), st.sampled_from([1, 2]))
+def test_conv_transpose_property_matches_torch(ndim, k, stride, pad, dilation, op, groups):
+    op = min(op, max(stride, dilation) - 1)
+    x = torch.randn(2, 2 * groups, *[4] * ndim)
+    w = torch.randn(2 * groups, 3, *[k] * ndim)
+    try:
+        want = getattr(F, f"conv_transpose{ndim}d")(x, w, stride=stride, padding=pad,
+                                                    output_padding=op, groups=groups,
+                                                    dilation=dilation)
+    except RuntimeError:
+        with pytest.raises(InvalidArgumentError):
+            ops.conv_transpose(x.shape, w.shape, stride=stride, padding=pad,
+                               output_padding=op, groups=groups, dilation=dilation)
+        return
+    diagram = ops.conv_transpose(x.shape, w.shape, stride=stride, padding=pad,
+                                 output_padding=op, groups=groups, dilation=dilation)
+    forward = load_exported(export(diagram, name="conv_t"))["conv_t"]
+    assert torch.allclose(forward(x, w), want, atol=1e-10)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2))
+def test_unfold_and_fold_property_match_torch(k, stride, pad, dilation):
+    x = torch.randn(2, 3, 8, 7)
+    hyper = dict(kernel_size=(k, 2), dilation=dilation, padding=pad, stride=stride)
+    want = F.unfold(x, **hyper)
+    unfold = load_exported(export(ops.unfold(x.shape, **hyper)))["forward"]
+    assert torch.allclose(unfold(x), want, atol=1e-10)
+    fold = load_exported(export(ops.fold(want.shape, (8, 7), **hyper)))["forward"]
+    assert torch.allclose(fold(want), F.fold(want, (8, 7), **hyper), atol=1e-10)
+
+
+def test_unfold_kernel_is_the_toeplitz_matrix():
+    x, w = torch.randn(2, 4, 6, 5), torch.randn(4, 2, 3, 3)
+    toeplitz = load_exported(export(ops.unfold_kernel(w.shape, (6, 5), groups=2,
+                                                      padding=1)))["forward"](w)
+    want = F.conv2d(x, w, padding=1, groups=2).flatten(1)
+    assert torch.allclose(x.flatten(1) @ toeplitz.T, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("pipeline", ["vjp{wrt=W}", "vjp{wrt=X}", "differentiate{wrt=X}"])
+def test_derived_diagrams_export(pipeline):
+    import tndiag.passes.differentiate  # noqa: F401  (registers the passes)
+    from tndiag.ir import Graph, Index, variable
+    from tndiag.passes import run_pipeline
+
+    n, i, j = Index("n", 3), Index("i", 4), Index("j", 4)
+    gram = Graph.of([variable("X", [n, i]), variable("X", [n, j]),
+                     variable("W", [i, j], "parameter")], [n])
+    for diagram in (ops.conv((2, 3, 6), (4, 3, 3), stride=2), gram):
+        derived = run_pipeline(diagram, pipeline).diagram
+        program = compile(derived)
+        inputs = random_inputs(program)
+        forward = load_exported(export(derived))["forward"]
+        assert torch.allclose(forward(*inputs), program(*inputs), atol=1e-10)
+
+
+def test_shape_and_type_checks():
+    forward = load_exported(export(ops.conv((2, 3, 8), (4, 3, 3))))["forward"]
+    with pytest.raises(ValueError, match=r"X has shape \[2, 3, 9\], expected \[2, 3, 8\]"):
+        forward(torch.randn(2, 3, 9), torch.randn(4, 3, 3))
+    with pytest.raises(TypeError, match="W must be a torch.Tensor"):
+        forward(torch.randn(2, 3, 8), [[1.0]])
+
+
+def test_module_text_parts():
+    diagram = ops.conv((2, 3, 8), (4, 3, 3), stride=2)
+    source = export(diagram, name="conv1d")
+    program = compile(diagram)
+    assert f"einsum {program.equation}" in source
+    assert f"contraction path {list(program.path)}" in source
+    assert "def conv1d(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:" in source
+    assert "index_pattern(8, 3, 3, 2, 0, 1, _device, _dtype)" in source
+    assert "Diagram (tndiag text form)::" in source
+    assert "(not available" in export(program)
+
+
+def test_structured_lowering_falls_back_to_dense():
+    program = compile(ops.conv((2, 3, 8), (4, 3, 3), padding=1))
+    operands = tuple(dataclasses.replace(op, lowering="strided-view")
+                     if op.lowering == "dense-pattern" else op for op in program.operands)
+    structured = dataclasses.replace(program, operands=operands)
+    inputs = random_inputs(program)
+    forward = load_exported(export(structured))["forward"]
+    assert torch.allclose(forward(*inputs), program(*inputs), atol=1e-10)
+    broken = tuple(dataclasses.replace(op, lowering="mystery") if op.lowering == "input" else op
+                   for op in program.operands)
+    with pytest.raises(CompileError, match="lowering 'mystery'"):
+        export(dataclasses.replace(program, operands=broken))
+
+
+def test_every_dense_lowering_has_an_exporter():
+    assert {"dense-pattern", "dense-reduced", "dense-delta", "fill"} <= set(EXPORTERS)
+
+
+def test_bad_arguments():
+    with pytest.raises(CompileError, match="symbolic"):
+        export(ops.conv(ndim=1))
+    with pytest.raises(InvalidArgumentError, match="name must be a public Python identifier"):
+        export(ops.conv((1, 1, 4), (1, 1, 2)), name="class")
+    with pytest.raises(InvalidArgumentError, match="sizes only apply"):
+        export(compile(ops.conv((1, 1, 4), (1, 1, 2))), sizes={"N": 1})
+    with pytest.raises(InvalidArgumentError, match="Graph, Sum or compiled Program"):
+        export("Y = X * W")
+    assert isinstance(compile(ops.conv((1, 1, 4), (1, 1, 2))), Program)
