@@ -101,9 +101,8 @@ _MAX_REWRITES = 10_000
 class _Run:
     """Book-keeping of one fixpoint run: skips already reported, rewrites refused."""
 
-    def __init__(self, rec: Recorder, frozen: frozenset, keep_output: bool) -> None:
+    def __init__(self, rec: Recorder, keep_output: bool) -> None:
         self.rec = rec
-        self.frozen = frozen
         self.keep_output = keep_output
         self.reported: Set[tuple] = set()
         self.blocked: Set[tuple] = set()
@@ -117,11 +116,6 @@ class _Run:
         """Why a rewrite must be refused inside a sum ('' when it may stand)."""
         if self.keep_output and new.output != old.output:
             return "it would change the output legs, which every term of the sum shares"
-        for name in sorted(self.frozen):
-            if [t.axes for t in old.tensors if t.name == name] != [
-                    t.axes for t in new.tensors if t.name == name]:
-                return (f"variable {name!r} also occurs in another term of the sum, so its "
-                        "legs must stay as they are")
         return ""
 
     def step(self, graph: Graph, rules: Sequence[Rule]) -> Graph | None:
@@ -148,7 +142,7 @@ class _Run:
 
 
 def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
-                        frozen: frozenset = frozenset(), keep_output: bool = False) -> Graph:
+                        keep_output: bool = False) -> Graph:
     """Apply ``rules`` to ``graph`` until none applies, recording each rewrite in ``rec``.
 
     Args:
@@ -156,8 +150,6 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
         rules: the rules, in priority order.
         rec: receives a ``fired`` event per rewrite and a ``skipped`` event per rule and site
             whose precondition could not be decided.
-        frozen: names of variables whose legs must not change (they occur in other terms of
-            a sum, whose terms must agree on each variable's legs).
         keep_output: refuse rewrites that change the output legs (terms of a sum share them).
 
     Returns:
@@ -166,7 +158,7 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
     Raises:
         PassError: if the rules do not reach a fixpoint (a bug in a rule).
     """
-    run = _Run(rec, frozen, keep_output)
+    run = _Run(rec, keep_output)
     for _ in range(_MAX_REWRITES):
         new = run.step(graph, rules)
         if new is None:
@@ -177,16 +169,11 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
 
 
 def simplify_diagram(diagram: Diagram, rules: Sequence[Rule], rec: Recorder) -> Diagram:
-    """Apply ``rules`` to a graph, or to each term of a sum (the output and the variables
-    shared between terms keep their legs, as :func:`~tndiag.ir.verify` requires)."""
+    """Apply ``rules`` to a graph, or to each term of a sum (whose terms keep their common
+    output legs, as :func:`~tndiag.ir.verify` requires)."""
     if isinstance(diagram, Graph):
         return rewrite_to_fixpoint(diagram, rules, rec)
-    terms = []
-    for n, term in enumerate(diagram.terms):
-        others = {t.name for m, other in enumerate(diagram.terms) if m != n
-                  for t in other.variables()}
-        mine = {t.name for t in term.variables()}
-        terms.append(rewrite_to_fixpoint(term, rules, rec, frozenset(mine & others), True))
+    terms = [rewrite_to_fixpoint(t, rules, rec, keep_output=True) for t in diagram.terms]
     return Sum(tuple(terms))
 
 
