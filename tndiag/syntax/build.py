@@ -1,0 +1,181 @@
+"""Assemble parsed statements into the IR, in file order, checking names and sizes.
+
+Declarations (index sizes and tensors) stay in effect for later statements; after an output
+statement a name may be declared again for the terms that follow (a new *group*). Each term
+of an output statement becomes a :class:`~tndiag.ir.Graph`; pattern ``o`` sizes and reduced
+summed sizes not given are inferred. Invariant violations (``tndiag.verify``) become
+:class:`~tndiag.errors.DiagramSyntaxError` pointing at the offending declaration or term.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tndiag.errors import DiagramSyntaxError, VerifyError
+from tndiag.ir import Diagram, Graph, Index, Kind, Size, Sum, Tensor, verify
+from tndiag.syntax.errors import syntax_error
+from tndiag.syntax.sizes import infer_sizes
+from tndiag.syntax.statements import (Declaration, Factor, IndexSizes, Legs, Output, Pos, Ref,
+                                      Statement, Term)
+
+__all__ = ["build"]
+
+
+def build(statements: Sequence[Statement], text: str) -> Diagram:
+    """The diagram described by ``statements`` (parsed from ``text``, used for errors)."""
+    scope = _Scope(text)
+    for statement in statements:
+        scope.add(statement)
+    return scope.result()
+
+
+class _Scope:
+    """Declarations in effect, the group they belong to, and the terms built so far."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.group = 0
+        self.sizes: Dict[str, Tuple[Size, Pos, int]] = {}
+        self.tensors: Dict[str, Tuple[Declaration, int]] = {}
+        self.first: Optional[Output] = None
+        self.is_sum = False
+        self.terms: List[Tuple[Graph, Pos]] = []
+
+    def error(self, message: str, pos: Pos) -> DiagramSyntaxError:
+        return syntax_error(self.text, message, pos.line, pos.column)
+
+    # -- declarations --------------------------------------------------------------------
+    def add(self, statement: Statement) -> None:
+        if isinstance(statement, IndexSizes):
+            self.declare_sizes(statement.refs)
+        elif isinstance(statement, Declaration):
+            self.declare_sizes(_refs(statement.legs))
+            self.declare_tensor(statement)
+        else:
+            self.add_output(statement)
+
+    def declare_sizes(self, refs) -> None:
+        for ref in refs:
+            if ref.size is None:
+                continue
+            known = self.sizes.get(ref.name)
+            if known is not None and known[2] == self.group and known[0] != ref.size:
+                raise self.error(f"size conflict: index {ref.name!r} has size {known[0]} (line "
+                                 f"{known[1].line}) and {ref.size} here", ref.pos)
+            if known is None or known[2] != self.group:
+                self.sizes[ref.name] = (ref.size, ref.pos, self.group)
+
+    def declare_tensor(self, decl: Declaration) -> None:
+        if decl.name == "index":
+            raise self.error("'index' is reserved and cannot name a tensor", decl.pos)
+        known = self.tensors.get(decl.name)
+        if known is not None and known[1] == self.group:
+            raise self.error(f"duplicate name: tensor {decl.name!r} is already declared at "
+                             f"line {known[0].pos.line}", decl.pos)
+        self.tensors[decl.name] = (decl, self.group)
+
+    # -- output statements ---------------------------------------------------------------
+    def add_output(self, out: Output) -> None:
+        first = self.first
+        if first is not None and not out.add:
+            raise self.error(f"the diagram is already defined at line {first.pos.line}; "
+                             f"add terms with '{first.name}[...] += ...'", out.pos)
+        if first is not None and out.name != first.name:
+            raise self.error(f"this adds terms to {out.name!r}, but the diagram is "
+                             f"{first.name!r} (line {first.pos.line})", out.pos)
+        self.first = first or out
+        self.is_sum = self.is_sum or out.add or len(out.terms) > 1
+        self.declare_sizes(_refs(out.legs))
+        for term in out.terms:
+            for factor in term.factors:
+                self.declare_sizes(_refs(factor.legs or ()))
+            self.terms.append((self.build_term(term, out.legs), term.pos))
+        self.group += 1
+
+    def build_term(self, term: Term, output: Legs) -> Graph:
+        placed = [self.place(f) for f in term.factors]
+        sizes = self.resolve(placed, output)
+        tensors = []
+        for decl, legs, pos in placed:
+            tensor = _tensor(decl, _axes(legs, sizes))
+            self.verify(Graph((tensor,), ()), pos)
+            tensors.append(tensor)
+        graph = Graph(tuple(tensors), _axes(output, sizes))
+        self.verify(graph, term.pos)
+        return graph
+
+    def place(self, factor: Factor) -> Tuple[Declaration, Legs, Pos]:
+        known = self.tensors.get(factor.name)
+        if known is None:
+            raise self.error(f"unknown tensor {factor.name!r}; declare it before the output "
+                             f"statement (declared: {', '.join(self.tensors) or 'none'})",
+                             factor.pos)
+        decl = known[0]
+        if factor.legs is None:
+            return decl, decl.legs, decl.pos
+        return decl, factor.legs, factor.pos
+
+    def resolve(self, placed, output: Legs) -> Dict[str, Size]:
+        """Sizes of every index of one term: declared, else inferred from a pattern."""
+        explicit = {name: size for name, (size, _, _) in self.sizes.items()}
+        patterns = []
+        for decl, legs, _ in placed:
+            if decl.kind is Kind.PATTERN and _is_three_single(legs):
+                (i,), (o,), (k,) = legs
+                patterns.append((i.name, o.name, k.name, decl.params))
+        sizes = infer_sizes(explicit, patterns)
+        for ref in [*(r for _, legs, _ in placed for r in _refs(legs)), *_refs(output)]:
+            if ref.name not in sizes:
+                raise self.error(f"unknown index {ref.name!r}: give its size with "
+                                 f"'index {ref.name}: SIZE' or '{ref.name}: SIZE' at a leg",
+                                 ref.pos)
+        return sizes
+
+    def verify(self, diagram: Diagram, pos: Pos) -> None:
+        try:
+            verify(diagram)
+        except VerifyError as exc:
+            raise self.error(str(exc), pos) from None
+
+    # -- result --------------------------------------------------------------------------
+    def result(self) -> Diagram:
+        if self.first is None:
+            raise self.error("no output statement: end the diagram with a line like "
+                             "'Y[n, o1] = X * P1 * W'", Pos(_last_line(self.text), 1))
+        if not self.is_sum:
+            return self.terms[0][0]
+        diagram = Sum(tuple(graph for graph, _ in self.terms))
+        try:
+            verify(diagram)
+        except VerifyError as exc:
+            found = re.search(r"term (\d+)", str(exc))
+            pos = self.terms[int(found.group(1))][1] if found else self.terms[0][1]
+            raise self.error(str(exc), pos) from None
+        return diagram
+
+
+def _refs(legs: Legs) -> Tuple[Ref, ...]:
+    return tuple(ref for axis in legs for ref in axis)
+
+
+def _is_three_single(legs: Legs) -> bool:
+    return len(legs) == 3 and all(len(axis) == 1 for axis in legs)
+
+
+def _axes(legs: Legs, sizes: Dict[str, Size]):
+    return tuple(tuple(Index(ref.name, sizes[ref.name]) for ref in axis) for axis in legs)
+
+
+def _tensor(decl: Declaration, axes) -> Tensor:
+    """The tensor ``decl`` declares, with legs ``axes`` (the reduced summed size inferred)."""
+    out_size = decl.out_size
+    if decl.kind is Kind.REDUCED and out_size is None and len(axes) == 2 and all(
+            len(axis) == 1 for axis in axes):
+        out_size = decl.params.output_size(axes[0][0].size, axes[1][0].size)
+    return Tensor(decl.name, decl.kind, axes, role=decl.role, params=decl.params,
+                  value=decl.value, out_size=out_size)
+
+
+def _last_line(text: str) -> int:
+    return text.count("\n") + 1
