@@ -39,6 +39,8 @@ _LAZY = {
     "to_dot": ("tndiag.render", "to_dot"),
     "to_svg": ("tndiag.render", "to_svg"),
     "export": ("tndiag.codegen.export", "export"),
+    "parse": ("tndiag.syntax", "parse"),
+    "to_text": ("tndiag.syntax", "to_text"),
 }
 
 __all__ = [
