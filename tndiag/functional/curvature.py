@@ -1,0 +1,189 @@
+"""Torch-facing derivatives and curvature: VJPs, KFC, KFAC-reduce, GGN diagonal and Gram.
+
+Each function builds its diagram with :mod:`tndiag.ops` (derived by the ``vjp``,
+``expand-*`` and ``sum-out`` passes), compiles it once per shapes and hyper-parameters and
+runs the cached program. Any number of spatial dimensions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence, Tuple
+
+import torch
+
+from tndiag import ops
+from tndiag.codegen import compile
+from tndiag.codegen.program import AnyProgram
+from tndiag.errors import InvalidArgumentError, ShapeError
+from tndiag.functional._common import check_tensors, hashable, weight_ndim
+
+__all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_ggn_diag",
+           "weight_ggn_gram"]
+
+
+def _shape(size, what: str) -> Tuple[int, ...]:
+    if isinstance(size, torch.Size) or (isinstance(size, (tuple, list)) and all(
+            hasattr(s, "__index__") and not isinstance(s, bool) for s in size)):
+        return tuple(int(s) for s in size)
+    raise InvalidArgumentError(f"{what} must be a sequence of ints, got {size!r}")
+
+
+def _check_shape(t: torch.Tensor, want: Sequence[int], what: str) -> None:
+    if tuple(t.shape) != tuple(want):
+        raise ShapeError(f"{what} has shape {list(t.shape)}, expected {list(want)}")
+
+
+@functools.lru_cache(maxsize=256)
+def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilation, groups
+                 ) -> AnyProgram:
+    build = ops.conv_input_vjp if which == "input" else ops.conv_weight_vjp
+    return compile(build(input_shape, weight_shape, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups))
+
+
+def _output_shape(input_shape, weight_shape, stride, padding, dilation, groups):
+    return ops.conv(input_shape, weight_shape, stride=stride, padding=padding,
+                    dilation=dilation, groups=groups).output_shape
+
+
+def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output: torch.Tensor,
+                   stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+    """Gradient of a convolution w.r.t. its input, like ``torch.nn.grad.conv2d_input``.
+
+    Args:
+        input_size: shape ``(N, C_in, *I)`` of the input (fixes ``I`` when stride > 1).
+        weight: ``(C_out, C_in / groups, *K)``.
+        grad_output: ``(N, C_out, *O)``.
+        stride, padding, dilation, groups: as in :func:`torch.nn.functional.conv2d`.
+
+    Returns:
+        ``(N, C_in, *I)``.
+
+    >>> w, v = torch.randn(4, 3, 3), torch.randn(2, 4, 3)
+    >>> g = conv_input_vjp((2, 3, 7), w, v, stride=2)
+    >>> torch.allclose(g, torch.nn.grad.conv1d_input((2, 3, 7), w, v, stride=2), atol=1e-6)
+    True
+    """
+    check_tensors(grad_output, weight)
+    in_shape, w_shape = _shape(input_size, "input_size"), tuple(weight.shape)
+    weight_ndim(w_shape)
+    args = (hashable(stride, "stride"), hashable(padding, "padding"),
+            hashable(dilation, "dilation"), hashable(groups, "groups"))
+    _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
+    return _vjp_program("input", in_shape, w_shape, *args)(W=weight, V=grad_output)
+
+
+def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output: torch.Tensor,
+                    stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+    """Gradient of a convolution w.r.t. its weight, like ``torch.nn.grad.conv2d_weight``.
+
+    >>> x, v = torch.randn(2, 3, 7), torch.randn(2, 4, 5)
+    >>> g = conv_weight_vjp(x, (4, 3, 3), v)
+    >>> torch.allclose(g, torch.nn.grad.conv1d_weight(x, (4, 3, 3), v), atol=1e-6)
+    True
+    """
+    check_tensors(input, grad_output)
+    w_shape, in_shape = _shape(weight_size, "weight_size"), tuple(input.shape)
+    weight_ndim(w_shape)
+    args = (hashable(stride, "stride"), hashable(padding, "padding"),
+            hashable(dilation, "dilation"), hashable(groups, "groups"))
+    _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
+    return _vjp_program("weight", in_shape, w_shape, *args)(X=input, V=grad_output)
+
+
+@functools.lru_cache(maxsize=256)
+def _factor_program(reduce: bool, *key) -> AnyProgram:
+    build = ops.kfac_reduce if reduce else ops.kfc
+    return compile(build(*key))
+
+
+def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups, transposed,
+            output_padding) -> torch.Tensor:
+    check_tensors(input)
+    if input.dim() < 3:
+        raise ShapeError(f"input must have shape (N, C, *I) with at least one spatial "
+                         f"dimension, got {list(input.shape)}")
+    key = (tuple(input.shape), hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
+           hashable(padding, "padding"), hashable(dilation, "dilation"),
+           hashable(groups, "groups"), bool(transposed), hashable(output_padding,
+                                                                 "output_padding"))
+    return _factor_program(reduce, *key)(X=input)
+
+
+def kfc(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+        transposed: bool = False, output_padding=0) -> torch.Tensor:
+    """KFC (KFAC-expand) input factor ``[G, (C/G)·∏K, (C/G)·∏K]``, scaled by ``1/N``.
+
+    Rows are ordered like ``torch.nn.functional.unfold``'s rows. With ``transposed=True``,
+    ``input`` is the input of a transposed convolution (``output_padding`` applies).
+
+    >>> x = torch.randn(2, 3, 6, 6)
+    >>> u = torch.nn.functional.unfold(x, 3)
+    >>> torch.allclose(kfc(x, 3)[0], torch.einsum("nil,njl->ij", u, u) / 2, atol=1e-5)
+    True
+    """
+    return _factor(False, input, kernel_size, stride, padding, dilation, groups, transposed,
+                   output_padding)
+
+
+def kfac_reduce(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1,
+                groups: int = 1, transposed: bool = False, output_padding=0) -> torch.Tensor:
+    """KFAC-reduce input factor, shape as :func:`kfc`, scaled by ``1/(N·(∏O)²)``.
+
+    (``1/(N·(∏I)²)`` when ``transposed``, ``I`` the transposed convolution's output size.)
+
+    >>> x = torch.randn(2, 3, 6, 6)
+    >>> u = torch.nn.functional.unfold(x, 3).mean(-1)
+    >>> torch.allclose(kfac_reduce(x, 3)[0], u.T @ u / 2, atol=1e-5)
+    True
+    """
+    return _factor(True, input, kernel_size, stride, padding, dilation, groups, transposed,
+                   output_padding)
+
+
+@functools.lru_cache(maxsize=256)
+def _ggn_program(kind: str, *key) -> AnyProgram:
+    build = ops.weight_ggn_diag if kind == "diag" else ops.weight_ggn_gram
+    return compile(build(*key))
+
+
+def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dilation, groups):
+    check_tensors(input, grad_output_factor)
+    if grad_output_factor.dim() != input.dim() + 1:
+        raise ShapeError(f"grad_output_factor must have shape [Z, N, C_out, *O] (rank "
+                         f"{input.dim() + 1}), got {list(grad_output_factor.shape)}")
+    key = (tuple(input.shape), tuple(grad_output_factor.shape),
+           hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
+           hashable(padding, "padding"), hashable(dilation, "dilation"),
+           hashable(groups, "groups"))
+    return _ggn_program(kind, *key)(X=input, S=grad_output_factor)
+
+
+def weight_ggn_diag(input: torch.Tensor, grad_output_factor: torch.Tensor, kernel_size,
+                    stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+    """Diagonal of the GGN w.r.t. the weight, shaped like the weight.
+
+    ``grad_output_factor`` ``S`` has shape ``[Z, N, C_out, *O]`` with ``Σ_z S Sᵀ`` the
+    per-sample Hessian of the loss w.r.t. the output (Z classes, MC samples, or Z = 1 with
+    the per-sample gradient for the empirical Fisher).
+
+    >>> x, s = torch.randn(2, 3, 6), torch.randn(1, 2, 4, 4)
+    >>> weight_ggn_diag(x, s, 3).shape
+    torch.Size([4, 3, 3])
+    """
+    return _ggn("diag", input, grad_output_factor, kernel_size, stride, padding, dilation,
+                groups)
+
+
+def weight_ggn_gram(input: torch.Tensor, grad_output_factor: torch.Tensor, kernel_size,
+                    stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+    """GGN Gram matrix ``[Z·N, Z·N]`` (rows ordered ``(z n)``); same non-zero spectrum as the
+    GGN w.r.t. the weight.
+
+    >>> x, s = torch.randn(2, 3, 6), torch.randn(3, 2, 4, 4)
+    >>> weight_ggn_gram(x, s, 3).shape
+    torch.Size([6, 6])
+    """
+    return _ggn("gram", input, grad_output_factor, kernel_size, stride, padding, dilation,
+                groups)

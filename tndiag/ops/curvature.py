@@ -1,0 +1,221 @@
+"""Curvature diagrams (PAPER.md §2): KFC, KFAC-reduce, GGN diagonal / Gram / block, and the
+grad-output KFAC factors, composed from the builders and the passes.
+
+Every quantity here is "two copies of a smaller diagram, joined": KFC joins two (transpose-)
+unfolded inputs over ``n`` and the spatial legs, KFAC-reduce over ``n`` only (then the
+``sum-out`` pass turns each Π into ``Σ_o Π``), and the GGN quantities join two copies of the
+per-sample weight VJP (the ``vjp`` pass with the batch leg kept open, and ``expand-batch``
+adding the leg ``z`` of the loss-Hessian factor ``S``). Groups come from the
+``expand-groups`` pass. Shapes must be concrete (the scales are numbers).
+
+>>> kfc((2, 4, 6, 6), (3, 3), groups=2).output_shape
+(2, 18, 18)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+from tndiag.errors import InvalidArgumentError, ShapeError
+from tndiag.ir import Graph, Index, Role, constant, variable
+from tndiag.ir.nodes import _prod
+from tndiag.ops.common import check_groups, group_size, infer_ndim
+from tndiag.ops.conv import conv, conv_transpose
+from tndiag.ops.hyper import ntuple
+from tndiag.ops.unfold import unfold
+from tndiag.passes.base import PASSES
+from tndiag.passes.differentiate import vjp
+from tndiag.passes.expand import expand_batch, expand_groups
+
+__all__ = ["kfc", "kfac_reduce", "weight_ggn_diag", "weight_ggn_gram", "weight_ggn",
+           "grad_output_kfac"]
+
+
+def pair(graph: Graph, shared: Sequence[str], suffix: str = "_b") -> Graph:
+    """A second copy of ``graph``: indices not in ``shared`` and non-variable tensors renamed.
+
+    >>> from tndiag.ir import Graph, Index, variable
+    >>> g = Graph.of([variable("V", [Index("n", 2), Index("c", 3)])], [Index("c", 3)])
+    >>> pair(g, ["n"]).tensors[0]
+    V:variable input[n:2, c_b:3]
+    """
+    mapping = {name: name + suffix for name in graph.indices() if name not in shared}
+    copy = graph.rename_indices(mapping)
+    return copy.replace(tensors=[t if t.kind.value == "variable" else
+                                 t.replace(name=t.name + suffix) for t in copy.tensors])
+
+
+def _concrete(shape, what: str) -> Tuple[int, ...]:
+    if shape is None or not all(hasattr(s, "__index__") and not isinstance(s, bool) and s > 0
+                                for s in shape):
+        raise InvalidArgumentError(f"{what} must be a concrete shape of positive ints, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def _patches(input_shape, kernel_size, stride, padding, dilation, groups: int,
+             transposed: bool, output_padding) -> Tuple[Graph, Index, Tuple[Index, ...]]:
+    """One group's (transpose-)unfolded input ``[n, (c k..), (spatial..)]``.
+
+    Returns the graph, the channel index and the spatial legs that the copies share in KFC.
+    """
+    N, C, *I = _concrete(input_shape, "input_shape")
+    ndim = len(I)
+    K = ntuple(kernel_size, ndim, "kernel_size", 1)
+    Cg = group_size(C, groups, "input channels")
+    if not transposed:
+        g = unfold((N, Cg, *I), K, dilation, padding, stride)
+        return g, g.index("c"), g.output[2]
+    if isinstance(padding, str):
+        raise InvalidArgumentError(
+            f"padding for a transposed convolution must be an int or a tuple, got {padding!r}")
+    full = conv_transpose((N, Cg, *I), (Cg, 1, *K), stride=stride, padding=padding,
+                          output_padding=output_padding, dilation=dilation)
+    W = full.tensor("W")
+    ks = W.indices[2:]
+    rest = [t for t in full.tensors if t.name != "W"]
+    ci = full.index("ci")
+    spatial = tuple(ix for axis in full.output[2:] for ix in axis)
+    return Graph.of(rest, [full.output[0], (ci, *ks), spatial]), ci, spatial
+
+
+def _kronecker_factor(input_shape, kernel_size, stride, padding, dilation, groups,
+                      transposed, output_padding, reduce: bool) -> Graph:
+    groups = check_groups(groups)
+    one, c, spatial = _patches(input_shape, kernel_size, stride, padding, dilation, groups,
+                               transposed, output_padding)
+    n = one.index("n")
+    shared = [n.name] + ([] if reduce else [ix.name for ix in spatial])
+    other = pair(one, shared)
+    rows, cols = one.output[1], other.output[1]
+    N, P = int(n.size), int(_prod(ix.size for ix in spatial))
+    scale = 1.0 / (N * P * P) if reduce else 1.0 / N
+    g = Graph.of([*one.tensors, *other.tensors, constant("scale", scale)], [rows, cols])
+    g = expand_groups(g, groups, (c.name, c.name + "_b"), "g")
+    return PASSES["sum-out"](g) if reduce else g
+
+
+def kfc(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+        transposed: bool = False, output_padding=0) -> Graph:
+    """KFC (KFAC-expand) input factor ``[G, (C/G)·∏K, (C/G)·∏K]``, scaled by ``1/N``.
+
+    Rows are ordered like ``unfold``'s rows (channel major, then kernel taps). With
+    ``transposed=True``, ``input_shape`` is the input of a transposed convolution and the
+    factor is built from its transpose-unfolded input.
+
+    >>> kfc((2, 3, 5), 2, transposed=True, stride=2, output_padding=1).output_shape
+    (1, 6, 6)
+    """
+    return _kronecker_factor(input_shape, kernel_size, stride, padding, dilation, groups,
+                             transposed, output_padding, reduce=False)
+
+
+def kfac_reduce(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation=1,
+                groups: int = 1, transposed: bool = False, output_padding=0) -> Graph:
+    """KFAC-reduce input factor, like :func:`kfc` but each copy sums its own spatial legs.
+
+    Scaled by ``1/(N·(∏O)²)`` (``1/(N·(∏I)²)`` when ``transposed``, ``I`` being the
+    transposed convolution's output size); the ``sum-out`` pass replaces each Π by
+    ``Σ_o Π``, so no unfolded input is ever formed.
+
+    >>> sorted(t.kind.value for t in kfac_reduce((2, 3, 6), 3).tensors)
+    ['constant', 'reduced', 'reduced', 'variable', 'variable']
+    """
+    return _kronecker_factor(input_shape, kernel_size, stride, padding, dilation, groups,
+                             transposed, output_padding, reduce=True)
+
+
+def per_sample_weight_vjp(input_shape: Sequence, factor_shape: Sequence, kernel_size,
+                          stride=1, padding=0, dilation=1, groups: int = 1) -> Graph:
+    """``[Z, N, *W.shape]``: the weight VJP of each sample ``n`` with each column ``S[z, n]``.
+
+    >>> per_sample_weight_vjp((2, 3, 6), (4, 2, 5, 4), 3).output_shape
+    (4, 2, 5, 3, 3)
+    """
+    N, C_in, *I = _concrete(input_shape, "input_shape")
+    Z, N_s, C_out, *O = _concrete(factor_shape, "grad_output_factor shape")
+    K = ntuple(kernel_size, len(I), "kernel_size", 1)
+    groups = check_groups(groups)
+    fwd = conv((N, C_in, *I), (C_out, group_size(C_in, groups, "input channels"), *K),
+               stride=stride, padding=padding, dilation=dilation, groups=groups)
+    want = (N, C_out, *fwd.output_shape[2:])
+    if (N_s, C_out, *O) != want:
+        raise ShapeError(f"grad_output_factor must have shape [Z, {', '.join(map(str, want))}] "
+                         f"for this convolution, got {list(factor_shape)}")
+    grads = vjp(fwd, "W", "S")
+    grads = grads.replace(output=((fwd.index("n"),), *grads.output))
+    return expand_batch(grads, Z, "S", "z")
+
+
+def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups, kind: str
+         ) -> Graph:
+    one = per_sample_weight_vjp(input_shape, factor_shape, kernel_size, stride, padding,
+                                dilation, groups)
+    z_axis, n_axis, *w_axes = one.output
+    w_names = [ix.name for axis in w_axes for ix in axis]
+    z, n = z_axis[0], n_axis[0]
+    shared = {"diag": [z.name, n.name, *w_names], "gram": w_names,
+              "full": [z.name, n.name]}[kind]
+    other = pair(one, shared)
+    if kind == "diag":
+        output = w_axes
+    elif kind == "gram":
+        output = [(z, n), (*other.output[0], *other.output[1])]
+    else:
+        output = [tuple(ix for axis in w_axes for ix in axis),
+                  tuple(ix for axis in other.output[2:] for ix in axis)]
+    return Graph.of([*one.tensors, *other.tensors], output)
+
+
+def weight_ggn_diag(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
+                    padding=0, dilation=1, groups: int = 1) -> Graph:
+    """GGN diagonal w.r.t. the weight, shaped like it, from ``S`` of shape ``[Z, N, C_out, *O]``.
+
+    ``Σ_{z,n} (J_nᵀ S[z,n])²`` where ``Σ_z S Sᵀ`` is the per-sample loss Hessian.
+
+    >>> weight_ggn_diag((2, 3, 6), (4, 2, 5, 4), 3).output_shape
+    (5, 3, 3)
+    """
+    return _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups,
+                "diag")
+
+
+def weight_ggn_gram(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
+                    padding=0, dilation=1, groups: int = 1) -> Graph:
+    """GGN Gram matrix ``[Z·N, Z·N]`` (rows ``(z n)``): the weight legs joined across copies.
+
+    >>> weight_ggn_gram((2, 3, 6), (4, 2, 5, 4), 3).output_shape
+    (8, 8)
+    """
+    return _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups,
+                "gram")
+
+
+def weight_ggn(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
+               padding=0, dilation=1, groups: int = 1) -> Graph:
+    """Full GGN block of the weight, ``[W.numel(), W.numel()]`` (weight legs flattened).
+
+    >>> weight_ggn((2, 3, 6), (4, 2, 5, 4), 3).output_shape
+    (45, 45)
+    """
+    return _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups,
+                "full")
+
+
+def grad_output_kfac(grad_output_shape: Sequence, reduce: bool = False, scale: float = 1.0
+                     ) -> Graph:
+    """Grad-output KFAC factor ``[C, C]`` from ``V`` of shape ``[N, C, *O]`` (no Π involved).
+
+    expand: ``Σ_{n,o} V[n,c,o] V[n,c',o]``; reduce: ``Σ_n (Σ_o V[n,c,o]) (Σ_o V[n,c',o])``;
+    both times ``scale`` (no normalisation by default).
+
+    >>> grad_output_kfac((2, 3, 4, 4), reduce=True).output_shape
+    (3, 3)
+    """
+    N, C, *O = _concrete(grad_output_shape, "grad_output_shape")
+    ndim = infer_ndim(None, (grad_output_shape, 2))
+    n, c = Index("n", N), Index("c", C)
+    outs = [Index(f"o{d + 1}", O[d]) for d in range(ndim)]
+    one = Graph.of([variable("V", [n, c, *outs], Role.VECTOR)], [c])
+    other = pair(one, [n.name] + ([] if reduce else [o.name for o in outs]))
+    extra = [constant("scale", scale)] if scale != 1 else []
+    return Graph.of([*one.tensors, *other.tensors, *extra], [c, other.output[0][0]])
