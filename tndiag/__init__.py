@@ -29,6 +29,8 @@ from tndiag.errors import (
 from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
 from tndiag.passes.simplify import simplify
+from tndiag.passes.canonicalize import canonicalize
+from tndiag.passes.differentiate import differentiate, jvp, vjp
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,7 @@ __all__ = [
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
     "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
+__all__ += ["canonicalize", "differentiate", "jvp", "vjp"]
 
 
 def __getattr__(name: str) -> Any:
