@@ -6,8 +6,8 @@ Three rewrites, one rule each, all with structural (always decidable) preconditi
 - ``delta-rename``: a δ sharing a leg with another tensor is removed by renaming its legs
   to one name (an output leg's name if it has one, else a variable's leg, else its first
   leg). Not when two of its legs are open, or another tensor carries two of its legs.
-- ``delta-trace``: a δ whose legs touch nothing else (summed over itself) becomes its size
-  as a scalar constant.
+- ``delta-trace``: a δ whose legs touch no other tensor is summed over itself: its size as
+  a scalar constant, or a ones tensor over its one open leg.
 
 The pass ``delta-pruning`` runs the three together.
 
@@ -99,8 +99,13 @@ def _rename(graph: Graph, site: Site) -> Graph:
 
 
 def _trace_pre(graph: Graph, site: Site) -> Verdict:
-    if _neighbours(graph, site) or _open_legs(graph, site):
-        return Verdict.no("its legs touch other tensors or the output")
+    if _neighbours(graph, site):
+        return Verdict.no("its legs touch other tensors")
+    opened = _open_legs(graph, site)
+    if len(opened) > 1:
+        return Verdict.no(f"legs {opened} are both open")
+    if opened:
+        return Verdict.yes(f"summed over all legs but the open {opened[0]!r}: ones")
     size = graph.tensors[site.tensors[0]].indices[0].size
     if not isinstance(size, int):
         return Verdict.unknown(f"traced over itself, but its size {size} is symbolic and a "
@@ -110,9 +115,13 @@ def _trace_pre(graph: Graph, site: Site) -> Verdict:
 
 def _trace(graph: Graph, site: Site) -> Graph:
     t: Tensor = graph.tensors[site.tensors[0]]
-    size = t.indices[0].size
+    opened = _open_legs(graph, site)
+    if opened:
+        ones = constant(fresh_tensor_name(graph, f"{t.name}_ones"), 1,
+                        [ix for ix in t.indices if ix.name == opened[0]])
+        return replace_tensor(graph, site.tensors[0], [ones])
     name = fresh_tensor_name(graph, f"{t.name}_trace")
-    return replace_tensor(graph, site.tensors[0], [constant(name, size)])
+    return replace_tensor(graph, site.tensors[0], [constant(name, t.indices[0].size)])
 
 
 DELTA_DUPLICATE = add_rule(Rule("delta-duplicate", _duplicate_sites, _duplicate_pre, _drop,
@@ -120,7 +129,7 @@ DELTA_DUPLICATE = add_rule(Rule("delta-duplicate", _duplicate_sites, _duplicate_
 DELTA_RENAME = add_rule(Rule("delta-rename", _deltas, _rename_pre, _rename,
                              "a δ sharing a leg with another tensor is removed by renaming"))
 DELTA_TRACE = add_rule(Rule("delta-trace", _deltas, _trace_pre, _trace,
-                            "a δ traced over itself becomes its size"))
+                            "a δ traced over itself becomes its size (or ones)"))
 
 delta_pruning = rule_pass("delta-pruning", ["delta-duplicate", "delta-rename", "delta-trace"],
                           """Remove Kronecker deltas: duplicates, by renaming their legs to
