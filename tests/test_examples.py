@@ -22,7 +22,8 @@ def test_quickstart_runs_and_its_claims_hold():
     out = result.stdout
     for needle in ["P1:pattern", "equation: ", "path: ", "cost: ", "output shape: [8, 6, 8, 8]",
                    "returns the cached program: True", "tndiag.functional.conv",
-                   "tndiag.nn.Conv2d loaded the state dict", "3 of 3 comparisons with torch passed."]:
+                   "tndiag.nn.Conv2d loaded the state dict",
+                   "3 of 3 comparisons with torch passed."]:
         assert needle in out, needle
     errors = re.findall(r"max abs error ([0-9.e+-]+) \(output scale ([0-9.]+)\)", out)
     assert len(errors) == 3

@@ -26,7 +26,7 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
 
 
 class _TndiagConv:
-    """Replaces torch's ``_conv_forward`` (used by ``forward``) with :func:`tndiag.functional.conv`."""
+    """Replaces torch's ``_conv_forward`` (called by ``forward``) with ``functional.conv``."""
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
                       bias: Optional[torch.Tensor]) -> torch.Tensor:

@@ -83,17 +83,22 @@ def _pairs(padding, ndim, D, K):
 
 @st.composite
 def unfold_configs(draw, max_ndim=3):
-    """``x_shape, kernel_size (tuple), dilation, padding, stride`` for N-d unfold/fold."""
+    """``x_shape, kernel_size (tuple), dilation, padding, stride`` for N-d unfold/fold.
+
+    ``padding`` is an int, a tuple, ``(left, right)`` pairs, ``'valid'`` or ``'same'``;
+    ``pairs`` is the same padding resolved to pairs (for the reference).
+    """
     ndim = draw(st.integers(1, max_ndim))
     as_tuple = st.booleans()
     max_k = 3 if ndim < 3 else 2
     K = tuple(draw(st.integers(1, max_k)) for _ in range(ndim))
     stride = _per_dim(draw, ndim, st.integers(1, 3), as_tuple)
     dilation = _per_dim(draw, ndim, st.integers(1, 3), as_tuple)
-    padding = _per_dim(draw, ndim, st.integers(0, 2), as_tuple)
-    P, D = _tuple(padding, ndim), _tuple(dilation, ndim)
-    I = [draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
-         for d, k, p in zip(D, K, P)]
+    S, D = _tuple(stride, ndim), _tuple(dilation, ndim)
+    padding = draw(_conv_padding(ndim, S, as_tuple))
+    pairs = _pairs(padding, ndim, D, K)
+    low = [max(1, d * (k - 1) + 1 - pl - pr) for d, k, (pl, pr) in zip(D, K, pairs)]
+    I = [draw(st.integers(m, m + 3)) for m in low]
     x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *I)
     return dict(x_shape=x_shape, kernel_size=K, dilation=dilation, padding=padding,
-                stride=stride)
+                stride=stride, pairs=tuple(pairs))

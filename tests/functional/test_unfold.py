@@ -75,16 +75,18 @@ def test_unfold_is_adjoint_of_fold():
 @given(unfold_configs())
 def test_unfold_hypothesis_matches_reference(cfg):
     x = torch.randn(cfg["x_shape"])
-    args = (cfg["kernel_size"], cfg["dilation"], cfg["padding"], cfg["stride"])
-    assert_matches(unfold(x, *args), unfold_reference(x, *args))
+    K, D, S = cfg["kernel_size"], cfg["dilation"], cfg["stride"]
+    assert_matches(unfold(x, K, D, cfg["padding"], S), unfold_reference(x, K, D, cfg["pairs"], S))
 
 
 @given(unfold_configs(), st.booleans())
 def test_fold_hypothesis_matches_reference(cfg, batched):
-    args = (cfg["kernel_size"], cfg["dilation"], cfg["padding"], cfg["stride"])
-    cols = torch.randn(unfold_reference(torch.zeros(cfg["x_shape"]), *args).shape)
+    K, D, S = cfg["kernel_size"], cfg["dilation"], cfg["stride"]
+    zeros = torch.zeros(cfg["x_shape"])
+    cols = torch.randn(unfold_reference(zeros, K, D, cfg["pairs"], S).shape)
     out = tuple(cfg["x_shape"][2:])
-    ref = fold_reference(cols, out, *args)
+    ref = fold_reference(cols, out, K, D, cfg["pairs"], S)
+    args = (K, D, cfg["padding"], S)
     if batched:
         assert_matches(fold(cols, out, *args), ref)
     else:

@@ -14,7 +14,8 @@ def test_index_normalises_sizes():
     assert Index("n", 4).size == 4
     symbolic = Index("n", "N").size
     assert isinstance(symbolic, sympy.Symbol) and symbolic.is_positive and symbolic.is_integer
-    assert Index("n", sympy.Integer(3)).size == 3 and isinstance(Index("n", sympy.Integer(3)).size, int)
+    three = Index("n", sympy.Integer(3)).size
+    assert three == 3 and isinstance(three, int)
     assert repr(Index("i1", 8)) == "i1:8"
 
 
