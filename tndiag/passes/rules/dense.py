@@ -20,7 +20,7 @@ from typing import Iterable, List
 
 import sympy
 
-from tndiag.ir import Graph, Index, Kind, Size, Tensor, as_size, delta
+from tndiag.ir import Graph, Kind, Size, Tensor, as_size, delta
 from tndiag.passes.rules.common import (carriers, describe, divides, equal, fresh_index,
                                         fresh_tensor_name, pattern_sites, replace_tensor,
                                         split_index)

@@ -9,8 +9,10 @@ dense rule to whichever spatial dimensions qualify (e.g. the 1 of a 1×7 kernel)
 
 >>> from tndiag import ops
 >>> g = down_sampling(ops.conv((2, 3, 8), (4, 3, 1), stride=2))
->>> g.tensors[:3]
-(X:variable input[n:2, ci:3, (i1_o:4 i1_s:2)], P1_o:delta[o1:4, i1_o:4], P1:reduced PatternParams(stride=2, pad_left=0, pad_right=0, dilation=1) O=1[i1_s:2, k1:1])
+>>> g.tensors[0], g.tensors[1]
+(X:variable input[n:2, ci:3, (i1_o:4 i1_s:2)], P1_o:delta[o1:4, i1_o:4])
+>>> g.tensors[2].kind.value, g.tensors[2].indices, g.tensors[2].params.stride
+('reduced', (i1_s:2, k1:1), 2)
 """
 
 from __future__ import annotations
