@@ -94,11 +94,10 @@ _FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "
 
 
 def _write(path: str, data: bytes | str) -> None:
-    raw = data.encode("utf-8") if isinstance(data, str) else data
     if path == "-":
-        sys.stdout.buffer.write(raw) if hasattr(sys.stdout, "buffer") else sys.stdout.write(
-            raw.decode("utf-8"))
+        sys.stdout.write(data if isinstance(data, str) else data.decode("utf-8"))
         return
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         Path(path).write_bytes(raw)
     except OSError as err:
@@ -109,7 +108,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from tndiag.render import dot_source, run_dot
 
     fmt = "svg" if args.output == "-" else _FORMATS.get(Path(args.output).suffix.lower())
-    if fmt is None:
+    if fmt is None or (args.output == "-" and fmt not in ("svg", "dot")):
         raise InvalidArgumentError(f"cannot tell the format of {args.output!r}; expected a name "
                                    f"ending in one of {sorted(_FORMATS)}")
     diagram, result = _load(args)

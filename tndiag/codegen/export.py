@@ -88,6 +88,7 @@ def _fill_expr(op: Operand) -> Tuple[str, str]:
 EXPORTERS: Dict[str, Callable[[Operand], Tuple[str, str]]] = {
     "dense-pattern": _pattern_expr,
     "dense-reduced": _reduced_expr,
+    "reduced-matrix": _reduced_expr,
     "dense-delta": _delta_expr,
     "fill": _fill_expr,
 }
@@ -133,7 +134,7 @@ def _term_body(program: Program, args: Mapping[str, str], helpers: set) -> List[
         stack.append(var)
     for n, step in enumerate(program.steps):
         taken = [stack[p] for p in step.positions]
-        for p in reversed(step.positions):
+        for p in sorted(step.positions, reverse=True):
             stack.pop(p)
         lines.append(f"_t{n} = torch.einsum({step.equation!r}, {', '.join(taken)})")
         stack.append(f"_t{n}")
@@ -246,7 +247,8 @@ def _constants_block(program: AnyProgram) -> List[str]:
 
 def _as_program(obj: Diagram | AnyProgram, sizes) -> Tuple[AnyProgram, Diagram | None]:
     if isinstance(obj, (Graph, Sum)):
-        return compile(obj, sizes), obj.substitute(dict(sizes)) if sizes else obj
+        # the exported source writes einsum steps only: plan with the dense lowerings
+        return compile(obj, sizes, lowerings=()), obj.substitute(dict(sizes)) if sizes else obj
     if isinstance(obj, (Program, SumProgram)):
         if sizes:
             raise InvalidArgumentError("sizes only apply to a diagram, not to a compiled program")
