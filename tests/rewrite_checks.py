@@ -16,7 +16,8 @@ from tndiag.backends.torch import dense_pattern, dense_reduced
 from tndiag.ir import Graph, Kind, Sum
 from tndiag.passes import run_pipeline
 
-__all__ = ["random_inputs", "evaluate", "dense_evaluate", "assert_same_value", "run_checked"]
+__all__ = ["random_inputs", "evaluate", "dense_evaluate", "assert_same_value", "run_checked",
+           "apply"]
 
 
 def random_inputs(diagram, sizes=None, seed: int = 0) -> dict:
@@ -90,3 +91,8 @@ def assert_same_value(before, after, sizes=None, seed: int = 0, rtol: float = 1e
 def run_checked(diagram, pipeline: str):
     """Run ``pipeline`` (verify() runs after every pass) and return the result."""
     return run_pipeline(diagram, pipeline)
+
+
+def apply(pass_name: str, diagram):
+    """The diagram after the one pass ``pass_name`` (verified by ``run_pipeline``)."""
+    return run_pipeline(diagram, pass_name).diagram

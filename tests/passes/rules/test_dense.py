@@ -4,11 +4,10 @@ import pytest
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
-from rewrite_checks import assert_same_value, run_checked
+from rewrite_checks import apply, assert_same_value, run_checked
 
 from tndiag import ops
 from tndiag.ir import Graph, Index, Kind, delta, pattern, variable
-from tndiag.passes.rules.dense import dense
 
 
 def fired(result):
@@ -38,7 +37,7 @@ def test_golden_convnext_stem_224():
 
 def test_convnext_stem_224_value():
     g = ops.conv((1, 3, 224, 224), (2, 3, 4, 4), stride=4)
-    assert_same_value(g, dense(g))
+    assert_same_value(g, apply("dense", g))
 
 
 def test_after_delta_pruning_it_is_a_reshape_and_matmul():
@@ -53,7 +52,7 @@ def test_after_delta_pruning_it_is_a_reshape_and_matmul():
 
 def test_identity_1x1():
     g = ops.conv((2, 3, 5), (4, 3, 1))
-    out = dense(g)
+    out = apply("dense", g)
     assert [t.kind for t in out.tensors] == [Kind.VARIABLE, Kind.DELTA, Kind.DELTA,
                                              Kind.VARIABLE]
     assert_same_value(g, out)
@@ -107,7 +106,7 @@ def test_symbolic_mismatch_is_decided():
 def test_open_i_leg_transposed_conv():
     """i is an output leg of a transposed convolution: the output axis becomes fused."""
     g = ops.conv_transpose((2, 3, 5), (3, 2, 3), stride=3)
-    out = dense(g)
+    out = apply("dense", g)
     assert [len(axis) for axis in out.output] == [1, 1, 2]
     assert out.output_shape == g.output_shape
     assert_same_value(g, out)

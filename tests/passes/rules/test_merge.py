@@ -3,11 +3,10 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rewrite_checks import assert_same_value, run_checked
+from rewrite_checks import apply, assert_same_value, run_checked
 
 from tndiag import ops
 from tndiag.ir import Graph, Index, constant, delta, variable
-from tndiag.passes.rules.merge import merge_parallel_legs
 
 n, a, b, c, d = Index("n", 2), Index("a", 3), Index("b", 4), Index("c", 2), Index("d", 5)
 
@@ -28,7 +27,7 @@ def test_golden_three_legs_in_two_steps():
 
 def test_golden_output_and_constant():
     g = Graph.of([variable("X", [(a, b), n]), constant("s", 0.5, [(a, b)])], [(a, b)])
-    out = merge_parallel_legs(g)
+    out = apply("merge-parallel-legs", g)
     ab = Index("a_b", 12)
     assert out == Graph.of([variable("X", [ab, n]), constant("s", 0.5, [ab])], [ab])
     assert_same_value(g, out)
@@ -44,7 +43,7 @@ def test_golden_output_and_constant():
     ops.conv((2, 3, 8, 8), (4, 3, 3, 3)),                                      # plain conv
 ])
 def test_does_not_fire(g):
-    assert merge_parallel_legs(g) == g
+    assert apply("merge-parallel-legs", g) == g
 
 
 def test_sum_keeps_output():

@@ -3,11 +3,10 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rewrite_checks import assert_same_value, run_checked
+from rewrite_checks import apply, assert_same_value, run_checked
 
 from tndiag import ops
 from tndiag.ir import Graph, Index, Kind, constant, delta, pattern, variable
-from tndiag.passes.rules.squeeze import squeeze
 
 n, c, k, h = Index("n", 2), Index("c", 3), Index("k", 1), Index("h", 1)
 
@@ -28,7 +27,7 @@ def test_golden_fused_and_whole_axes():
 def test_golden_delta_and_constant():
     g = Graph.of([variable("X", [n, k]), delta("D", [k, h]), constant("one", 2.0, [h, n])],
                  [n])
-    out = squeeze(g)
+    out = apply("squeeze", g)
     assert out == Graph.of([variable("X", [n, ()]), constant("one", 2.0, [(), n])], [n])
     assert_same_value(g, out)
 
