@@ -148,9 +148,12 @@ def test_render_gallery_script(tmp_path):
             assert {prefix(k) + t for t in term.names} <= titles, name
 
 
-def test_notebook_runs():
+def test_notebook_runs(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    # the kernel runs in notebooks/: make this checkout's tndiag importable there
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     notebook = nbformat.read(ROOT / "notebooks" / "01-diagrams.ipynb", as_version=4)
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(ROOT / "notebooks")}})

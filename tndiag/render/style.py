@@ -90,7 +90,9 @@ def _delta(t: Tensor) -> Dict[str, str]:
 
 def _constant(t: Tensor) -> Dict[str, str]:
     value = t.value
-    text = f"{value:g}" if isinstance(value, float) else str(value)
+    text = str(value)
+    if isinstance(value, float) and len(text) > 12:
+        text = f"{value:.6g}"
     return {"shape": "circle", "style": "filled", "fillcolor": "#f3f3f3", "fontsize": "10",
             "margin": "0.02", "label": text, "tooltip": f"constant {t.name} = {text}"}
 
