@@ -99,6 +99,20 @@ def test_kfac_reduce_like_diagram_sums_out_then_stays():
     assert_same_value(g, res.diagram)
 
 
+def test_kfac_reduce_of_a_dense_conv_needs_no_pattern():
+    """Dense comes before sum-out: Σ_o of a dense Π is a reshape and a sum over ĩ."""
+    n, c, d = Index("n", 2), Index("c", 3), Index("d", 3)
+    i, j, k, l = Index("i", 8), Index("j", 8), Index("k", 4), Index("l", 4)
+    o, p = Index("o", 2), Index("p", 2)
+    g = Graph.of([variable("X", [n, c, i]), pattern("P", i, o, k, 4),
+                  pattern("Q", j, p, l, 4), variable("X", [n, d, j])], [(c, k), (d, l)])
+    out = run_checked(g, "simplify").diagram
+    a, b = Index("i_o", 2), Index("j_o", 2)
+    assert out == Graph.of([variable("X", [n, c, (a, k)]), variable("X", [n, d, (b, l)])],
+                           [(c, k), (d, l)])
+    assert_same_value(g, out)
+
+
 def test_trace_is_printable():
     res = run_checked(ops.conv((2, 3, 8), (4, 3, 1), stride=2), "simplify")
     text = str(res)

@@ -84,9 +84,10 @@ class Rule:
 RULES: Dict[str, Rule] = {}
 
 #: The rules ``simplify`` runs, in priority order (the loop restarts from the first one
-#: after every rewrite).
-SIMPLIFY_ORDER = ("delta-duplicate", "delta-rename", "delta-trace", "sum-out", "dense",
-                  "down-sampling", "squeeze", "merge-parallel-legs")
+#: after every rewrite). Dense and down-sampling come before sum-out: a dense Π with a free
+#: o leg then disappears entirely (a reshape and a sum) instead of becoming Σ_o Π.
+SIMPLIFY_ORDER = ("delta-duplicate", "delta-rename", "delta-trace", "dense", "down-sampling",
+                  "sum-out", "squeeze", "merge-parallel-legs")
 
 
 def add_rule(rule: Rule) -> Rule:
@@ -193,5 +194,5 @@ def rule_pass(name: str, rule_names: Sequence[str], doc: str) -> Pass:
 
 
 simplify = rule_pass("simplify", SIMPLIFY_ORDER, """Run every simplification rule to a
-fixpoint: δ pruning, sum-out, dense, down-sampling, squeeze, merge parallel legs
+fixpoint: δ pruning, dense, down-sampling, sum-out, squeeze, merge parallel legs
 (PAPER.md §4). Mixed-dense convolutions are covered: the rules act per spatial dimension.""")
