@@ -40,7 +40,7 @@ class _Scope:
         self.tensors: Dict[str, Tuple[Declaration, int]] = {}
         self.first: Optional[Output] = None
         self.is_sum = False
-        self.terms: List[Tuple[Graph, Pos]] = []
+        self.terms: List[Tuple[Graph, Pos, Tuple[Pos, ...]]] = []
 
     def error(self, message: str, pos: Pos) -> DiagramSyntaxError:
         return syntax_error(self.text, message, pos.line, pos.column)
@@ -90,20 +90,15 @@ class _Scope:
         for term in out.terms:
             for factor in term.factors:
                 self.declare_sizes(_refs(factor.legs or ()))
-            self.terms.append((self.build_term(term, out.legs), term.pos))
+            self.terms.append(self.build_term(term, out.legs))
         self.group += 1
 
-    def build_term(self, term: Term, output: Legs) -> Graph:
+    def build_term(self, term: Term, output: Legs) -> Tuple[Graph, Pos, Tuple[Pos, ...]]:
+        """The graph of one term, with the positions to blame for each of its tensors."""
         placed = [self.place(f) for f in term.factors]
         sizes = self.resolve(placed, output)
-        tensors = []
-        for decl, legs, pos in placed:
-            tensor = _tensor(decl, _axes(legs, sizes))
-            self.verify(Graph((tensor,), ()), pos)
-            tensors.append(tensor)
-        graph = Graph(tuple(tensors), _axes(output, sizes))
-        self.verify(graph, term.pos)
-        return graph
+        tensors = tuple(_tensor(decl, _axes(legs, sizes)) for decl, legs, _ in placed)
+        return Graph(tensors, _axes(output, sizes)), term.pos, tuple(p for _, _, p in placed)
 
     def place(self, factor: Factor) -> Tuple[Declaration, Legs, Pos]:
         known = self.tensors.get(factor.name)
@@ -132,27 +127,40 @@ class _Scope:
                                  ref.pos)
         return sizes
 
-    def verify(self, diagram: Diagram, pos: Pos) -> None:
-        try:
-            verify(diagram)
-        except VerifyError as exc:
-            raise self.error(str(exc), pos) from None
-
     # -- result --------------------------------------------------------------------------
     def result(self) -> Diagram:
         if self.first is None:
             raise self.error("no output statement: end the diagram with a line like "
                              "'Y[n, o1] = X * P1 * W'", Pos(_last_line(self.text), 1))
-        if not self.is_sum:
-            return self.terms[0][0]
-        diagram = Sum(tuple(graph for graph, _ in self.terms))
+        graphs = tuple(graph for graph, _, _ in self.terms)
+        diagram = Sum(graphs) if self.is_sum else graphs[0]
         try:
             verify(diagram)
         except VerifyError as exc:
-            found = re.search(r"term (\d+)", str(exc))
-            pos = self.terms[int(found.group(1))][1] if found else self.terms[0][1]
-            raise self.error(str(exc), pos) from None
+            raise self.blame(exc) from None
         return diagram
+
+    def blame(self, exc: VerifyError) -> DiagramSyntaxError:
+        """The error for a failed :func:`verify`, at the first tensor or term that fails."""
+        for graph, pos, tensor_positions in self.terms:
+            for tensor, at in zip(graph.tensors, tensor_positions):
+                problem = _problem(Graph((tensor,), ()))
+                if problem is not None:
+                    return self.error(problem, at)
+            problem = _problem(graph)
+            if problem is not None:
+                return self.error(problem, pos)
+        found = re.search(r"term (\d+)", str(exc))
+        pos = self.terms[int(found.group(1))][1] if found else self.terms[0][1]
+        return self.error(str(exc), pos)
+
+
+def _problem(diagram: Diagram) -> Optional[str]:
+    try:
+        verify(diagram)
+    except VerifyError as exc:
+        return str(exc)
+    return None
 
 
 def _refs(legs: Legs) -> Tuple[Ref, ...]:

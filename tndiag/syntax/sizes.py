@@ -97,6 +97,8 @@ def unprintable_part(size: Size) -> Optional[str]:
         return None
     if not isinstance(size, sympy.Expr):
         return f"{size!r} is not an int or a sympy expression"
+    if size.is_number:
+        return "a size that is a number must be a positive integer"
     for node in sympy.preorder_traversal(size):
         if isinstance(node, sympy.Symbol):
             if not NAME_RE.fullmatch(node.name) or node != symbol(node.name):
