@@ -61,15 +61,22 @@ def load_exported(source):
     return namespace
 
 
-def test_every_corpus_diagram_runs_in_a_process_without_tndiag(tmp_path):
+def isolated_cases():
+    """(module name, diagram) for every corpus entry and every builder call."""
+    cases = [(module_name(name), build(name)) for name in IDS]
+    for builder, calls in sorted(BUILDER_CALLS.items()):
+        cases += [(f"b_{builder}_{k}", call()) for k, call in enumerate(calls)]
+    return cases
+
+
+def test_every_corpus_diagram_and_op_runs_in_a_process_without_tndiag(tmp_path):
     expected = {}
-    for name in IDS:
-        diagram = build(name)
+    cases = isolated_cases()
+    for mod, diagram in cases:
         sizes = sizes_for(diagram)
         program = compile(diagram, sizes)
         source = export(diagram, sizes=sizes)
         assert "import tndiag" not in source and "from tndiag" not in source
-        mod = module_name(name)
         (tmp_path / f"{mod}.py").write_text(source)
         inputs = random_inputs(program)
         torch.save(inputs, tmp_path / f"{mod}.in.pt")
@@ -84,7 +91,7 @@ def test_every_corpus_diagram_runs_in_a_process_without_tndiag(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"isolated": True, "done": len(IDS)}
+    assert report == {"isolated": True, "done": len(cases)}
     for mod, want in expected.items():
         got = torch.load(tmp_path / f"{mod}.out.pt")
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-10), mod
@@ -229,3 +236,45 @@ def test_bad_arguments():
     with pytest.raises(InvalidArgumentError, match="Graph, Sum or compiled Program"):
         export("Y = X * W")
     assert isinstance(compile(ops.conv((1, 1, 4), (1, 1, 2))), Program)
+
+
+#: One concrete call per builder of tndiag.ops (a test checks none is missing).
+BUILDER_CALLS = {
+    "conv": [lambda: ops.conv((2, 4, 7, 6), (6, 2, 3, 3), stride=2, padding=1, groups=2,
+                              bias=True)],
+    "conv_transpose": [lambda: ops.conv_transpose((2, 4, 5), (4, 3, 3), stride=2,
+                                                  output_padding=1, bias=True)],
+    "unfold": [lambda: ops.unfold((2, 3, 8, 7), (3, 2), padding=1)],
+    "fold": [lambda: ops.fold((2, 18, 40), (8, 9), (3, 2), padding=1, stride=(2, 1))],
+    "unfold_kernel": [lambda: ops.unfold_kernel((4, 1, 3, 3), (6, 5), groups=2, padding=1)],
+    "conv_input_vjp": [lambda: ops.conv_input_vjp((2, 3, 8), (4, 3, 3), stride=2)],
+    "conv_weight_vjp": [lambda: ops.conv_weight_vjp((2, 4, 8), (6, 2, 3), groups=2)],
+    "conv_input_jvp": [lambda: ops.conv_input_jvp((2, 3, 8), (4, 3, 3))],
+    "conv_weight_jvp": [lambda: ops.conv_weight_jvp((2, 3, 8), (4, 3, 3))],
+    "conv_jacobian": [lambda: ops.conv_jacobian((1, 2, 5), (3, 2, 2), "X")],
+    "kfc": [lambda: ops.kfc((2, 4, 6, 6), 3, padding=1, groups=2),
+            lambda: ops.kfc((2, 3, 5), 2, transposed=True, stride=2, output_padding=1)],
+    "kfac_reduce": [lambda: ops.kfac_reduce((2, 3, 6), 3, stride=2)],
+    "per_sample_weight_vjp": [lambda: ops.per_sample_weight_vjp((2, 3, 6), (4, 2, 5, 4), 3)],
+    "weight_ggn_diag": [lambda: ops.weight_ggn_diag((2, 3, 6), (4, 2, 5, 4), 3)],
+    "weight_ggn_gram": [lambda: ops.weight_ggn_gram((2, 3, 6), (4, 2, 5, 4), 3)],
+    "weight_ggn": [lambda: ops.weight_ggn((2, 3, 6), (4, 2, 5, 4), 3)],
+    "grad_output_kfac": [lambda: ops.grad_output_kfac((2, 3, 4, 4)),
+                         lambda: ops.grad_output_kfac((2, 3, 4, 4), reduce=True)],
+}
+
+
+def test_every_builder_is_exported():
+    assert set(BUILDER_CALLS) == set(ops.__all__)
+
+
+@pytest.mark.parametrize("builder", sorted(BUILDER_CALLS))
+def test_builder_export_matches_compile(builder):
+    for call in BUILDER_CALLS[builder]:
+        diagram = call()
+        program = compile(diagram)
+        inputs = random_inputs(program)
+        source = export(diagram)
+        assert "import tndiag" not in source and "from tndiag" not in source
+        got = load_exported(source)["forward"](*inputs)
+        assert torch.allclose(got, program(*inputs), atol=1e-10), builder
