@@ -179,13 +179,15 @@ def sum_lines(diagram: Sum, prefix: str, opts: Options) -> List[str]:
         lines.append(f'  label="term {k + 1}"; style="rounded"; color="#999999";')
         lines += ["  " + ln for ln in graph_lines(term, p, opts)]
         lines.append("}")
-        firsts.append(_node_ids(term, p)[0] if term.tensors else f"{p}out:0")
-        lasts.append(f"{p}out:0" if term.output else firsts[-1])
+        # the '+' sits after every open leg of one term and before every tensor of the next
+        firsts.append(_node_ids(term, p) or [f"{p}out:0"])
+        lasts.append([f"{p}out:{j}" for j in range(len(term.output))] or firsts[-1])
     for k in range(1, len(firsts)):
         plus = f"{prefix}plus:{k}"
         lines.append(f'{_quote(plus)} [shape=plaintext, label="+", fontsize=28];')
-        lines.append(f"{_quote(lasts[k - 1])} -- {_quote(plus)} [style=invis];")
-        lines.append(f"{_quote(plus)} -- {_quote(firsts[k])} [style=invis];")
+        lines += [f"{_quote(a)} -- {_quote(plus)} [style=invis];" for a in lasts[k - 1]]
+        lines += [f"{_quote(plus)} -- {_quote(b)} [style=invis];"
+                  for b in dict.fromkeys(firsts[k])]
     return lines
 
 
