@@ -64,6 +64,8 @@ CASES = [  # (id, thunk, error class, regex the message must match)
      r"weight has dtype torch.float64 but input has dtype torch.float32"),
     ("bias-dtype-mismatch", lambda: conv(x4(), w4(), torch.randn(6).float(), groups=2),
      InvalidArgumentError, r"bias has dtype torch.float32"),
+    ("device-mismatch", lambda: conv(x4().to("meta"), w4(), groups=2), InvalidArgumentError,
+     r"weight is on device cpu but input is on meta; expected weight.device == input.device"),
     ("input-not-tensor", lambda: conv([1.0], w4()), InvalidArgumentError,
      r"input must be a torch.Tensor, got list"),
     ("output-padding-stride", lambda: conv_transpose(x4(), wt4(), stride=2, output_padding=2),
