@@ -88,8 +88,10 @@ def test_compile_prints_program(capsys):
     assert "cost" in out and "equation:" in out
 
 
-def test_compile_symbolic_needs_set(symbolic, capsys):
-    code, _, err = run(["compile", symbolic], capsys)
+def test_compile_symbolic_prints_formulas_and_export_needs_set(symbolic, capsys):
+    code, out, _ = run(["compile", symbolic], capsys)
+    assert code == 0 and out.startswith("# symbolic sizes") and "N*" in out
+    code, _, err = run(["export", symbolic], capsys)
     assert code == 1 and err.startswith("tndiag: error:") and "--set NAME=VALUE" in err
     assert len(err.splitlines()) == 1
     code, out, _ = run(["compile", symbolic, "--set", "N=2,C=3", "--set", "I1=9"], capsys)

@@ -126,9 +126,13 @@ def _compile_hint(err: TndiagError) -> TndiagError:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from tndiag.codegen import compile
+    from tndiag.codegen import compile, plan
 
     diagram, _ = _load(args)
+    if not diagram.is_concrete():
+        print("# symbolic sizes: costs are formulas; give values with --set NAME=VALUE,...")
+        print(plan(diagram))
+        return 0
     try:
         program = compile(diagram)
     except TndiagError as err:
@@ -216,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_render)
 
     p = sub.add_parser("compile", parents=[common], help="print equation, path and cost",
-                       description="Compile a diagram and print its einsum program.")
+                       description="Compile a diagram and print its einsum program (with "
+                       "cost formulas when sizes are symbolic).")
     _add_input(p)
     p.set_defaults(run=_cmd_compile)
 
