@@ -9,15 +9,14 @@ summed sizes not given are inferred. Invariant violations (``tndiag.verify``) be
 
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tndiag.errors import DiagramSyntaxError, VerifyError
 from tndiag.ir import Diagram, Graph, Index, Kind, Size, Sum, Tensor, verify
 from tndiag.syntax.errors import syntax_error
-from tndiag.syntax.sizes import infer_sizes
+from tndiag.syntax.sizes import PatternLegs, infer_sizes
 from tndiag.syntax.statements import (Declaration, Factor, IndexSizes, Legs, Output, Pos, Ref,
-                                      Statement, Term)
+                                      Statement)
 
 __all__ = ["build"]
 
@@ -90,15 +89,14 @@ class _Scope:
         for term in out.terms:
             for factor in term.factors:
                 self.declare_sizes(_refs(factor.legs or ()))
-            self.terms.append(self.build_term(term, out.legs))
+        placed = [[self.place(f) for f in term.factors] for term in out.terms]
+        patterns = self.patterns([p for these in placed for p in these])
+        for term, these in zip(out.terms, placed):
+            sizes = self.resolve(these, out.legs, patterns)
+            tensors = tuple(_tensor(decl, _axes(legs, sizes)) for decl, legs, _ in these)
+            graph = Graph(tensors, _axes(out.legs, sizes))
+            self.terms.append((graph, term.pos, tuple(pos for _, _, pos in these)))
         self.group += 1
-
-    def build_term(self, term: Term, output: Legs) -> Tuple[Graph, Pos, Tuple[Pos, ...]]:
-        """The graph of one term, with the positions to blame for each of its tensors."""
-        placed = [self.place(f) for f in term.factors]
-        sizes = self.resolve(placed, output)
-        tensors = tuple(_tensor(decl, _axes(legs, sizes)) for decl, legs, _ in placed)
-        return Graph(tensors, _axes(output, sizes)), term.pos, tuple(p for _, _, p in placed)
 
     def place(self, factor: Factor) -> Tuple[Declaration, Legs, Pos]:
         known = self.tensors.get(factor.name)
@@ -111,14 +109,20 @@ class _Scope:
             return decl, decl.legs, decl.pos
         return decl, factor.legs, factor.pos
 
-    def resolve(self, placed, output: Legs) -> Dict[str, Size]:
-        """Sizes of every index of one term: declared, else inferred from a pattern."""
-        explicit = {name: size for name, (size, _, _) in self.sizes.items()}
-        patterns = []
+    @staticmethod
+    def patterns(placed) -> List[PatternLegs]:
+        """The legs of every pattern among ``placed`` (those of one output statement)."""
+        found = []
         for decl, legs, _ in placed:
             if decl.kind is Kind.PATTERN and _is_three_single(legs):
                 (i,), (o,), (k,) = legs
-                patterns.append((i.name, o.name, k.name, decl.params))
+                found.append((i.name, o.name, k.name, decl.params))
+        return found
+
+    def resolve(self, placed, output: Legs, patterns: List[PatternLegs]) -> Dict[str, Size]:
+        """Sizes of every index of one term: declared, else inferred from a pattern of the
+        same output statement."""
+        explicit = {name: size for name, (size, _, _) in self.sizes.items()}
         sizes = infer_sizes(explicit, patterns)
         for ref in [*(r for _, legs, _ in placed for r in _refs(legs)), *_refs(output)]:
             if ref.name not in sizes:
@@ -150,9 +154,12 @@ class _Scope:
             problem = _problem(graph)
             if problem is not None:
                 return self.error(problem, pos)
-        found = re.search(r"term (\d+)", str(exc))
-        pos = self.terms[int(found.group(1))][1] if found else self.terms[0][1]
-        return self.error(str(exc), pos)
+        graphs = tuple(graph for graph, _, _ in self.terms)
+        for n in range(1, len(graphs)):
+            problem = _problem(Sum(graphs[:n + 1]))
+            if problem is not None:
+                return self.error(problem, self.terms[n][1])
+        return self.error(str(exc), self.terms[0][1])
 
 
 def _problem(diagram: Diagram) -> Optional[str]:

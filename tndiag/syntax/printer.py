@@ -186,16 +186,17 @@ class _Env:
     def _explicit_sizes(self, group: Sequence[_TermInfo]) -> Dict[str, Size]:
         """Index sizes to declare so that the parser resolves every index of ``group``.
 
-        Pattern ``o`` sizes are left to inference where it gives the right size; others are
-        declared, non-inferable ones first, then wrongly inferred ones one at a time.
+        Pattern ``o`` sizes are left to inference (from the patterns of the group's output
+        statement, as the parser does) where it gives the right size; others are declared, non-inferable ones first, then wrongly inferred ones one at a time.
         """
         declared: Dict[str, Size] = {}
         inferable = {legs[1] for info in group for legs in _pattern_legs(info.graph)}
         while True:
             known = {**self.sizes, **declared}
             missing: Dict[str, Size] = {}
+            patterns = [legs for info in group for legs in _pattern_legs(info.graph)]
             for info in group:
-                resolved = infer_sizes(known, _pattern_legs(info.graph))
+                resolved = infer_sizes(known, patterns)
                 missing.update({name: size for name, size in info.sizes.items()
                                 if name not in resolved or resolved[name] != size})
             if not missing:
