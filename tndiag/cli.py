@@ -200,15 +200,7 @@ def _add_input(p: argparse.ArgumentParser, pipeline_required: bool = False) -> N
                    help="give symbolic sizes values, e.g. --set N=8,I1=32 (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``tndiag`` command (one sub-parser per command)."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, parents=[_common(False)],
-        description="Tensor-network diagrams for convolutions: draw, compile, derive, export.")
-    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common(argparse.SUPPRESS)
-
+def _add_render(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("render", parents=[common], help="draw a diagram (SVG, PNG, PDF, DOT)",
                        description="Draw a diagram; the format follows the output's extension.")
     _add_input(p)
@@ -219,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw each pass of --pipeline as a before/after pair")
     p.set_defaults(run=_cmd_render)
 
+
+def _add_compile_derive_export(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("compile", parents=[common], help="print equation, path and cost",
                        description="Compile a diagram and print its einsum program (with "
                        "cost formulas when sizes are symbolic).")
@@ -239,11 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="forward", help="name of the exported function")
     p.set_defaults(run=_cmd_export)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tndiag`` command (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[_common(False)],
+        description="Tensor-network diagrams for convolutions: draw, compile, derive, export.")
+    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common(argparse.SUPPRESS)
+    _add_render(sub, common)
+    _add_compile_derive_export(sub, common)
     p = sub.add_parser("bench", parents=[common], help="run the benchmarks (tndiag.bench)",
                        description="Run the benchmarks; every argument after 'bench' goes "
                        "to tndiag.bench (try: tndiag bench --help).", add_help=False)
     p.set_defaults(run=_cmd_bench, bench_args=[])
-
     p = sub.add_parser("demo", parents=[common], help="run examples/quickstart.py",
                        description="Run the quick-start example.")
     p.set_defaults(run=_cmd_demo)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.corpus import CORPUS, IDS, build
+from tests.corpus import IDS, build
 from tndiag import InvalidArgumentError, ops
 from tndiag.ir import Graph, Index, Kind, Role, Sum, constant, delta, variable
 from tndiag.render import to_dot
