@@ -65,11 +65,12 @@ def test_repr_svg_for_jupyter():
 
 
 def test_trace_strip_has_before_and_after():
-    result = run_pipeline(ops.conv(ndim=1), "identity,identity")
+    result = run_pipeline(ops.conv(ndim=1), "vjp{wrt=X},identity")
     nodes, _, texts = parse(to_svg(result))
-    assert {"p0b/X", "p0a/X", "p1b/X", "p1a/X", "p0:arrow", "p1:arrow"} <= nodes
+    assert {"p0b/X", "p0a/V", "p1b/V", "p1a/V", "p0:arrow", "p1:arrow"} <= nodes
+    assert "p0a/X" not in nodes
     assert texts.count("before") == 2 and texts.count("after") == 2
-    assert any(t.startswith("1. identity") for t in texts)
+    assert "1. vjp{wrt=X} ⟶" in texts and "2. identity ⟶" in texts
 
 
 def test_unknown_format_and_bad_dot_raise_render_error():

@@ -9,7 +9,7 @@ left, added on the right) plus the tensors and indices named by the rules that f
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, List, Sequence, Set, Tuple
+from typing import Any, List, Sequence, Set, Tuple
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Sum
@@ -88,8 +88,15 @@ def _cluster(diagram: Diagram, prefix: str, label: str, opts: Options) -> List[s
     return lines
 
 
+def _option_text(value: Any) -> str:
+    """Options as pipeline text writes them (tuples as ``a|b``)."""
+    if isinstance(value, (tuple, list)):
+        return "|".join(str(v) for v in value)
+    return str(value)
+
+
 def _pass_title(trace: Any) -> str:
-    options = ",".join(f"{k}={v}" for k, v in getattr(trace, "options", ()))
+    options = ",".join(f"{k}={_option_text(v)}" for k, v in getattr(trace, "options", ()))
     return trace.pass_name + ("{" + options + "}" if options else "")
 
 
@@ -126,11 +133,12 @@ def trace_to_dot(traces: Any, *, sizes: bool = False, name: str = "trace") -> st
     >>> "1. identity" in text
     True
     """
-    items: Iterable[Any] = as_traces(traces)
-    lines = _header(name, "")
-    for k, trace in enumerate(items):
-        lines += ["  " + ln for ln in _pair(k, trace, sizes)]
-    if len(lines) == 4:
+    items: Tuple[Any, ...] = as_traces(traces)
+    if not items:
         raise InvalidArgumentError("the pipeline has no traces to draw")
+    lines = _header(name, "")
+    # graphviz stacks unconnected pairs last-first: emit them in reverse to read top-down
+    for k in reversed(range(len(items))):
+        lines += ["  " + ln for ln in _pair(k, items[k], sizes)]
     lines.append("}")
     return "\n".join(lines) + "\n"
