@@ -9,10 +9,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.corpus import IDS, build
+from tests.syntax.diagrams import diagrams as random_diagrams
 from tndiag import InvalidArgumentError, ops
 from tndiag.ir import Graph, Index, Kind, Role, Sum, constant, delta, variable
 from tndiag.render import to_dot
@@ -211,3 +212,31 @@ def test_trace_needs_traces():
         trace_to_dot(42)
     with pytest.raises(InvalidArgumentError, match="no traces"):
         trace_to_dot([])
+
+
+@given(random_diagrams())
+def test_structure_property_random_diagrams(diagram):
+    """Every node kind, fused legs, hyperedges and sums: the DOT mirrors the IR exactly."""
+    text = to_dot(diagram)
+    assert text == to_dot(diagram)
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    for n, term in enumerate(terms):
+        check_structure(term, text, f"s{n}/" if isinstance(diagram, Sum) else "")
+
+
+@settings(max_examples=15)
+@given(random_diagrams())
+def test_graphviz_accepts_random_diagrams(diagram):
+    from tndiag.render import run_dot
+
+    assert run_dot(to_dot(diagram, sizes=True), "svg").startswith(b"<?xml")
+
+
+def test_empty_product_term_is_a_one():
+    n = Index("n", 3)
+    diagram = Sum((Graph.of([variable("X", [n]), variable("V", [n], "vector")], []),
+                   Graph.of([], [])))
+    nodes, edges = parse_dot(to_dot(diagram))
+    assert nodes["s1/unit"] == 'shape=plaintext, label="1"'
+    assert ("plus:1", "s1/unit", "style=invis") in edges
+    assert set(nodes) == {"s0/X", "s0/V", "s1/unit", "plus:1"}

@@ -138,7 +138,7 @@ def _index_lines(graph: Graph, ix: Index, ends, out_end, prefix: str, fused: set
 def graph_lines(graph: Graph, prefix: str = "", opts: Options = Options()) -> List[str]:
     """DOT statements (nodes and edges) of one graph; node names start with ``prefix``."""
     ids = _node_ids(graph, prefix)
-    lines = []
+    lines = [] if graph.tensors else [f'{_quote(prefix + "unit")} [shape=plaintext, label="1"];']
     for t, node in zip(graph.tensors, ids):
         extra = node_attrs(t)
         if t.name in opts.highlight:
@@ -180,7 +180,7 @@ def sum_lines(diagram: Sum, prefix: str, opts: Options) -> List[str]:
         lines += ["  " + ln for ln in graph_lines(term, p, opts)]
         lines.append("}")
         # the '+' sits after every open leg of one term and before every tensor of the next
-        firsts.append(_node_ids(term, p) or [f"{p}out:0"])
+        firsts.append(_node_ids(term, p) or [f"{p}unit"])
         lasts.append([f"{p}out:{j}" for j in range(len(term.output))] or firsts[-1])
     for k in range(1, len(firsts)):
         plus = f"{prefix}plus:{k}"

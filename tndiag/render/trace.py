@@ -77,7 +77,7 @@ def as_traces(obj: Any) -> Tuple[Any, ...]:
 def _anchor(diagram: Diagram, prefix: str) -> str:
     if isinstance(diagram, Sum):
         return _anchor(diagram.terms[0], f"{prefix}s0/")
-    return _node_ids(diagram, prefix)[0] if diagram.tensors else f"{prefix}out:0"
+    return _node_ids(diagram, prefix)[0] if diagram.tensors else f"{prefix}unit"
 
 
 def _cluster(diagram: Diagram, prefix: str, label: str, opts: Options) -> List[str]:
