@@ -288,11 +288,21 @@ def _declaration(t: Tensor, head: tuple) -> str:
 
 
 def _output_line(name: str, output: Sequence[Axis], op: str, products: List[str]) -> str:
-    head = f"{name}{_legs(output)} {op} "
-    line = head + " + ".join(products)
-    if len(line) <= _WIDTH:
-        return line
-    return head + " +\n    ".join(products)
+    """``Y[legs] = a * b + c``, broken after ``*`` or ``+`` where longer than the width."""
+    pieces = []
+    for n, product in enumerate(products):
+        factors = product.split(" * ")
+        for m, factor in enumerate(factors):
+            last = m == len(factors) - 1
+            pieces.append(factor + (" *" if not last else " +" if n < len(products) - 1 else ""))
+    lines, current = [], f"{name}{_legs(output)} {op} {pieces[0]}"
+    for piece in pieces[1:]:
+        if len(current) + 1 + len(piece) > _WIDTH:
+            lines.append(current)
+            current = "    " + piece
+        else:
+            current += " " + piece
+    return "\n".join([*lines, current])
 
 
 def _output_name(terms: Sequence[Graph]) -> str:
