@@ -2,8 +2,10 @@
 
 torch's ``unfold``/``fold`` only handle 2-d, so N-d references are written here from
 ``F.pad`` and ``Tensor.unfold``; ``fold`` is the adjoint of unfold (its vector-Jacobian
-product), and ``unfold_kernel`` is the conv applied to the identity basis.
+product), and ``unfold_kernel`` is written out from the pattern's index relation.
 """
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -78,11 +80,33 @@ def fold_reference(cols, output_size, kernel_size, dilation=1, padding=0, stride
 
 
 def unfold_kernel_reference(w, input_size, stride, padding, dilation, groups):
-    """Toeplitz matrix: the convolution applied to every unit input, one column each."""
-    c_in = w.shape[1] * groups
-    numel = c_in * _prod(input_size)
-    basis = torch.eye(numel, dtype=w.dtype).reshape(numel, c_in, *input_size)
-    return conv_reference(basis, w, None, stride, padding, dilation, groups).flatten(1).T
+    """Toeplitz matrix written out from the index relation ``i = o·S + k·D − P_left``."""
+    ndim = w.dim() - 2
+    S, D = _tuple(stride, ndim), _tuple(dilation, ndim)
+    pads = _same_pairs(padding, ndim, D, w.shape[2:])
+    K = tuple(w.shape[2:])
+    O = [(i + pl + pr - d * (k - 1) - 1) // s + 1
+         for i, k, s, d, (pl, pr) in zip(input_size, K, S, D, pads)]
+    c_out, ci_g = w.shape[0], w.shape[1]
+    co_g = c_out // groups
+    T = torch.zeros(c_out, *O, ci_g * groups, *input_size, dtype=w.dtype)
+    for o in itertools.product(*map(range, O)):
+        for k in itertools.product(*map(range, K)):
+            i = [oo * s + kk * d - pl for oo, kk, s, d, (pl, _) in zip(o, k, S, D, pads)]
+            if not all(0 <= ii < size for ii, size in zip(i, input_size)):
+                continue
+            for g in range(groups):
+                rows, cols = slice(g * co_g, (g + 1) * co_g), slice(g * ci_g, (g + 1) * ci_g)
+                T[(rows, *o, cols, *i)] += w[(rows, slice(None), *k)]
+    return T.reshape(c_out * _prod(O), ci_g * groups * _prod(input_size))
+
+
+def _same_pairs(padding, ndim, D, K):
+    if padding == "valid":
+        return [(0, 0)] * ndim
+    if padding == "same":
+        return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for d, k in zip(D, K)]
+    return pairs(padding, ndim)
 
 
 def _prod(values):
