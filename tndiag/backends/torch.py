@@ -6,7 +6,8 @@ from typing import Any, Callable, Dict, Sequence
 
 import torch
 
-from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
+from tndiag.backends.torch_native import STEP_RUNNERS, reduced_matrix
+from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import ShapeError, UnknownNameError
 
 __all__ = ["run", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
@@ -39,10 +40,21 @@ def _pattern(op: Operand, device, dtype) -> torch.Tensor:
     return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
 
 
+def _out_size(t) -> int:
+    """O of a pattern (its o leg) or of a reduced pattern (its ``out_size``)."""
+    return int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
+
+
 def _reduced(op: Operand, device, dtype) -> torch.Tensor:
     t, p = op.tensor, op.tensor.params
     I, K = op.shape
-    return dense_reduced(I, int(t.out_size), K, p.stride, p.pad_left, p.dilation, device, dtype)
+    return dense_reduced(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
+
+
+def _reduced_matrix(op: Operand, device, dtype) -> torch.Tensor:
+    t, p = op.tensor, op.tensor.params
+    I, K = op.shape
+    return reduced_matrix(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
 
 
 def _delta(op: Operand, device, dtype) -> torch.Tensor:
@@ -61,9 +73,14 @@ def _fill(op: Operand, device, dtype) -> torch.Tensor:
 MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
     "dense-pattern": _pattern,
     "dense-reduced": _reduced,
+    "reduced-matrix": _reduced_matrix,
     "dense-delta": _delta,
     "fill": _fill,
 }
+
+
+#: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
+_NOT_MATERIALIZED = ("native", "view")
 
 
 def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -121,6 +138,9 @@ def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
         if op.lowering == "input":
             tensors.append(bound[op.name].reshape(op.shape))
             continue
+        if op.lowering in _NOT_MATERIALIZED:
+            tensors.append(None)
+            continue
         key = (op.name, op.lowering, op.shape, str(device), dtype)
         cached = program.cache.get(key)
         if cached is None:
@@ -134,9 +154,9 @@ def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
     current = _operand_tensors(program, bound)
     for step in program.steps:
         taken = [current[p] for p in step.positions]
-        for p in reversed(step.positions):
+        for p in sorted(step.positions, reverse=True):
             current.pop(p)
-        current.append(torch.einsum(step.equation, *taken))
+        current.append(STEP_RUNNERS[step.kind](step, taken))
     result = current[-1]
     if program.scale != 1:
         result = result * program.scale

@@ -105,6 +105,14 @@ def _baselines(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Dict[str, C
     x, w, v = t["X"], t["W"], t["V"]
     if op == "forward":
         return {"torch": lambda: _CONV[nd](x, w, None, **h)}
+    if isinstance(h["padding"], str):  # asymmetric 'same': run on the explicitly padded input
+        xp, pad = _padded(layer, x)
+        h = dict(h, padding=pad)
+        crop = tuple(slice(l, l + i) for (l, _), i in zip(explicit_padding(layer), x.shape[2:]))
+        if op == "input-vjp":
+            return {"torch": lambda: _GRAD_INPUT[nd](xp.shape, w, v, **h)[(..., *crop)]}
+        if op == "weight-vjp":
+            return {"torch": lambda: _GRAD_WEIGHT[nd](xp, w.shape, v, **h)}
     if op == "input-vjp":
         return {"torch": lambda: _GRAD_INPUT[nd](x.shape, w, v, **h)}
     if op == "weight-vjp":

@@ -1,6 +1,6 @@
 """Codegen: diagrams to frozen einsum programs (lowering per node kind, contraction paths)."""
 
-from tndiag.codegen.compile import compile
+from tndiag.codegen.compile import cache_info, clear_cache, compile, plan
 from tndiag.codegen.program import Operand, Program, Step, SumProgram
 
-__all__ = ["compile", "Operand", "Program", "Step", "SumProgram"]
+__all__ = ["cache_info", "clear_cache", "compile", "plan", "Operand", "Program", "Step", "SumProgram"]

@@ -1,22 +1,33 @@
-"""``compile(diagram) -> Program``: einsum equation, lowering per tensor, contraction path."""
+"""``compile(diagram) -> Program``: operands per node kind, structured steps, contraction path.
+
+Compiling an equal diagram again is a dictionary lookup (the plan cache): first keyed by the
+diagram itself, then by its canonical form (:func:`tndiag.passes.canonicalize`), so diagrams
+that differ only in index or pattern names share one plan.
+"""
 
 from __future__ import annotations
 
-import functools
 import string
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
-from tndiag.codegen.lowering import lowering_for
-from tndiag.codegen.program import AnyProgram, Operand, Program, Step, SumProgram
-from tndiag.errors import CompileError
-from tndiag.ir import Diagram, Graph, Kind, Sum, Tensor, verify
+from tndiag.codegen.lowering import STRUCTURED, lowering_for
+from tndiag.codegen.planner import Planner
+from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
+from tndiag.errors import CompileError, InvalidArgumentError
+from tndiag.ir import Diagram, Graph, Kind, Sum, verify
 
-__all__ = ["compile", "compile_graph"]
+__all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache"]
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 
+_BY_DIAGRAM: Dict[tuple, AnyProgram] = {}
+_BY_CANONICAL: Dict[tuple, AnyProgram] = {}
+_STATS = {"hits": 0, "canonical_hits": 0, "misses": 0}
 
-def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None) -> AnyProgram:
+
+def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
+            memory_limit: int | None = None,
+            lowerings: Iterable[str] | None = None) -> AnyProgram:
     """Compile a diagram (concrete, or made concrete by ``sizes``) into a runnable program.
 
     Compiling an equal diagram again is a dictionary lookup.
@@ -24,34 +35,133 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None) -> AnyProg
     Args:
         diagram: a :class:`~tndiag.ir.Graph` or :class:`~tndiag.ir.Sum`.
         sizes: values for symbolic sizes, e.g. ``{"N": 8, "I1": 32}``.
+        memory_limit: bytes the intermediates may occupy (float32 assumed unless the
+            inputs say otherwise at run time); when the plan needs more, one leg is sliced
+            and the chunks accumulated (:mod:`tndiag.codegen.bounded`).
+        lowerings: structured lowerings allowed (default: all of
+            :data:`~tndiag.codegen.lowering.STRUCTURED`); ``()`` forces the dense fallback.
 
     Returns:
-        A frozen :class:`Program` (or :class:`SumProgram` for a sum).
+        A frozen :class:`Program` (:class:`SumProgram` for a sum, ``SlicedProgram`` when
+        memory-bounded).
 
     Raises:
         CompileError: when sizes remain symbolic.
+        InvalidArgumentError: for an unknown lowering name or a non-positive memory limit.
 
     >>> from tndiag.ops import conv
     >>> prog = compile(conv((2, 3, 8), (4, 3, 3)))
-    >>> prog.equation
+    >>> [step.label for step in prog.steps]
+    ['conv1d']
+    >>> compile(conv((2, 3, 8), (4, 3, 3)), lowerings=()).equation
     'abc,cde,fbe->afd'
     """
     if sizes:
         diagram = diagram.substitute(dict(sizes))
-    return _compile_cached(diagram)
+    allowed = _allowed(lowerings)
+    if memory_limit is not None:
+        from tndiag.codegen.bounded import bounded
+
+        return bounded(diagram, allowed, memory_limit)
+    return _cached(diagram, allowed)
 
 
-@functools.lru_cache(maxsize=1024)
-def _compile_cached(diagram: Diagram) -> AnyProgram:
+def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram:
+    """The program of a diagram that may stay symbolic: printable, with cost formulas.
+
+    >>> from tndiag.ops import conv
+    >>> p = plan(conv(ndim=1))
+    >>> p.flops
+    2*C_in*C_out*K1*N*(I1 - K1 + 1)
+    >>> [step.label for step in p.steps]
+    ['conv1d']
+    """
+    allowed = _allowed(lowerings)
     verify(diagram)
     if isinstance(diagram, Sum):
-        terms = tuple(compile_graph(t) for t in diagram.terms)
-        names: Dict[str, Tuple[int, ...]] = {}
-        for t in terms:
-            for n, s in zip(t.inputs, t.input_shapes):
-                names.setdefault(n, s)
-        return SumProgram(terms, tuple(names), tuple(names.values()))
-    return compile_graph(diagram)
+        return _sum_program(tuple(compile_graph(t, allowed, concrete=False)
+                                  for t in diagram.terms))
+    return compile_graph(diagram, allowed, concrete=False)
+
+
+def _allowed(lowerings) -> Tuple[str, ...]:
+    if lowerings is None:
+        return STRUCTURED
+    chosen = tuple(lowerings)
+    unknown = [name for name in chosen if name not in STRUCTURED]
+    if unknown:
+        raise InvalidArgumentError(f"lowerings: unknown name(s) {unknown}; expected a subset "
+                                   f"of {list(STRUCTURED)}")
+    return chosen
+
+
+def _cached(diagram: Diagram, allowed: Tuple[str, ...]) -> AnyProgram:
+    key = (diagram, allowed)
+    found = _BY_DIAGRAM.get(key)
+    if found is not None:
+        _STATS["hits"] += 1
+        return found
+    canon = _canonical_key(diagram, allowed)
+    found = _BY_CANONICAL.get(canon) if canon is not None else None
+    if found is not None and found.inputs == _inputs_of(diagram):
+        _STATS["canonical_hits"] += 1
+    else:
+        _STATS["misses"] += 1
+        found = _compile_uncached(diagram, allowed)
+        if canon is not None:
+            _BY_CANONICAL[canon] = found
+    _BY_DIAGRAM[key] = found
+    return found
+
+
+def _inputs_of(diagram: Diagram) -> Tuple[str, ...]:
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    names = [t.name for g in terms for t in g.tensors if t.kind is Kind.VARIABLE]
+    return tuple(dict.fromkeys(names))
+
+
+def _canonical_key(diagram: Diagram, allowed):
+    try:
+        from tndiag.passes.canonicalize import canonicalize
+    except ImportError:  # pragma: no cover - the passes package ships with tndiag
+        return None
+    try:
+        return (canonicalize(diagram), allowed)
+    except Exception:  # a diagram the canonical form does not handle: graph key only
+        return None
+
+
+def cache_info() -> Dict[str, int]:
+    """Plan-cache counters: ``hits``, ``canonical_hits``, ``misses`` and ``size``.
+
+    >>> clear_cache(); from tndiag.ops import conv
+    >>> _ = compile(conv((1, 1, 4), (1, 1, 2))); _ = compile(conv((1, 1, 4), (1, 1, 2)))
+    >>> cache_info()["hits"], cache_info()["misses"]
+    (1, 1)
+    """
+    return dict(_STATS, size=len(_BY_DIAGRAM))
+
+
+def clear_cache() -> None:
+    """Forget every compiled plan (and reset the counters)."""
+    _BY_DIAGRAM.clear()
+    _BY_CANONICAL.clear()
+    _STATS.update(hits=0, canonical_hits=0, misses=0)
+
+
+def _compile_uncached(diagram: Diagram, allowed) -> AnyProgram:
+    verify(diagram)
+    if isinstance(diagram, Sum):
+        return _sum_program(tuple(compile_graph(t, allowed) for t in diagram.terms))
+    return compile_graph(diagram, allowed)
+
+
+def _sum_program(terms: Tuple[Program, ...]) -> SumProgram:
+    names: Dict[str, Tuple] = {}
+    for t in terms:
+        for n, s in zip(t.inputs, t.input_shapes):
+            names.setdefault(n, s)
+    return SumProgram(terms, tuple(names), tuple(names.values()))
 
 
 def _require_concrete(graph: Graph) -> None:
@@ -107,7 +217,7 @@ def _merge_deltas(graph: Graph, letters: _Letters) -> set:
     return dense
 
 
-def _operands(graph: Graph, letters: _Letters, dense_deltas: set) -> Tuple[List[Operand], float]:
+def _operands(graph: Graph, letters: _Letters, dense_deltas: set):
     operands, scale = [], 1.0
     for t in graph.tensors:
         lowering = "dense-delta" if t.name in dense_deltas else lowering_for(t)
@@ -117,63 +227,32 @@ def _operands(graph: Graph, letters: _Letters, dense_deltas: set) -> Tuple[List[
             scale *= float(t.value)  # type: ignore[arg-type]
             continue
         subs = "".join(letters(ix.name) for ix in t.indices)
-        operands.append(Operand(t, subs, tuple(int(ix.size) for ix in t.indices), lowering))
+        operands.append(Operand(t, subs, tuple(ix.size for ix in t.indices), lowering))
     return operands, scale
 
 
-def compile_graph(graph: Graph) -> Program:
-    """Compile one concrete graph (no caching; use :func:`compile`)."""
-    import opt_einsum
-
-    _require_concrete(graph)
+def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
+                  concrete: bool = True) -> Program:
+    """Compile one graph without caching (use :func:`compile`); symbolic when not ``concrete``."""
+    if concrete:
+        _require_concrete(graph)
     letters = _Letters()
     dense = _merge_deltas(graph, letters)
     operands, scale = _operands(graph, letters, dense)
     out = "".join(letters(ix.name) for ix in graph.output_indices)
     if len(set(out)) != len(out):
         raise CompileError("two output legs are joined by a delta; cannot express as einsum")
-    sizes = {ch: size for op in operands for ch, size in zip(op.letters, op.shape)}
-    missing = [ch for ch in out if ch not in sizes]
-    if missing or not operands:
+    carried = {ch for op in operands for ch in op.letters}
+    if not operands or any(ch not in carried for ch in out):
         raise CompileError("the output has legs that no operand carries; "
                            "add a constant ones tensor to broadcast them")
+    planner = Planner(operands, out, allowed)
+    steps, operands, extra_scale = planner.run()
     equation = ",".join(op.letters for op in operands) + "->" + out
-    if len(operands) == 1:
-        path, flops, largest = ((0,),), _numel(operands[0].shape), _numel(operands[0].shape)
-    else:
-        path_list, info = opt_einsum.contract_path(
-            equation, *[op.shape for op in operands], shapes=True, optimize="auto-hq")
-        path = tuple(tuple(p) for p in path_list)
-        flops, largest = int(info.opt_cost), int(info.largest_intermediate)
-    steps = _steps([op.letters for op in operands], path, out)
     variables = [op for op in operands if op.lowering == "input"]
     inputs = tuple(dict.fromkeys(op.name for op in variables))
-    shapes = {op.name: tuple(int(s) for s in op.tensor.shape) for op in variables}
-    return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs), path,
-                   steps, tuple(int(s) for s in graph.output_shape), scale, flops, largest)
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def _steps(subscripts: List[str], path, out: str) -> Tuple[Step, ...]:
-    """Pairwise (or k-ary) einsum steps following ``path``; the last one yields ``out``."""
-    current = list(subscripts)
-    steps = []
-    for n, positions in enumerate(path):
-        positions = tuple(sorted(positions))
-        taken = [current[p] for p in positions]
-        for p in reversed(positions):
-            current.pop(p)
-        if n == len(path) - 1:
-            result = out
-        else:
-            keep = set("".join(current)) | set(out)
-            result = "".join(dict.fromkeys(ch for ch in "".join(taken) if ch in keep))
-        steps.append(Step(positions, ",".join(taken) + "->" + result))
-        current.append(result)
-    return tuple(steps)
+    shapes = {op.name: tuple(op.tensor.shape) for op in variables}
+    flops, largest, peak = planner.costs()
+    return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs),
+                   tuple(s.positions for s in steps), tuple(steps),
+                   tuple(graph.output_shape), scale * extra_scale, flops, largest, peak)

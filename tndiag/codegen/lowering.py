@@ -1,25 +1,40 @@
-"""How each node kind becomes an operand of the einsum program (one row per kind).
+"""How each node kind becomes an operand, and the structured lowerings of contraction steps.
 
 The codegen asks :data:`LOWERINGS` what to do with a tensor; the backend has a matching
-table that turns each lowering into a runtime tensor. Structured lowerings (strided views,
-banded sums, native convolution kernels) plug in here without touching the codegen.
+table that turns each lowering into a runtime tensor.
 
 | kind       | lowering           | runtime operand |
 |------------|--------------------|-----------------|
 | variable   | ``input``          | the user's tensor, reshaped to its flat legs |
-| pattern    | ``dense-pattern``  | 0/1 tensor ``[I, O, K]`` (fallback) |
-| reduced    | ``dense-reduced``  | counts tensor ``[I, K]`` = ``Σ_o Π`` |
+| pattern    | ``dense-pattern``  | 0/1 tensor ``[I, O, K]`` (the fallback) |
+| reduced    | ``reduced-matrix`` | counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π |
 | delta      | ``merge`` or ``dense-delta`` | none: legs renamed to one letter; dense only when two legs are open |
 | constant   | ``scale`` or ``fill`` | a scalar factor; or a filled tensor when it has legs |
+
+Then, by structure of the letters (which legs of which operands a pattern joins, never by
+tensor names), the compiler replaces parts of the network with structured steps, cheapest
+first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices each):
+
+| name       | applies when                                          | becomes |
+|------------|-------------------------------------------------------|---------|
+| ``fold-constant`` | a constant's legs all lie on other operands     | a scalar factor |
+| ``native`` | A, B and patterns form a conv / transposed conv / conv-weight-gradient (:mod:`~tndiag.codegen.native`) | one torch kernel call |
+| ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
+| ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
+| ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
+
+Anything else keeps the dense Π and plain einsum steps.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tndiag.ir import Kind, Tensor
 
-__all__ = ["LOWERINGS", "lowering_for"]
+__all__ = ["LOWERINGS", "STRUCTURED", "lowering_for", "ViewSpec", "GramSpec", "view_spec",
+           "gram_spec", "reduced_patterns", "exclusive_holder"]
 
 
 def _variable(t: Tensor) -> str:
@@ -31,7 +46,7 @@ def _pattern(t: Tensor) -> str:
 
 
 def _reduced(t: Tensor) -> str:
-    return "dense-reduced"
+    return "reduced-matrix"
 
 
 def _delta(t: Tensor) -> str:
@@ -51,7 +66,125 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
     Kind.CONSTANT: _constant,
 }
 
+#: The structured lowerings, in the order the compiler tries them.
+STRUCTURED = ("fold-constant", "native", "reduced", "view", "gram")
+
 
 def lowering_for(t: Tensor) -> str:
-    """The lowering name chosen for tensor ``t``."""
+    """The lowering name chosen for tensor ``t`` on its own (before structure is seen).
+
+    >>> from tndiag.ir import Index, pattern
+    >>> lowering_for(pattern("P", Index("i", 5), Index("o", 3), Index("k", 3)))
+    'dense-pattern'
+    """
     return LOWERINGS[t.kind](t)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Zero-pad axis ``axis`` of a tensor by ``(pad_left, pad_right)`` and view it as ``[.., O, .., K]``.
+
+    The axis of size ``I`` becomes the ``O`` windows and a new last axis the ``K`` taps:
+    ``out[.., o, .., k] = padded[.., o·S + k·D, ..]``.
+    """
+
+    axis: int
+    ndim: int
+    stride: int
+    pad_left: int
+    pad_right: int
+    dilation: int
+    kernel: object
+
+    @property
+    def label(self) -> str:
+        """``view:slice`` for one tap, ``view:unfold`` otherwise."""
+        return "view:slice" if self.kernel == 1 else "view:unfold"
+
+
+def view_spec(letters: str, p_letters: str, params, kernel) -> Tuple[ViewSpec, str]:
+    """The view of a tensor with subscripts ``letters`` through pattern ``p_letters`` (i, o, k).
+
+    >>> spec, out = view_spec("nci", "iok", (2, 1, 1, 1), 3)
+    >>> out, spec.axis
+    ('ncok', 2)
+    """
+    i, o, k = p_letters
+    axis = letters.index(i)
+    stride, pl, pr, dil = params
+    spec = ViewSpec(axis, len(letters), stride, pl, pr, dil, kernel)
+    return spec, letters[:axis] + o + letters[axis + 1:] + k
+
+
+@dataclass(frozen=True)
+class GramSpec:
+    """``T`` contracted with itself: ``perm`` orders T as (batch, kept, summed) legs."""
+
+    perm: Tuple[int, ...]
+    batch: Tuple[object, ...]
+    kept: Tuple[object, ...]
+    summed: object
+    result: str
+    out_perm: Tuple[int, ...]
+
+
+def gram_spec(a: str, b: str, result: str, shape: Sequence) -> Optional[GramSpec]:
+    """Describe ``einsum(a,b->result)`` of one tensor with itself as ``M Mᵀ``, if it is one.
+
+    Position ``j`` holds the same leg of both copies: a shared letter is a batch leg (if kept)
+    or summed; different letters must both be kept and absent from the other copy.
+
+    >>> gram_spec("nck", "nCK", "ckCK", (2, 3, 4)).kept
+    (3, 4)
+    """
+    if len(a) != len(b) or len(set(a)) != len(a) or len(set(b)) != len(b):
+        return None
+    batch, kept, summed = [], [], []
+    for j, (x, y) in enumerate(zip(a, b)):
+        if x == y:
+            (batch if x in result else summed).append(j)
+        elif x in b or y in a or x not in result or y not in result:
+            return None
+        else:
+            kept.append(j)
+    if not kept:
+        return None
+    order = "".join(a[j] for j in batch) + "".join(a[j] for j in kept) + \
+        "".join(b[j] for j in kept)
+    if sorted(order) != sorted(result):
+        return None
+    sizes = lambda js: tuple(shape[j] for j in js)  # noqa: E731
+    summed_size = 1
+    for s in sizes(summed):
+        summed_size = summed_size * s
+    return GramSpec(tuple(batch + kept + summed), sizes(batch), sizes(kept), summed_size,
+                    order, tuple(order.index(ch) for ch in result))
+
+
+def exclusive_holder(letter: str, letters: Sequence[str], kinds: Sequence[str], kept: str,
+                     skip: int) -> Optional[int]:
+    """The one non-pattern operand carrying ``letter`` (once), when nothing else does."""
+    if letter in kept:
+        return None
+    found = [q for q, subs in enumerate(letters) if q != skip and letter in subs]
+    if len(found) != 1 or kinds[found[0]] == "pattern" or letters[found[0]].count(letter) != 1:
+        return None
+    return found[0]
+
+
+def reduced_patterns(letters: Sequence[str], kinds: Sequence[str], kept: str) -> List[int]:
+    """Positions of patterns whose ``o`` leg is on no other operand and not in the output.
+
+    >>> reduced_patterns(["nci", "iok", "ok"], ["v", "pattern", "v"], "nck")
+    []
+    >>> reduced_patterns(["nci", "iok"], ["v", "pattern"], "nck")
+    [1]
+    """
+    out = []
+    for pos, subs in enumerate(letters):
+        if kinds[pos] != "pattern" or len(set(subs)) != 3:
+            continue
+        o = subs[1]
+        if o not in kept and not any(o in s for q, s in enumerate(letters) if q != pos):
+            out.append(pos)
+    return out

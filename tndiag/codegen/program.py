@@ -1,13 +1,22 @@
-"""The frozen, printable result of compilation: no tensors inside, only the plan."""
+"""The frozen, printable result of compilation: no tensors inside, only the plan.
+
+A :class:`Program` lists its operands (each with the lowering of its node kind), then the
+steps that contract them. A step is an ``einsum`` or a structured lowering (a native
+convolution kernel, a strided view, a Gram product; see :mod:`tndiag.codegen.lowering`);
+its printout names the lowering and its cost. Costs are ints for concrete diagrams and
+sympy formulas for symbolic ones (:func:`tndiag.codegen.plan`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Tuple, Union
 
+from tndiag.errors import CompileError
 from tndiag.ir import Tensor
+from tndiag.ir.sizes import Size
 
-__all__ = ["Operand", "Step", "Program", "SumProgram", "AnyProgram"]
+__all__ = ["Operand", "Step", "Program", "SumProgram", "SlicedProgram", "AnyProgram"]
 
 
 @dataclass(frozen=True)
@@ -17,13 +26,14 @@ class Operand:
     Attributes:
         tensor: the IR tensor it stands for.
         letters: einsum subscripts of its flat legs (repeats allowed: a diagonal).
-        shape: flat runtime shape, one int per letter.
-        lowering: name of the lowering (see :mod:`tndiag.codegen.lowering`).
+        shape: flat runtime shape, one size per letter.
+        lowering: name of the lowering (see :mod:`tndiag.codegen.lowering`); operands
+            consumed by a structured step (``native``, ``view``) are never materialized.
     """
 
     tensor: Tensor
     letters: str
-    shape: Tuple[int, ...]
+    shape: Tuple[Size, ...]
     lowering: str
 
     @property
@@ -34,32 +44,58 @@ class Operand:
 
 @dataclass(frozen=True)
 class Step:
-    """One contraction step: pop the operands at ``positions``, push the result."""
+    """One contraction step: pop the operands at ``positions``, push the result.
+
+    Attributes:
+        positions: operand positions in the current stack.
+        equation: einsum form of the step (exact for every kind).
+        kind: ``einsum``, ``native`` (torch convolution kernel), ``view`` (zero-pad and
+            strided view), or ``gram`` (``Mᵀ M`` of one tensor with itself).
+        info: the kind's frozen description (e.g. :class:`~tndiag.codegen.native.NativeConv`).
+        label: printable name of the lowering (``conv2d``, ``view:unfold``, ...).
+        flops: cost of the step; ``memory``: elements it allocates.
+    """
 
     positions: Tuple[int, ...]
     equation: str
+    kind: str = "einsum"
+    info: Any = None
+    label: str = "einsum"
+    flops: Size = 0
+    memory: Size = 0
 
 
 @dataclass(frozen=True)
 class Program:
-    """A compiled tensor network: einsum equation, operands, path, steps and output reshape.
+    """A compiled tensor network: einsum equation, operands, steps, output reshape, cost.
 
     Call it with torch tensors (``program(X=x, W=w)`` or positionally in :attr:`inputs` order).
+    ``flops`` and ``peak_memory`` (elements of intermediates alive at once, materialized
+    patterns included) come from :mod:`tndiag.codegen.cost`.
     """
 
     equation: str
     operands: Tuple[Operand, ...]
     inputs: Tuple[str, ...]
-    input_shapes: Tuple[Tuple[int, ...], ...]
+    input_shapes: Tuple[Tuple[Size, ...], ...]
     path: Tuple[Tuple[int, ...], ...]
     steps: Tuple[Step, ...]
-    output_shape: Tuple[int, ...]
+    output_shape: Tuple[Size, ...]
     scale: float
-    flops: int
-    largest_intermediate: int
+    flops: Size
+    largest_intermediate: Size
+    peak_memory: Size = 0
     cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
+    @property
+    def is_concrete(self) -> bool:
+        """Whether every size is an int (a symbolic plan prints but does not run)."""
+        return all(isinstance(s, int) for shape in self.input_shapes for s in shape)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_concrete:
+            raise CompileError("this plan has symbolic sizes; compile(diagram, sizes={...}) "
+                               "with a value for each to run it")
         from tndiag.backends.torch import run
 
         return run(self, *args, **kwargs)
@@ -67,17 +103,19 @@ class Program:
     def __str__(self) -> str:
         lines = [f"equation: {self.equation}"]
         for op in self.operands:
-            lines.append(f"  {op.letters or '(scalar)':<10} {op.name:<8} {op.lowering:<14} "
+            lines.append(f"  {op.letters or '(scalar)':<10} {op.name:<8} {op.lowering:<15} "
                          f"{list(op.shape)}")
-        lines.append(f"inputs: {', '.join(f'{n}{list(s)}' for n, s in zip(self.inputs, self.input_shapes))}")
+        lines.append("inputs: " + ", ".join(f"{n}{list(s)}"
+                                            for n, s in zip(self.inputs, self.input_shapes)))
         lines.append(f"path: {list(self.path)}")
         for n, st in enumerate(self.steps):
-            lines.append(f"  step {n}: {st.equation}  (operands {list(st.positions)})")
+            lines.append(f"  step {n}: {st.label:<16} {st.equation}  (operands "
+                         f"{list(st.positions)}; flops {st.flops}, memory {st.memory})")
         if self.scale != 1:
             lines.append(f"scale: {self.scale}")
         lines.append(f"output shape: {list(self.output_shape)}")
-        lines.append(f"cost: {self.flops:.4g} FLOPs, largest intermediate "
-                     f"{self.largest_intermediate:.4g} elements")
+        lines.append(f"cost: flops = {self.flops}; peak memory = {self.peak_memory} elements; "
+                     f"largest intermediate = {self.largest_intermediate} elements")
         return "\n".join(lines)
 
 
@@ -87,17 +125,24 @@ class SumProgram:
 
     terms: Tuple[Program, ...]
     inputs: Tuple[str, ...]
-    input_shapes: Tuple[Tuple[int, ...], ...]
+    input_shapes: Tuple[Tuple[Size, ...], ...]
 
     @property
-    def output_shape(self) -> Tuple[int, ...]:
+    def output_shape(self) -> Tuple[Size, ...]:
         """Shape of the result."""
         return self.terms[0].output_shape
 
     @property
-    def flops(self) -> int:
+    def flops(self) -> Size:
         """Total FLOPs of all terms."""
-        return sum(t.flops for t in self.terms)
+        return sum((t.flops for t in self.terms), 0)
+
+    @property
+    def peak_memory(self) -> Size:
+        """Largest peak of the terms plus the running sum (one output)."""
+        from tndiag.codegen.cost import smax
+
+        return smax([t.peak_memory for t in self.terms])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from tndiag.backends.torch import run
@@ -111,4 +156,36 @@ class SumProgram:
         return "\n".join(parts)
 
 
-AnyProgram = Union[Program, SumProgram]
+@dataclass(frozen=True)
+class SlicedProgram:
+    """Memory-bounded evaluation: run ``chunks`` over slices of one leg and combine.
+
+    Attributes:
+        parts: ``(start, stop, program)`` per chunk of the sliced leg.
+        axes: per input name, the runtime axis that carries the leg (None: not sliced).
+        out_axis: output axis carrying the leg (None: the leg is summed, results are added).
+        letter_name: name of the sliced index; ``limit``: the memory limit in bytes.
+    """
+
+    parts: Tuple[Tuple[int, int, Any], ...]
+    inputs: Tuple[str, ...]
+    input_shapes: Tuple[Tuple[Size, ...], ...]
+    axes: Tuple[Any, ...]
+    out_axis: Any
+    output_shape: Tuple[Size, ...]
+    letter_name: str
+    limit: int
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from tndiag.backends.torch import run
+
+        return run(self, *args, **kwargs)
+
+    def __str__(self) -> str:
+        head = (f"memory-bounded ({self.limit} bytes): index {self.letter_name!r} in "
+                f"{len(self.parts)} chunks {[(a, b) for a, b, _ in self.parts]}, "
+                f"{'concatenated on output axis ' + str(self.out_axis) if self.out_axis is not None else 'summed'}")
+        return head + "\n-- chunk program --\n" + str(self.parts[0][2])
+
+
+AnyProgram = Union[Program, SumProgram, SlicedProgram]

@@ -1,0 +1,249 @@
+"""The planner: turns the operands of one graph into steps, structured lowerings first.
+
+Order (see :mod:`tndiag.codegen.lowering`): fold constants into the scale; hand convolution
+groups to native kernels when the cost model prices them below the einsum alternative;
+sum patterns whose ``o`` leg is free; view the remaining patterns through their ``i``
+leg; contract what is left along an opt_einsum path, turning a product of a tensor with
+itself into a Gram step. Symbolic sizes are priced with their formulas; the path search,
+which needs numbers, sees every symbol as :data:`NOMINAL`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from tndiag.codegen import cost
+from tndiag.codegen.lowering import (exclusive_holder, gram_spec, reduced_patterns,
+                                     view_spec)
+from tndiag.codegen.native import match_native
+from tndiag.codegen.program import Operand, Step
+
+__all__ = ["Planner", "NOMINAL"]
+
+#: Value given to every symbol when a contraction path must be chosen for a symbolic graph.
+NOMINAL = 16
+
+
+@dataclass
+class _Entry:
+    """One tensor on the runtime stack: its subscripts and what it is."""
+
+    uid: int
+    letters: str
+    kind: str  # "pattern" (an unconsumed dense Π), "view", or "tensor"
+    key: object  # equal keys hold equal values (None: unknown)
+
+
+def _nominal(size) -> int:
+    if isinstance(size, int):
+        return size
+    value = size.subs({s: NOMINAL for s in size.free_symbols})
+    return max(1, int(value))
+
+
+def _pattern_params(op: Operand) -> Tuple[int, int, int, int]:
+    p = op.tensor.params
+    return (p.stride, p.pad_left, p.pad_right, p.dilation)
+
+
+class Planner:
+    """Builds the steps of one graph (see the module docstring)."""
+
+    def __init__(self, operands: Sequence[Operand], out: str, allowed: Sequence[str]):
+        self.ops = list(operands)
+        self.out = out
+        self.allowed = set(allowed)
+        self.sizes = {ch: s for op in operands for ch, s in zip(op.letters, op.shape)}
+        self.stack = [_Entry(n, op.letters, "pattern" if op.lowering == "dense-pattern"
+                             else "tensor", _key(op)) for n, op in enumerate(self.ops)]
+        self.steps: List[Step] = []
+        self.results: List = []
+        self.temps: List = []
+        self.scale = 1.0
+        self._uid = len(self.ops)
+
+    # -- driver ------------------------------------------------------------------------
+    def run(self) -> Tuple[List[Step], List[Operand], float]:
+        """Plan every step; returns steps, final operands and an extra scalar factor."""
+        if "fold-constant" in self.allowed:
+            self._fold_constants()
+        if "native" in self.allowed:
+            self._native()
+        if "reduced" in self.allowed:
+            self._reduced()
+        if "view" in self.allowed:
+            self._views()
+        self._contract_rest()
+        return self.steps, self.ops, self.scale
+
+    def costs(self):
+        """``(flops, largest intermediate, peak memory)`` of the planned steps."""
+        flops = sum((s.flops for s in self.steps), 0)
+        largest = cost.smax(self.results) if self.results else 0
+        held = [self._held(op) for op in self.ops]
+        return flops, largest, cost.peak_memory(held, self.steps, self.results, self.temps)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _size(self, letters: str):
+        return cost.prod(self.sizes[ch] for ch in letters)
+
+    def _held(self, op: Operand):
+        if op.lowering in ("dense-pattern", "reduced-matrix", "dense-reduced"):
+            return cost.prod(op.shape)
+        if op.lowering in ("fill", "dense-delta"):
+            return cost.prod(op.shape)
+        return 0
+
+    def _positions(self, uids: Sequence[int]) -> Tuple[int, ...]:
+        where = {e.uid: n for n, e in enumerate(self.stack)}
+        return tuple(where[u] for u in uids)
+
+    def _push(self, uids, result: str, kind: str, info, label: str, flops, temp=0,
+              entry_kind: str = "tensor", key=None) -> None:
+        positions = self._positions(uids)
+        taken = [self.stack[p].letters for p in positions]
+        memory = 0 if kind == "view" else self._size(result)
+        self.steps.append(Step(positions, ",".join(taken) + "->" + result, kind, info, label,
+                               flops, memory))
+        self.results.append(memory)
+        self.temps.append(temp)
+        for p in sorted(positions, reverse=True):
+            self.stack.pop(p)
+        self.stack.append(_Entry(self._uid, result, entry_kind, key))
+        self._uid += 1
+
+    def _relower(self, uid: int, lowering: str, letters: Optional[str] = None,
+                 shape=None) -> None:
+        op = self.ops[uid]
+        self.ops[uid] = Operand(op.tensor, op.letters if letters is None else letters,
+                                op.shape if shape is None else shape, lowering)
+
+    def _kinds(self) -> List[str]:
+        return [e.kind for e in self.stack]
+
+    # -- structured lowerings ----------------------------------------------------------
+    def _fold_constants(self) -> None:
+        for n in reversed(range(len(self.ops))):
+            op = self.ops[n]
+            others = "".join(o.letters for m, o in enumerate(self.ops) if m != n)
+            if op.lowering == "fill" and all(ch in others for ch in op.letters):
+                self.scale *= float(op.tensor.value)
+                del self.ops[n]
+        self.stack = [_Entry(n, op.letters, "pattern" if op.lowering == "dense-pattern"
+                             else "tensor", _key(op)) for n, op in enumerate(self.ops)]
+        self._uid = len(self.ops)
+
+    def _native(self) -> None:
+        letters = [e.letters for e in self.stack]
+        params = {n: _pattern_params(self.ops[e.uid]) for n, e in enumerate(self.stack)
+                  if e.kind == "pattern"}
+        matches = match_native(letters, self._kinds(), self.out, self.sizes, params)
+        for group, spec in [([self.stack[p].uid for p in g], s) for g, s in matches]:
+            native = cost.native_flops(spec)
+            subs = [self.stack[p].letters for p in self._positions(group)]
+            if _nominal(native) > self._dense_flops(subs, spec.result):
+                continue
+            uids = group
+            for u in uids[2:]:
+                self._relower(u, "native")
+            nd = spec.ndim
+            label = {"conv": f"conv{nd}d", "transpose": f"conv_transpose{nd}d",
+                     "weight": f"conv{nd}d-weight"}[spec.role]
+            self._push(uids, spec.result, "native", spec, label, native)
+
+    def _dense_flops(self, subs: Sequence[str], result: str) -> int:
+        import opt_einsum
+
+        shapes = [tuple(_nominal(self.sizes[ch]) for ch in s) for s in subs]
+        _, info = opt_einsum.contract_path(",".join(subs) + "->" + result, *shapes,
+                                           shapes=True, optimize="auto-hq")
+        return int(info.opt_cost)
+
+    def _reduced(self) -> None:
+        letters = [e.letters for e in self.stack]
+        for pos in reduced_patterns(letters, self._kinds(), self.out):
+            entry = self.stack[pos]
+            i, _, k = entry.letters
+            self._relower(entry.uid, "reduced-matrix", i + k, (self.sizes[i], self.sizes[k]))
+            entry.letters, entry.kind = i + k, "tensor"
+            entry.key = ("reduced", _pattern_params(self.ops[entry.uid]), self.sizes[i],
+                         self.sizes[k], self.ops[entry.uid].tensor.shape)
+
+    def _views(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            letters, kinds = [e.letters for e in self.stack], self._kinds()
+            for pos, entry in enumerate(self.stack):
+                if entry.kind != "pattern":
+                    continue
+                holder = exclusive_holder(entry.letters[0], letters, kinds, self.out, pos)
+                if holder is None or len(set(letters[holder])) != len(letters[holder]):
+                    continue
+                op = self.ops[entry.uid]
+                spec, result = view_spec(letters[holder], entry.letters, _pattern_params(op),
+                                         self.sizes[entry.letters[2]])
+                self._relower(entry.uid, "view")
+                base = self.stack[holder]
+                key = None if base.key is None else ("view", base.key, spec)
+                self._push([base.uid, entry.uid], result, "view", spec, spec.label, 0,
+                           entry_kind="view", key=key)
+                changed = True
+                break
+
+    # -- the rest: einsum along a path -------------------------------------------------
+    def _contract_rest(self) -> None:
+        if len(self.stack) == 1:
+            e = self.stack[0]
+            if e.letters != self.out:
+                temp = self._size(e.letters) if e.kind == "view" else 0
+                self._push([e.uid], self.out, "einsum", None, "einsum",
+                           cost.einsum_flops(e.letters + "->" + self.out, self.sizes), temp)
+            return
+        for positions in self._path():
+            self._pairwise([self.stack[p].uid for p in positions])
+
+    def _path(self) -> List[Tuple[int, ...]]:
+        import opt_einsum
+
+        subs = [e.letters for e in self.stack]
+        shapes = [tuple(_nominal(self.sizes[ch]) for ch in s) for s in subs]
+        path, _ = opt_einsum.contract_path(",".join(subs) + "->" + self.out, *shapes,
+                                           shapes=True, optimize="auto-hq")
+        return [tuple(sorted(p)) for p in path]
+
+    def _pairwise(self, uids: List[int]) -> None:
+        positions = self._positions(uids)
+        taken = [self.stack[p] for p in positions]
+        rest = "".join(e.letters for e in self.stack if e.uid not in uids)
+        last = len(self.stack) == len(uids)
+        keep = set(rest) | set(self.out)
+        result = self.out if last else "".join(
+            dict.fromkeys(ch for e in taken for ch in e.letters if ch in keep))
+        equation = ",".join(e.letters for e in taken) + "->" + result
+        flops = cost.einsum_flops(equation, self.sizes)
+        temp = sum((self._size(e.letters) for e in taken if e.kind == "view"), 0)
+        gram = self._gram(taken, result)
+        if gram is not None:
+            copy = self._size(taken[0].letters)
+            self._push(uids, result, "gram", gram, "gram", flops, copy)
+            return
+        self._push(uids, result, "einsum", None, "einsum", flops, temp)
+
+    def _gram(self, taken: List[_Entry], result: str):
+        if ("gram" not in self.allowed or len(taken) != 2 or taken[0].key is None
+                or taken[0].key != taken[1].key):
+            return None
+        shape = tuple(self.sizes[ch] for ch in taken[0].letters)
+        return gram_spec(taken[0].letters, taken[1].letters, result, shape)
+
+
+def _key(op: Operand):
+    """Provenance of an operand's runtime value (equal keys, equal values up to letters)."""
+    if op.lowering == "input":
+        return ("input", op.name, tuple(op.shape))
+    if op.lowering == "fill":
+        return ("fill", op.tensor.value, tuple(op.shape))
+    return None
+
