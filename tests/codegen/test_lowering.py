@@ -1,0 +1,234 @@
+"""Every structured lowering, forced on its own, against the dense fallback and torch (float64)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from corpus import CORPUS
+from tndiag import compile, ops
+from tndiag.bench import diagrams as bd
+from tndiag.codegen.lowering import LOWERINGS
+from tndiag.ir import KIND_TABLE, Graph, Index, Role, reduced_pattern, variable
+
+DENSE = ()
+CONCRETE = [c for c in CORPUS if "symbolic" not in c[0]]
+
+
+def _labels(program):
+    terms = program.terms if hasattr(program, "terms") else (program,)
+    return [s.label for t in terms for s in t.steps]
+
+
+def _same_as_dense(diagram, lowerings=None, args=None):
+    fast = compile(diagram, lowerings=lowerings)
+    dense = compile(diagram, lowerings=DENSE)
+    args = args or [torch.randn(shape) for shape in fast.input_shapes]
+    torch.testing.assert_close(fast(*args), dense(*args), rtol=1e-10, atol=1e-10)
+    return fast, args
+
+
+def test_every_kind_has_a_lowering_row():
+    assert set(LOWERINGS) == set(KIND_TABLE)
+
+
+@pytest.mark.parametrize("name,thunk", CONCRETE, ids=[c[0] for c in CONCRETE])
+def test_corpus_structured_equals_dense(name, thunk):
+    _same_as_dense(thunk())
+
+
+def _layer(ndim, batch=2, c_in=4, c_out=6, I=7, K=3, stride=1, padding=0, dilation=1,
+           groups=1):
+    def tup(v):
+        return list(v) if isinstance(v, (tuple, list)) else [v] * ndim
+    return bd.layer_from_json(dict(
+        net="t", name="l", ndim=ndim, batch=batch, c_in=c_in, c_out=c_out, input=tup(I),
+        kernel=tup(K), stride=tup(stride), dilation=tup(dilation), groups=groups,
+        padding=padding if isinstance(padding, str) else tup(padding)))
+
+
+def _torch_conv(layer, x, w):
+    """torch conv on the explicitly padded input (any padding parity)."""
+    pads = bd.explicit_padding(layer)
+    xp = F.pad(x, [p for lr in reversed(pads) for p in lr])
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[layer["ndim"]]
+    return conv(xp, w, None, layer["stride"], 0, layer["dilation"], layer["groups"])
+
+
+def _oracles(layer):
+    """Inputs and forward / input-VJP / weight-VJP results by torch autograd."""
+    x = torch.randn(layer.x_shape, requires_grad=True)
+    w = torch.randn(layer.w_shape, requires_grad=True)
+    y = _torch_conv(layer, x, w)
+    v = torch.randn(y.shape)
+    gx, gw = torch.autograd.grad(y, (x, w), v)
+    inputs = {"X": x.detach(), "W": w.detach(), "V": v}
+    return inputs, {"forward": y.detach(), "input-vjp": gx, "weight-vjp": gw}
+
+
+def _check_native(layer, op):
+    inputs, want = _oracles(layer)
+    graph = bd.DIAGRAMS[op](layer)
+    prog = compile(graph, lowerings=("native",))
+    kind = "conv_transpose" if op == "input-vjp" else "conv"
+    suffix = "-weight" if op == "weight-vjp" else ""
+    assert _labels(prog) == [f"{kind}{layer['ndim']}d{suffix}"]
+    args = {n: inputs[n] for n in prog.inputs}
+    got = prog(**args)
+    torch.testing.assert_close(got, want[op], rtol=1e-10, atol=1e-10)
+    dense = compile(graph, lowerings=DENSE)(**args)
+    torch.testing.assert_close(got, dense, rtol=1e-10, atol=1e-10)
+
+
+CONV_GRID = [
+    dict(ndim=1), dict(ndim=1, stride=2, padding=1, dilation=2),
+    dict(ndim=2, stride=(2, 1), padding=(1, 0), groups=2),
+    dict(ndim=2, K=(4, 2), padding="same", dilation=(1, 2)),
+    dict(ndim=2, c_in=4, c_out=4, groups=4, padding=1),
+    dict(ndim=2, K=1, stride=2), dict(ndim=2, K=(1, 3), padding=(0, 1)),
+    dict(ndim=2, I=(6, 9), K=(2, 3), stride=3),
+    dict(ndim=3, I=(5, 4, 6), K=(2, 3, 2), stride=(1, 2, 1), dilation=(2, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("cfg", CONV_GRID, ids=str)
+@pytest.mark.parametrize("op", ["forward", "input-vjp", "weight-vjp"])
+def test_native_conv_family_matches_torch_and_dense(cfg, op):
+    _check_native(_layer(**cfg), op)
+
+
+@st.composite
+def conv_layers(draw):
+    ndim = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 2]))
+    K = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    D = [draw(st.integers(1, 2)) for _ in range(ndim)]
+    P = [draw(st.integers(0, 2)) for _ in range(ndim)]
+    I = [max(draw(st.integers(2, 7)), d * (k - 1) + 1 - 2 * p) for k, d, p in zip(K, D, P)]
+    S = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    return _layer(ndim, batch=draw(st.integers(1, 2)), c_in=2 * groups, c_out=2 * groups,
+                  I=I, K=K, stride=S, padding=P, dilation=D, groups=groups)
+
+
+@given(layer=conv_layers(), op=st.sampled_from(["forward", "input-vjp", "weight-vjp"]))
+def test_native_conv_family_hypothesis(layer, op):
+    _check_native(layer, op)
+
+
+@pytest.mark.parametrize("output_padding,stride,dilation", [(0, 2, 1), (1, 2, 1), (1, 1, 2),
+                                                            (2, 3, 1)])
+def test_native_transposed_conv_builder_with_output_padding(output_padding, stride, dilation):
+    x, w = torch.randn(2, 4, 5, 4), torch.randn(4, 3, 3, 2)
+    graph = ops.conv_transpose(x.shape, w.shape, stride=stride, padding=1,
+                               output_padding=output_padding, dilation=dilation, groups=2)
+    prog = compile(graph)
+    assert _labels(prog) == ["conv_transpose2d"]
+    want = F.conv_transpose2d(x, w, None, stride, 1, output_padding, 2, dilation)
+    torch.testing.assert_close(prog(x, w), want, rtol=1e-10, atol=1e-10)
+
+
+def test_recognition_is_structural_not_by_name():
+    """Renamed tensors and indices, shuffled tensor order: still one native kernel."""
+    graph = ops.conv((2, 4, 9), (6, 2, 3), stride=2, groups=2)
+    names = {ix: f"z{n}" for n, ix in enumerate(sorted(graph.indices()))}
+    renamed = graph.rename_indices(names)
+    renamed = renamed.replace(tensors=[t.replace(name={"X": "B", "W": "A"}.get(t.name, t.name))
+                                       for t in reversed(renamed.tensors)])
+    prog, _ = _same_as_dense(renamed)
+    assert _labels(prog) == ["conv1d"]
+
+
+@pytest.mark.parametrize("cfg", [dict(ndim=1, K=3, stride=2, padding=1),
+                                 dict(ndim=2, K=(3, 2), padding=(1, 0), dilation=(1, 2)),
+                                 dict(ndim=2, K=1, stride=2),
+                                 dict(ndim=3, I=(4, 5, 3), K=2, stride=(2, 1, 1))], ids=str)
+def test_view_lowering_of_unfold_matches_torch_and_dense(cfg):
+    layer = _layer(**cfg)
+    prog, (x,) = _same_as_dense(bd.unfold(layer), lowerings=("view",))
+    labels = _labels(prog)
+    assert labels.count("view:slice") + labels.count("view:unfold") == layer["ndim"]
+    assert "view:slice" in labels or max(layer["kernel"]) > 1
+    if layer["ndim"] == 2:
+        pads = bd.explicit_padding(layer)
+        want = F.unfold(F.pad(x, [p for lr in reversed(pads) for p in lr]), layer["kernel"],
+                        layer["dilation"], 0, layer["stride"])
+        torch.testing.assert_close(prog(x), want, rtol=0, atol=0)
+
+
+def _kfc_reference(layer, x, reduce):
+    """einconv-convention KFC / KFAC-reduce from an explicit unfold (torch only)."""
+    nd, G, N = layer["ndim"], layer["groups"], x.shape[0]
+    pads = bd.explicit_padding(layer)
+    u = F.pad(x, [p for lr in reversed(pads) for p in lr])
+    for d in range(nd):
+        u = u.unfold(2 + d, layer["dilation"][d] * (layer["kernel"][d] - 1) + 1,
+                     layer["stride"][d])
+    u = u[(Ellipsis, *(slice(None, None, dl) for dl in layer["dilation"]))]
+    u = u.permute(0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    u = u.reshape(N, G, -1, u[0, 0].flatten(-nd).shape[-1] if nd else 1)
+    if reduce:
+        a = u.mean(-1)
+        return torch.einsum("ngi,ngj->gij", a, a) / N
+    return torch.einsum("ngio,ngjo->gij", u, u) / N
+
+
+@pytest.mark.parametrize("cfg", [dict(ndim=1, K=3, stride=2, padding=1),
+                                 dict(ndim=2, K=(3, 2), padding=(1, 0), dilation=(1, 2),
+                                      groups=2)], ids=str)
+@pytest.mark.parametrize("reduce", [False, True])
+def test_kfc_and_kfac_reduce_lowerings(cfg, reduce):
+    layer = _layer(**cfg)
+    graph = (bd.kfac_reduce if reduce else bd.kfc)(layer)
+    x = torch.randn(layer.x_shape)
+    want = _kfc_reference(layer, x, reduce)
+    lowerings = ("fold-constant", "reduced") if reduce else ("view", "gram")
+    prog, _ = _same_as_dense(graph, lowerings=lowerings, args=[x])
+    labels = _labels(prog)
+    if reduce:
+        assert [op.lowering for op in prog.operands].count("reduced-matrix") == 2 * layer["ndim"]
+        assert "view:unfold" not in labels
+    else:
+        assert labels[-1] == "gram"
+    torch.testing.assert_close(prog(x).reshape(want.shape), want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(compile(graph)(x).reshape(want.shape), want,
+                               rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("stride,pad_left,dilation", [(1, 0, 1), (2, 1, 1), (3, 2, 2)])
+def test_reduced_pattern_node_uses_the_count_matrix(stride, pad_left, dilation):
+    n, c, i, k = Index("n", 2), Index("c", 3), Index("i", 9), Index("k", 3)
+    O = (9 + 2 * pad_left - dilation * 2 - 1) // stride + 1
+    R = reduced_pattern("R", i, k, O, stride, pad_left, pad_left, dilation)
+    graph = Graph.of([variable("X", [n, c, i]), R], [n, c, k])
+    prog, (x,) = _same_as_dense(graph)
+    assert [op.lowering for op in prog.operands] == ["input", "reduced-matrix"]
+    xp = F.pad(x, (pad_left, pad_left))
+    want = torch.stack([xp[..., kk * dilation::stride][..., :O].sum(-1) for kk in range(3)], -1)
+    torch.testing.assert_close(prog(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_unrecognised_structure_falls_back_to_dense():
+    """fold: the pattern's i leg is open, its o and k legs are on X: nothing structured."""
+    graph = ops.fold((2, 12, 24), (5, 6), (2, 3), padding=(1, 0))
+    prog, (x,) = _same_as_dense(graph)
+    assert "dense-pattern" in [op.lowering for op in prog.operands]
+    want = F.fold(x, (5, 6), (2, 3), padding=(1, 0))
+    torch.testing.assert_close(prog(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_constant_with_legs_elsewhere_folds_into_the_scale():
+    n, i = Index("n", 3), Index("i", 4)
+    from tndiag.ir import constant
+    graph = Graph.of([variable("X", [n, i]), constant("h", 0.5, [i])], [n])
+    prog, (x,) = _same_as_dense(graph, lowerings=("fold-constant",))
+    assert prog.scale == 0.5 and len(prog.operands) == 1
+    torch.testing.assert_close(prog(x), 0.5 * x.sum(1))
+
+
+def test_unknown_lowering_name_is_rejected():
+    from tndiag import InvalidArgumentError
+    with pytest.raises(InvalidArgumentError, match="lowerings"):
+        compile(ops.conv((1, 1, 4), (1, 1, 2)), lowerings=("warp",))
+    assert issubclass(InvalidArgumentError, ValueError)
+    _ = Role
