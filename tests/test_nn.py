@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tndiag.nn as tnn
 
@@ -106,3 +108,41 @@ def test_module_in_a_sequential_trains():
         torch.optim.SGD(model.parameters(), lr=0.1).step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
         _close(a.detach(), b.detach())
+
+
+@st.composite
+def conv_modules(draw):
+    """Constructor arguments of a random Conv{1,2,3}d valid for torch (any padding_mode)."""
+    ndim = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(ndim))
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    same = draw(st.booleans())
+    stride = 1 if same else draw(st.integers(1, 2))
+    padding = "same" if same else tuple(draw(st.integers(0, 1)) for _ in range(ndim))
+    kwargs = dict(in_channels=groups * draw(st.integers(1, 2)),
+                  out_channels=groups * draw(st.integers(1, 2)), kernel_size=kernel,
+                  stride=stride, padding=padding, dilation=draw(st.integers(1, 2)),
+                  groups=groups, bias=draw(st.booleans()), padding_mode=mode)
+    size = 5 if ndim == 3 else 6  # > any padding, >= the dilated kernel (<= 5)
+    return f"Conv{ndim}d", kwargs, (2, kwargs["in_channels"], *[size] * ndim)
+
+
+@settings(max_examples=60)  # the functional layer below already gets 300 per function
+@given(conv_modules())
+def test_random_conv_modules_match_torch(case):
+    name, kwargs, x_shape = case
+    ours, theirs = _pair(name, kwargs)
+    x = torch.randn(x_shape)
+    with torch.no_grad():
+        _close(ours(x), theirs(x))
+
+
+def test_float32_module_matches_torch_within_float32_precision():
+    theirs = torch.nn.Conv2d(3, 4, 3, padding=1, dtype=torch.float32)
+    ours = tnn.Conv2d(3, 4, 3, padding=1, dtype=torch.float32)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 3, 7, 7, dtype=torch.float32)
+    y = ours(x)
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, theirs(x), atol=1e-5, rtol=1e-4)
