@@ -206,3 +206,16 @@ def test_import_tndiag_does_not_import_lark_until_parse():
     code = ("import sys, tndiag\nassert 'lark' not in sys.modules\n"
             "tndiag.parse('X : input [n: 2]\\nY[n] = X')\nassert 'lark' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_python_examples_of_the_language_doc_run():
+    import doctest
+
+    text = (ROOT / "docs" / "language.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    globs = {"tndiag": tndiag}
+    for n, block in enumerate(blocks):
+        runner.run(doctest.DocTestParser().get_doctest(block, globs, f"block{n}", None, 0))
+    result = runner.summarize(verbose=False)
+    assert len(blocks) >= 3 and result.attempted >= 4 and result.failed == 0

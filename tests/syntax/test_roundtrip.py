@@ -1,4 +1,4 @@
-"""``parse(to_text(d)) == d``: over the corpus, builder hyper-parameter grids and random diagrams."""
+"""``parse(to_text(d)) == d`` over the corpus, builder hyper-parameter grids, random diagrams."""
 
 import itertools
 
@@ -34,10 +34,9 @@ _CONV_GRID = list(itertools.product(
 ))
 
 
-@pytest.mark.parametrize("stride, padding, dilation, groups, bias", _CONV_GRID)
+@pytest.mark.parametrize("stride, padding, dilation, groups, bias", [
+    case for case in _CONV_GRID if case[1] != "same" or case[0] == 1])  # as torch: no same+stride
 def test_conv_round_trips_over_hyper_parameters(stride, padding, dilation, groups, bias):
-    if padding == "same" and stride != 1:
-        pytest.skip("torch forbids padding='same' with stride > 1")
     for ndim, shape in ((1, (2, 4, 11)), (2, (2, 4, 9, 8))):
         pad = ((0, 2),) * ndim if padding == "asymmetric" else padding
         weight = (4, 4 // groups, *(3,) * ndim)

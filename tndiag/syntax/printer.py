@@ -148,8 +148,9 @@ def _check_legs(t: Tensor, count: int) -> None:
 def _check_name(name: object, what: str) -> None:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or (
             what == "tensor" and name == "index"):
+        extra = " other than index" if what == "tensor" else ""
         raise InvalidArgumentError(f"{what} name {name!r} cannot be written as text: expected "
-                                   f"an identifier{' other than index' if what == 'tensor' else ''}")
+                                   f"an identifier{extra}")
 
 
 def _check_size(size: object, where: str) -> None:
@@ -187,7 +188,8 @@ class _Env:
         """Index sizes to declare so that the parser resolves every index of ``group``.
 
         Pattern ``o`` sizes are left to inference (from the patterns of the group's output
-        statement, as the parser does) where it gives the right size; others are declared, non-inferable ones first, then wrongly inferred ones one at a time.
+        statement, as the parser does) where it gives the right size; others are declared,
+        non-inferable ones first, then wrongly inferred ones one at a time.
         """
         declared: Dict[str, Size] = {}
         inferable = {legs[1] for info in group for legs in _pattern_legs(info.graph)}
