@@ -12,6 +12,7 @@ from tndiag.codegen import compile
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
 from tndiag.functional._common import check_tensors, hashable, weight_ndim
+from tndiag.ops.hyper import ntuple
 
 __all__ = ["unfold", "fold", "unfold_kernel"]
 
@@ -147,8 +148,7 @@ def _unfold_program(input_shape, kernel_size, dilation, padding,
                          f"{tuple(input_shape)}")
     has_batch = rank == ndim + 2
     shape = tuple(input_shape) if has_batch else (1, *input_shape)
-    if isinstance(kernel_size, int):
-        kernel_size = (kernel_size,) * ndim
+    kernel_size = ntuple(kernel_size, ndim, "kernel_size", 1)
     diagram = ops.unfold(shape, kernel_size, dilation=dilation, padding=padding, stride=stride)
     return compile(diagram), has_batch
 
@@ -162,10 +162,8 @@ def _fold_program(input_shape, output_size, kernel_size, dilation, padding,
                          f"(unbatched), got input of shape {tuple(input_shape)}")
     has_batch = len(input_shape) == 3
     shape = tuple(input_shape) if has_batch else (1, *input_shape)
-    if isinstance(output_size, int):
-        output_size = (output_size,) * ndim
-    if isinstance(kernel_size, int):
-        kernel_size = (kernel_size,) * ndim
+    output_size = ntuple(output_size, ndim, "output_size", 1)
+    kernel_size = ntuple(kernel_size, ndim, "kernel_size", 1)
     diagram = ops.fold(shape, output_size, kernel_size, dilation=dilation, padding=padding,
                        stride=stride)
     return compile(diagram), has_batch
@@ -175,8 +173,7 @@ def _fold_program(input_shape, output_size, kernel_size, dilation, padding,
 def _unfold_kernel_program(weight_shape, input_size, stride, padding, dilation,
                            groups) -> AnyProgram:
     ndim = weight_ndim(weight_shape)
-    if isinstance(input_size, int):
-        input_size = (input_size,) * ndim
+    input_size = ntuple(input_size, ndim, "input_size", 1)
     diagram = ops.unfold_kernel(tuple(weight_shape), input_size, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups)
     return compile(diagram)
