@@ -149,8 +149,8 @@ def _zero(output) -> Graph:
     return Graph.of([constant("zero", 0, flat)], output)
 
 
-def _jacobian(diagram: Diagram, name: str, rec: Recorder) -> Diagram:
-    first = _first_occurrence(diagram, name)
+def _jacobian(diagram: Diagram, first: Tensor, rec: Recorder) -> Diagram:
+    name = first.name
     out_names = {ix.name for ix in _terms(diagram)[0].output_indices}
     targets = _targets(diagram, first, out_names)
     new_out = (*_terms(diagram)[0].output, *_axes_like(first, targets))
@@ -180,8 +180,9 @@ def _differentiate(diagram: Diagram, rec: Recorder, wrt=()) -> Diagram:
     Several names (``wrt=X|W``) differentiate once per name, in order (so ``W|W`` is the
     second derivative). The result has shape ``output_shape + W.shape (+ ...)``.
     """
-    for name in _as_tuple(wrt):
-        diagram = _jacobian(diagram, name, rec)
+    firsts = [_first_occurrence(diagram, name) for name in _as_tuple(wrt)]
+    for first in firsts:  # a name cut away by an earlier step gives a zero derivative
+        diagram = _jacobian(diagram, first, rec)
     return diagram
 
 
