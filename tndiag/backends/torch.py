@@ -115,13 +115,41 @@ def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
         got = tuple(bound[name].shape)
         if got != shape:
             raise ShapeError(f"tensor {name!r} has shape {list(got)}, expected {list(shape)}")
+    return _run_any(program, bound)
+
+
+def _run_any(program: AnyProgram, bound: Dict[str, Any]) -> torch.Tensor:
     if isinstance(program, SumProgram):
         result = None
         for term in program.terms:
-            value = _run_program(term, bound)
+            value = _run_any(term, bound)
             result = value if result is None else result + value
         return result
+    if isinstance(program, SlicedProgram):
+        return _run_sliced(program, bound)
     return _run_program(program, bound)
+
+
+def _run_sliced(program: SlicedProgram, bound: Dict[str, Any]) -> torch.Tensor:
+    """Run each chunk of the sliced leg and concatenate (open leg) or add (summed leg)."""
+    first = bound[program.inputs[0]]
+    parts = program.parts(first.element_size())
+    total = int(program.graph.index(program.leg).size)
+    chunks, result = [], None
+    for start, stop, prog in parts:
+        sub = {}
+        for name, axis, shape in zip(program.inputs, program.axes, program.input_shapes):
+            t = bound[name]
+            if axis is not None:
+                per = int(shape[axis]) // total
+                t = t.narrow(axis, start * per, (stop - start) * per)
+            sub[name] = t
+        value = _run_any(prog, sub)
+        if program.out_axis is None:
+            result = value if result is None else result.add_(value)
+        else:
+            chunks.append(value)
+    return result if program.out_axis is None else torch.cat(chunks, program.out_axis)
 
 
 def _runtime(program: Program, bound: Dict[str, Any]):

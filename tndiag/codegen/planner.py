@@ -100,10 +100,10 @@ class Planner:
         return tuple(where[u] for u in uids)
 
     def _push(self, uids, result: str, kind: str, info, label: str, flops, temp=0,
-              entry_kind: str = "tensor", key=None) -> None:
+              entry_kind: str = "tensor", key=None, memory=None) -> None:
         positions = self._positions(uids)
         taken = [self.stack[p].letters for p in positions]
-        memory = 0 if kind == "view" else self._size(result)
+        memory = self._size(result) if memory is None else memory
         self.steps.append(Step(positions, ",".join(taken) + "->" + result, kind, info, label,
                                flops, memory))
         self.results.append(memory)
@@ -187,8 +187,13 @@ class Planner:
                 self._relower(entry.uid, "view")
                 base = self.stack[holder]
                 key = None if base.key is None else ("view", base.key, spec)
+                pad = 0
+                if spec.pad_left or spec.pad_right:  # the view holds a zero-padded copy
+                    rest = base.letters.replace(entry.letters[0], "")
+                    pad = self._size(rest) * (self.sizes[entry.letters[0]] + spec.pad_left
+                                              + spec.pad_right)
                 self._push([base.uid, entry.uid], result, "view", spec, spec.label, 0,
-                           entry_kind="view", key=key)
+                           entry_kind="view", key=key, memory=pad)
                 changed = True
                 break
 

@@ -158,23 +158,34 @@ class SumProgram:
 
 @dataclass(frozen=True)
 class SlicedProgram:
-    """Memory-bounded evaluation: run ``chunks`` over slices of one leg and combine.
+    """Memory-bounded evaluation: run one program per chunk of one leg and combine.
 
     Attributes:
-        parts: ``(start, stop, program)`` per chunk of the sliced leg.
-        axes: per input name, the runtime axis that carries the leg (None: not sliced).
-        out_axis: output axis carrying the leg (None: the leg is summed, results are added).
-        letter_name: name of the sliced index; ``limit``: the memory limit in bytes.
+        graph: the full diagram; ``leg``: the name of the sliced index.
+        axes: per input (in :attr:`inputs` order), the runtime axis that carries the leg.
+        out_axis: output axis carrying the leg, or None when it is summed (chunks are added).
+        limit: bytes the intermediates of one chunk may occupy.
+        allowed: the structured lowerings used for each chunk's program.
     """
 
-    parts: Tuple[Tuple[int, int, Any], ...]
+    graph: Any
+    leg: str
     inputs: Tuple[str, ...]
     input_shapes: Tuple[Tuple[Size, ...], ...]
-    axes: Tuple[Any, ...]
-    out_axis: Any
+    axes: Tuple[int, ...]
+    out_axis: Union[int, None]
     output_shape: Tuple[Size, ...]
-    letter_name: str
     limit: int
+    allowed: Tuple[str, ...]
+    cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def parts(self, itemsize: int = 4):
+        """``[(start, stop, program)]``: chunks of the leg whose peak fits the limit."""
+        from tndiag.codegen.bounded import chunk_plan
+
+        if itemsize not in self.cache:
+            self.cache[itemsize] = chunk_plan(self, itemsize)
+        return self.cache[itemsize]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from tndiag.backends.torch import run
@@ -182,10 +193,12 @@ class SlicedProgram:
         return run(self, *args, **kwargs)
 
     def __str__(self) -> str:
-        head = (f"memory-bounded ({self.limit} bytes): index {self.letter_name!r} in "
-                f"{len(self.parts)} chunks {[(a, b) for a, b, _ in self.parts]}, "
-                f"{'concatenated on output axis ' + str(self.out_axis) if self.out_axis is not None else 'summed'}")
-        return head + "\n-- chunk program --\n" + str(self.parts[0][2])
+        parts = self.parts(4)
+        how = ("concatenated on output axis " + str(self.out_axis)
+               if self.out_axis is not None else "summed")
+        head = (f"memory-bounded ({self.limit} bytes, float32): index {self.leg!r} in "
+                f"{len(parts)} chunks {[(a, b) for a, b, _ in parts]}, {how}")
+        return head + "\n-- chunk program --\n" + str(parts[0][2])
 
 
 AnyProgram = Union[Program, SumProgram, SlicedProgram]
