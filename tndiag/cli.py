@@ -155,7 +155,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     diagram, _ = _load(args)
     try:
-        source = export(diagram, name=args.name)
+        source = export(diagram, name=args.name, lowering=args.lowering)
     except TndiagError as err:
         raise _compile_hint(err) from None
     _write(args.output, source)
@@ -231,6 +231,9 @@ def _add_compile_derive_export(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="-", metavar="OUT.py",
                    help="where to write the module ('-' or none: stdout)")
     p.add_argument("--name", default="forward", help="name of the exported function")
+    p.add_argument("--lowering", choices=("window", "dense"), default="window",
+                   help="index patterns as strided windows of a tensor where possible "
+                   "(default), or all dense 0/1 tensors")
     p.set_defaults(run=_cmd_export)
 
 

@@ -75,12 +75,13 @@ def test_every_corpus_diagram_and_op_runs_in_a_process_without_tndiag(tmp_path):
     for mod, diagram in cases:
         sizes = sizes_for(diagram)
         program = compile(diagram, sizes)
-        source = export(diagram, sizes=sizes)
-        assert "import tndiag" not in source and "from tndiag" not in source
-        (tmp_path / f"{mod}.py").write_text(source)
         inputs = random_inputs(program)
-        torch.save(inputs, tmp_path / f"{mod}.in.pt")
-        expected[mod] = program(*inputs)
+        for mode in ("window", "dense"):
+            source = export(diagram, sizes=sizes, lowering=mode)
+            assert "import tndiag" not in source and "from tndiag" not in source
+            (tmp_path / f"{mod}_{mode}.py").write_text(source)
+            torch.save(inputs, tmp_path / f"{mod}_{mode}.in.pt")
+            expected[f"{mod}_{mode}"] = program(*inputs)
     (tmp_path / "names.json").write_text(json.dumps(sorted(expected)))
     (tmp_path / "runner.py").write_text(RUNNER)
     site_packages = str(Path(torch.__file__).resolve().parent.parent)
@@ -91,7 +92,7 @@ def test_every_corpus_diagram_and_op_runs_in_a_process_without_tndiag(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"isolated": True, "done": len(cases)}
+    assert report == {"isolated": True, "done": 2 * len(cases)}
     for mod, want in expected.items():
         got = torch.load(tmp_path / f"{mod}.out.pt")
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-10), mod
@@ -198,14 +199,29 @@ def test_shape_and_type_checks():
 
 def test_module_text_parts():
     diagram = ops.conv((2, 3, 8), (4, 3, 3), stride=2)
-    source = export(diagram, name="conv1d")
-    program = compile(diagram, lowerings=())  # export writes the dense plan
-    assert f"einsum {program.equation}" in source
-    assert f"contraction path {list(program.path)}" in source
-    assert "def conv1d(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:" in source
-    assert "index_pattern(8, 3, 3, 2, 0, 1, _device, _dtype)" in source
-    assert "Diagram (tndiag text form)::" in source
+    dense = export(diagram, name="conv1d", lowering="dense")
+    program = compile(diagram, lowerings=())  # the dense export follows the dense plan
+    assert f"einsum {program.equation}" in dense
+    assert f"contraction path {list(program.path)}" in dense
+    assert "def conv1d(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:" in dense
+    assert "index_pattern(8, 3, 3, 2, 0, 1, _device, _dtype)" in dense
+    assert "Diagram (tndiag text form)::" in dense
     assert "(not available" in export(program)
+    windowed = export(diagram, name="conv1d")
+    assert "index patterns as strided windows: P1" in windowed
+    assert "window(_x0, 2, 3, 2, 0, 0, 1)" in windowed and "index_pattern" not in windowed
+    with pytest.raises(InvalidArgumentError, match="lowering must be one of"):
+        export(diagram, lowering="sparse")
+
+
+def test_windows_only_where_a_single_tensor_holds_the_i_leg():
+    # fold: the i legs are open (on the output), so the patterns stay dense
+    assert "window(" not in export(ops.fold((2, 18, 80), (8, 9), (3, 2), padding=1))
+    # kernel unfold: no tensor holds i, the patterns stay dense too
+    assert "window(" not in export(ops.unfold_kernel((3, 2, 3), (7,)))
+    # KFC: each copy of X is windowed by its own two patterns
+    source = export(ops.kfc((2, 3, 6, 6), 3, padding=1))
+    assert source.count("= window(") == 4 and "index_pattern" not in source
 
 
 def test_structured_lowering_falls_back_to_dense():
@@ -268,13 +284,14 @@ def test_every_builder_is_exported():
     assert set(BUILDER_CALLS) == set(ops.__all__)
 
 
+@pytest.mark.parametrize("lowering", ["window", "dense"])
 @pytest.mark.parametrize("builder", sorted(BUILDER_CALLS))
-def test_builder_export_matches_compile(builder):
+def test_builder_export_matches_compile(builder, lowering):
     for call in BUILDER_CALLS[builder]:
         diagram = call()
         program = compile(diagram)
         inputs = random_inputs(program)
-        source = export(diagram)
+        source = export(diagram, lowering=lowering)
         assert "import tndiag" not in source and "from tndiag" not in source
         got = load_exported(source)["forward"](*inputs)
         assert torch.allclose(got, program(*inputs), atol=1e-10), builder

@@ -1,18 +1,24 @@
 """``export(diagram_or_program) -> str``: a standalone Python module that needs only torch.
 
 The module holds the einsum equation, the contraction path, the code that builds the index
-patterns (dense 0/1 tensors), one function with typed arguments and shape checks that runs
-the contraction step by step, and a docstring with the diagram's text form.
+patterns, one function with typed arguments and shape checks that runs the contraction step
+by step, and a docstring with the diagram's text form.
+
+By default (``lowering="window"``, see :mod:`tndiag.codegen.export_plan`) a pattern on the
+``i`` leg of a single tensor becomes a zero-padded strided view of that tensor; every other
+operand is exported as below, and the steps follow an ``opt_einsum`` path. The structured
+steps of a compiled program (native convolution kernels, Gram products) are exported as
+their exact einsum form.
 
 | lowering          | exported as |
 |-------------------|-------------|
 | ``input``         | the argument, reshaped to its flat legs |
 | ``dense-pattern`` | ``index_pattern(I, O, K, stride, pad_left, dilation)`` (cached) |
-| ``dense-reduced`` | ``index_pattern(...).sum(1)`` |
+| ``dense-reduced``, ``reduced-matrix`` | ``index_pattern(...).sum(1)`` |
 | ``dense-delta``   | ``delta_tensor(size, ndim)`` |
 | ``fill``          | ``torch.full(shape, value)`` |
 
-Structured lowerings of other node kinds fall back to the dense tensor of the same legs.
+Other lowerings of a pattern, reduced pattern, δ or constant fall back to its dense tensor.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import keyword
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 from tndiag.codegen.compile import compile
+from tndiag.codegen.export_plan import WINDOW_HELPER, TermPlan, plan_term
 from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum
@@ -28,6 +35,7 @@ from tndiag.ir import Diagram, Graph, Kind, Sum
 __all__ = ["export", "EXPORTERS"]
 
 _HELPERS = {
+    "window": WINDOW_HELPER,
     "index_pattern": '''
 @functools.lru_cache(maxsize=None)
 def index_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
@@ -118,25 +126,22 @@ def _arg_names(inputs: Sequence[str]) -> Dict[str, str]:
     return out
 
 
-def _term_body(program: Program, args: Mapping[str, str], helpers: set) -> List[str]:
-    """Statements computing one term: operands, the contraction steps, the final reshape."""
-    lines = []
-    stack = []
-    for n, op in enumerate(program.operands):
-        var = f"_x{n}"
-        if op.lowering == "input":
-            expr = f"{args[op.name]}.reshape({', '.join(map(str, op.shape)) or '()'})"
-        else:
-            helper, expr = _constant_expr(op)
-            if helper:
-                helpers.add(helper)
-        lines.append(f"{var} = {expr}  # {op.letters or 'scalar'}: {op.name}")
-        stack.append(var)
-    for n, step in enumerate(program.steps):
-        taken = [stack[p] for p in step.positions]
-        for p in sorted(step.positions, reverse=True):
+def _operand_expr(op: Operand, args: Mapping[str, str]) -> Tuple[str, str]:
+    """``(helper needed, expression)`` building one operand of a term."""
+    if op.lowering == "input":
+        return "", f"{args[op.name]}.reshape({', '.join(map(str, op.shape)) or '()'})"
+    return _constant_expr(op)
+
+
+def _term_body(program: Program, plan: TermPlan) -> List[str]:
+    """Statements computing one term: operands, windows, the contraction steps, the reshape."""
+    lines = list(plan.setup)
+    stack = list(plan.operands)
+    for n, (positions, equation) in enumerate(plan.steps):
+        taken = [stack[p] for p in positions]
+        for p in sorted(positions, reverse=True):
             stack.pop(p)
-        lines.append(f"_t{n} = torch.einsum({step.equation!r}, {', '.join(taken)})")
+        lines.append(f"_t{n} = torch.einsum({equation!r}, {', '.join(taken)})")
         stack.append(f"_t{n}")
     result = stack[-1]
     if program.scale != 1:
@@ -167,7 +172,7 @@ def _roles(program: AnyProgram) -> Dict[str, str]:
 
 
 def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],
-                   helpers: set) -> List[str]:
+                   plans: Sequence[TermPlan]) -> List[str]:
     roles = _roles(program)
     doc = ['    """Evaluate the diagram.', "", "    Args:"]
     doc += [f"        {args[n]}: {roles.get(n, 'input')} tensor of shape {tuple(s)!r}."
@@ -188,18 +193,19 @@ def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],
             calls.append(f"_term{k}({call_args})")
         body.append("return " + " + ".join(calls))
     else:
-        body += _term_body(program, args, helpers)
+        body += _term_body(program, plans[0])
     return [_signature(name, program.inputs, args), *doc, *("    " + ln for ln in body)]
 
 
-def _term_functions(program: SumProgram, args: Mapping[str, str], helpers: set) -> List[str]:
+def _term_functions(program: SumProgram, args: Mapping[str, str],
+                    plans: Sequence[TermPlan]) -> List[str]:
     lines: List[str] = []
     for k, term in enumerate(program.terms):
         params = ", ".join(["_device", "_dtype"] + [f"{args[n]}: torch.Tensor"
                                                     for n in term.inputs])
         lines += ["", "", f"def _term{k}({params}) -> torch.Tensor:",
                   f'    """Term {k + 1} of the sum: {term.equation}."""']
-        lines += ["    " + ln for ln in _term_body(term, args, helpers)]
+        lines += ["    " + ln for ln in _term_body(term, plans[k])]
     return lines
 
 
@@ -214,33 +220,38 @@ def _text_form(diagram: Diagram | None) -> str:
     return to_text(diagram)
 
 
-def _summary(program: AnyProgram) -> List[str]:
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
+def _summary(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
+    terms = _terms(program)
     lines = []
-    for k, t in enumerate(terms):
+    for k, (t, plan) in enumerate(zip(terms, plans)):
         head = f"Term {k + 1}: " if len(terms) > 1 else ""
-        lines += [f"{head}einsum {t.equation}",
-                  f"    contraction path {list(t.path)}",
-                  f"    cost {t.flops} FLOPs, largest intermediate {t.largest_intermediate} "
-                  "elements"]
+        lines.append(f"{head}einsum {t.equation}")
+        if plan.windows:
+            lines.append(f"    index patterns as strided windows: {', '.join(plan.windows)}")
+        lines += [f"    contraction path {list(plan.path)}",
+                  f"    cost {plan.flops} FLOPs, largest intermediate {plan.largest} elements"]
     return lines
 
 
-def _module_doc(program: AnyProgram, diagram: Diagram | None, name: str) -> List[str]:
+def _terms(program: AnyProgram) -> Tuple[Program, ...]:
+    return program.terms if isinstance(program, SumProgram) else (program,)
+
+
+def _module_doc(program: AnyProgram, diagram: Diagram | None, name: str,
+                plans: Sequence[TermPlan]) -> List[str]:
     text = _text_form(diagram).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     return (['"""Tensor-network program exported by tndiag; needs only torch.', "",
               "Diagram (tndiag text form)::", ""]
             + ["    " + ln if ln else "" for ln in text.splitlines()]
-            + ["", *_summary(program), "", f"Call ``{name}({', '.join(program.inputs)})``.",
+            + ["", *_summary(program, plans), "", f"Call ``{name}({', '.join(program.inputs)})``.",
                '"""'])
 
 
-def _constants_block(program: AnyProgram) -> List[str]:
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
+def _constants_block(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
     shapes = dict(zip(program.inputs, (tuple(s) for s in program.input_shapes)))
-    return [f"EQUATIONS: Tuple[str, ...] = {tuple(t.equation for t in terms)!r}",
-            f"PATHS = {tuple(t.path for t in terms)!r}",
-            f"STEPS = {tuple(tuple(s.equation for s in t.steps) for t in terms)!r}",
+    return [f"EQUATIONS: Tuple[str, ...] = {tuple(t.equation for t in _terms(program))!r}",
+            f"PATHS = {tuple(tuple(p.path) for p in plans)!r}",
+            f"STEPS = {tuple(tuple(eq for _, eq in p.steps) for p in plans)!r}",
             f"INPUT_SHAPES: Dict[str, Tuple[int, ...]] = {shapes!r}",
             f"OUTPUT_SHAPE = {tuple(program.output_shape)!r}"]
 
@@ -258,7 +269,8 @@ def _as_program(obj: Diagram | AnyProgram, sizes) -> Tuple[AnyProgram, Diagram |
 
 
 def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int] | None = None,
-           name: str = "forward", diagram: Diagram | None = None) -> str:
+           name: str = "forward", diagram: Diagram | None = None,
+           lowering: str = "window") -> str:
     """Python source of a standalone module evaluating the diagram with torch alone.
 
     Args:
@@ -266,33 +278,40 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         sizes: values for symbolic sizes of a diagram (``{"N": 8, ...}``).
         name: name of the exported function.
         diagram: the diagram a given program came from (only for the docstring's text form).
+        lowering: ``"window"`` (an index pattern on the ``i`` leg of a single tensor becomes
+            a padded strided view of it; the rest are dense) or ``"dense"`` (every pattern a
+            dense 0/1 tensor, the compiled program's steps).
 
     Returns:
         The module's source text; its function ``name`` takes the inputs in program order.
 
     Raises:
-        InvalidArgumentError: for a bad ``name`` or argument type.
+        InvalidArgumentError: for a bad ``name``, ``lowering`` or argument type.
         CompileError: when the diagram cannot be compiled (e.g. sizes still symbolic).
 
     >>> from tndiag import ops
     >>> source = export(ops.conv((1, 2, 5), (3, 2, 3)))
     >>> namespace = {}
     >>> exec(source, namespace)
-    >>> namespace["INPUT_SHAPES"]
-    {'X': (1, 2, 5), 'W': (3, 2, 3)}
+    >>> namespace["INPUT_SHAPES"], namespace["STEPS"]
+    ({'X': (1, 2, 5), 'W': (3, 2, 3)}, (('abde,fbe->afd',),))
     """
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise InvalidArgumentError(f"name must be a public Python identifier, got {name!r}")
     program, graph = _as_program(diagram_or_program, sizes)
     graph = diagram if diagram is not None else graph
     args = _arg_names(program.inputs)
-    helpers: set = set()
-    main = _main_function(program, name, args, helpers)
-    terms = _term_functions(program, args, helpers) if isinstance(program, SumProgram) else []
-    lines = [*_module_doc(program, graph, name), "", "from __future__ import annotations", "",
-             "import functools", "from typing import Dict, Tuple", "", "import torch", "",
+    plans = [plan_term(t, lambda op: _operand_expr(op, args), lowering)
+             for t in _terms(program)]
+    helpers = set().union(*(p.helpers for p in plans)) | (
+        {"window"} if any(p.windows for p in plans) else set())
+    main = _main_function(program, name, args, plans)
+    terms = _term_functions(program, args, plans) if isinstance(program, SumProgram) else []
+    lines = [*_module_doc(program, graph, name, plans), "", "from __future__ import annotations",
+             "", *(["import functools"] if helpers & {"index_pattern", "delta_tensor"} else []),
+             "from typing import Dict, Tuple", "", "import torch", "",
              f'__all__ = ["{name}", "EQUATIONS", "PATHS", "INPUT_SHAPES", "OUTPUT_SHAPE"]', "",
-             *_constants_block(program)]
+             *_constants_block(program, plans)]
     for helper in sorted(helpers):
         lines += ["", _HELPERS[helper].rstrip("\n")]
     lines += ["", _CHECK.rstrip("\n")] + terms + ["", ""] + main
