@@ -33,6 +33,8 @@ CASES = [
     ("fraction-size", "index n: 1/2", 1, 7, "positive integer"),
     ("division-by-zero", "index n: N/0", 1, 11, "division by zero"),
     ("huge-number", "index n: 10**100000", 1, 12, "exceeds 4096 bits"),
+    ("symbolic-power", "index n: (N + 1)**33", 1, 17, "at most 32"),
+    ("symbolic-exponent", "index n: 2**N", 1, 11, "must be an integer"),
     ("unknown-function", "index n: sqrt(N)", 1, 10, "unknown function 'sqrt'"),
     ("function-arity", "index n: floor(N, 2)", 1, 10, "floor takes 1 argument"),
     ("mod-by-zero", "index n: Mod(N, 0)", 1, 10, "cannot be evaluated"),

@@ -124,6 +124,7 @@ def test_long_statements_are_wrapped_and_still_parse():
     (Graph.of([variable("X", [Index("n", sympy.Symbol("N"))])], []), "positive-integer"),
     (Graph.of([variable("X", [Index("n", sympy.Rational(1, 2))])], []), "positive integer"),
     (Graph.of([variable("X", [Index("n", sympy.sqrt(as_size("N")))])], []), "can write"),
+    (Graph.of([variable("X", [Index("n", as_size("N") ** 33)])], []), "can write"),
     (Graph.of([constant("c", float("nan"))], []), "finite float"),
     (Graph.of([constant("c", 1j)], []), "finite float"),
     (Graph.of([Tensor("P", Kind.PATTERN, ((_n(),),), params=pattern(

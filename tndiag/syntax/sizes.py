@@ -14,7 +14,7 @@ import sympy
 
 from tndiag.ir import PatternParams, Size, as_size
 
-__all__ = ["FUNCTIONS", "NAME_RE", "MAX_BITS", "symbol", "power", "divide", "floor_divide",
+__all__ = ["FUNCTIONS", "NAME_RE", "MAX_BITS", "MAX_EXPONENT", "symbol", "power", "divide", "floor_divide",
            "check_number", "unprintable_part", "infer_sizes", "PatternLegs"]
 
 #: Identifiers of the language (tensor, index and symbol names); the grammar's NAME terminal.
@@ -31,6 +31,9 @@ FUNCTIONS = {
 
 #: Largest magnitude (in bits) of a number inside a size expression.
 MAX_BITS = 4096
+
+#: Largest exponent of a symbolic power (larger ones make sympy's simplification crawl).
+MAX_EXPONENT = 32
 
 _BAD = (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)
 
@@ -55,17 +58,22 @@ def check_number(value: sympy.Expr) -> Optional[str]:
 
 
 def power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
-    """``base ** exponent`` with a bound on the size of the result.
+    """``base ** exponent`` with bounds that keep sympy fast.
 
     Raises:
-        ValueError: if the result would be a number larger than :data:`MAX_BITS` bits.
+        ValueError: if the result would be a number larger than :data:`MAX_BITS` bits, or a
+            symbolic power has a non-integer exponent or one above :data:`MAX_EXPONENT`.
+
+    >>> power(symbol("N"), sympy.Integer(2))
+    N**2
     """
     if exponent.is_Integer and base.is_Rational:
         bits = max(abs(base.p).bit_length(), abs(base.q).bit_length())
         if bits * abs(int(exponent)) > MAX_BITS:
             raise ValueError(f"the power's result exceeds {MAX_BITS} bits")
-    elif exponent.is_Number and abs(exponent) > MAX_BITS:
-        raise ValueError(f"the exponent {exponent} is too large")
+    elif not exponent.is_Integer or abs(exponent) > MAX_EXPONENT:
+        raise ValueError(f"the exponent of a symbolic power must be an integer of at most "
+                         f"{MAX_EXPONENT} in magnitude, got {exponent}")
     return base ** exponent
 
 
@@ -104,8 +112,8 @@ def unprintable_part(size: Size) -> Optional[str]:
             if not NAME_RE.fullmatch(node.name) or node != symbol(node.name):
                 return (f"symbol {node.name!r} is not a positive-integer size symbol "
                         f"(use tndiag.ir.as_size({node.name!r}))")
-        elif not isinstance(node, _ALLOWED) or (
-                isinstance(node, sympy.Pow) and not node.exp.is_Integer):
+        elif not isinstance(node, _ALLOWED) or (isinstance(node, sympy.Pow) and not (
+                node.exp.is_Integer and abs(node.exp) <= MAX_EXPONENT)):
             return f"{node} is not an integer expression the language can write"
     return check_number(size)
 
