@@ -37,7 +37,7 @@ def slice_candidates(graph: Graph) -> List[Tuple[str, Tuple[int, ...], object]]:
 
     >>> from tndiag import ops
     >>> [c[0] for c in slice_candidates(ops.conv((4, 3, 8), (2, 3, 3)))]
-    ['n', 'co']
+    ['n', 'ci', 'co']
     """
     variables = [t for t in graph.tensors if t.kind is Kind.VARIABLE]
     others = {ix.name for t in graph.tensors if t.kind is not Kind.VARIABLE for ix in t.indices}
