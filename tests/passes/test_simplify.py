@@ -127,7 +127,7 @@ def _conv_configs():
     return st.fixed_dictionaries({
         "dims": st.lists(dim, min_size=1, max_size=2), "N": st.integers(1, 2),
         "groups": st.sampled_from([1, 2]), "bias": st.booleans(),
-        "kind": st.sampled_from(["conv", "transpose", "unfold"])})
+        "kind": st.sampled_from(["conv", "transpose", "unfold", "kfc", "kfac-reduce"])})
 
 
 def _build(cfg):
@@ -143,7 +143,10 @@ def _build(cfg):
     if cfg["kind"] == "transpose":
         return ops.conv_transpose((N, 2 * G, *[d[4] for d in cfg["dims"]]), (2 * G, 1, *K),
                                   stride=S, padding=P, dilation=D, groups=G, bias=cfg["bias"])
-    return ops.unfold((N, G, *I), K, stride=S, padding=P, dilation=D)
+    if cfg["kind"] == "unfold":
+        return ops.unfold((N, G, *I), K, stride=S, padding=P, dilation=D)
+    factor = ops.kfc if cfg["kind"] == "kfc" else ops.kfac_reduce
+    return factor((N, G, *I), K, stride=S, padding=P, dilation=D, groups=G)
 
 
 @given(cfg=_conv_configs())

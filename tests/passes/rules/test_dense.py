@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from rewrite_checks import apply, assert_same_value, run_checked
 
 from tndiag import ops
-from tndiag.ir import Graph, Index, Kind, delta, pattern, variable
+from tndiag.ir import Graph, Index, Kind, delta, pattern, reduced_pattern, variable
 
 
 def fired(result):
@@ -121,4 +121,27 @@ def test_preserves_value(N, C, K, m, groups, transposed):
         g = ops.conv((N, 2 * C, m * K), (2, 2 * C // groups, K), stride=K, groups=groups)
     res = run_checked(g, "dense")
     assert fired(res) == [("dense", ("P1",))]
+    assert_same_value(g, res.diagram)
+
+
+def test_golden_reduced_pattern():
+    """Σ_o of a dense Π is δ(k, k̃) with ĩ summed: KFAC-reduce of a dense convolution."""
+    n, i, k = Index("n", 2), Index("i", 8), Index("k", 4)
+    g = Graph.of([variable("X", [n, i]), reduced_pattern("R", i, k, 2, stride=4)], [k])
+    res = run_checked(g, "dense")
+    a, b = Index("i_o", 2), Index("i_k", 4)
+    assert res.diagram == Graph.of([variable("X", [n, (a, b)]), delta("R_k", [k, b])], [k])
+    assert_same_value(g, res.diagram)
+
+
+def test_reduced_pattern_with_lonely_open_i_does_not_fire():
+    i, k = Index("i", 8), Index("k", 4)
+    g = Graph.of([variable("W", [k]), reduced_pattern("R", i, k, 2, stride=4)], [i])
+    assert apply("dense", g) == g
+
+
+def test_kfac_reduce_of_convnext_stem():
+    g = ops.kfac_reduce((2, 3, 8, 8), 4, stride=4)
+    res = run_checked(g, "simplify")
+    assert {t.kind for t in res.diagram.tensors} == {Kind.VARIABLE, Kind.CONSTANT}
     assert_same_value(g, res.diagram)

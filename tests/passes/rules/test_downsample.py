@@ -95,6 +95,25 @@ def test_preserves_value(N, C, K, extra, m, groups):
     assert_same_value(g, res.diagram)
 
 
+def test_golden_reduced_pattern_and_no_loop():
+    """Σ_o of a down-sampling Π is the selection alone; the selection itself (I == S) stays."""
+    n, i, k = Index("n", 2), Index("i", 9), Index("k", 2)
+    g = Graph.of([variable("X", [n, i]), reduced_pattern("R", i, k, 3, stride=3)], [k])
+    res = run_checked(g, "down-sampling")
+    assert fired(res) == [("down-sampling", ("R",))]
+    a, s = Index("i_o", 3), Index("i_s", 3)
+    assert res.diagram == Graph.of([variable("X", [n, (a, s)]),
+                                    reduced_pattern("R", s, k, 1, stride=3)], [k])
+    assert_same_value(g, res.diagram)
+
+
+def test_kfac_reduce_of_resnet_shortcut():
+    g = ops.kfac_reduce((2, 4, 8, 8), 1, stride=2)
+    res = run_checked(g, "simplify")
+    assert [e.rule for e in res.traces[0].fired] == ["down-sampling"] * 4
+    assert_same_value(g, res.diagram)
+
+
 def test_passes_by_name():
     g = ops.conv((1, 2, 6), (2, 2, 1), stride=3)
     assert down_sampling(g) == mixed_dense(g) != g

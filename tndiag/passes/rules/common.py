@@ -110,6 +110,6 @@ def rename_index(graph: Graph, old: str, new: str) -> Graph:
     return graph.rename_indices({old: new})
 
 
-def pattern_sites(graph: Graph) -> Iterable[Tuple[int, Tensor]]:
-    """``(position, tensor)`` of every pattern Π."""
-    return ((p, t) for p, t in enumerate(graph.tensors) if t.kind is Kind.PATTERN)
+def pattern_sites(graph: Graph, kinds=(Kind.PATTERN,)) -> Iterable[Tuple[int, Tensor]]:
+    """``(position, tensor)`` of every pattern Π (and of every tensor of ``kinds``)."""
+    return ((p, t) for p, t in enumerate(graph.tensors) if t.kind in kinds)

@@ -1,5 +1,6 @@
 """Dense patterns (PAPER.md §4.1): with ``K == S``, no padding, ``D == 1`` and ``I % K == 0``,
 ``Π[i,o,k] = δ(o, ĩ)·δ(k, k̃)`` once ``i`` is split into ``(ĩ, k̃)`` of sizes ``(I/K, K)``.
+A reduced pattern ``Σ_o Π`` with the same parameters becomes ``δ(k, k̃)`` (``ĩ`` is summed).
 
 The split keeps every runtime shape: a variable's axis ``i`` becomes the fused axis
 ``(ĩ k̃)`` (row-major), so the convolution turns into a reshape plus a matmul. A 1×1
@@ -22,15 +23,17 @@ import sympy
 
 from tndiag.ir import Graph, Kind, Size, Tensor, as_size, delta
 from tndiag.passes.rules.common import (carriers, describe, divides, equal, fresh_index,
-                                        fresh_tensor_name, pattern_sites, replace_tensor,
-                                        split_index)
+                                        fresh_tensor_name, is_output, pattern_sites,
+                                        replace_tensor, split_index)
 from tndiag.passes.simplify import Rule, Site, Verdict, add_rule, rule_pass
 
-__all__ = ["DENSE", "dense", "combine", "splittable", "quotient", "without_padding"]
+__all__ = ["DENSE", "dense", "combine", "sites", "splittable", "quotient", "without_padding"]
 
 
-def _sites(graph: Graph) -> Iterable[Site]:
-    return (Site((p,), (t.indices[0].name,)) for p, t in pattern_sites(graph))
+def sites(graph: Graph) -> Iterable[Site]:
+    """Every pattern and reduced pattern, by its i leg."""
+    return (Site((p,), (t.indices[0].name,))
+            for p, t in pattern_sites(graph, (Kind.PATTERN, Kind.REDUCED)))
 
 
 def combine(reasons: List[Verdict], success: str) -> Verdict:
@@ -59,12 +62,17 @@ def without_padding(t: Tensor) -> Verdict:
 
 def splittable(graph: Graph, position: int) -> Verdict:
     """The pattern's i leg may be split: apart from Π it is only on variables, constants
-    (fused axes keep their runtime shape) and the output."""
-    i = graph.tensors[position].indices[0]
-    for p in carriers(graph, i.name):
+    (fused axes keep their runtime shape) and the output; a reduced pattern's open i leg
+    must also be on another tensor (its rewrite drops the leg from it)."""
+    own = graph.tensors[position]
+    i = own.indices[0]
+    others = [p for p in carriers(graph, i.name) if p != position]
+    for p in others:
         t = graph.tensors[p]
-        if p != position and t.kind not in (Kind.VARIABLE, Kind.CONSTANT):
+        if t.kind not in (Kind.VARIABLE, Kind.CONSTANT):
             return Verdict.no(f"i leg {i.name!r} is also on {t.kind.value} {t.name!r}")
+    if own.kind is Kind.REDUCED and not others and is_output(graph, i.name):
+        return Verdict.no(f"i leg {i.name!r} is open and on no other tensor")
     return Verdict.yes(f"i leg {i.name!r} can be split")
 
 
@@ -77,7 +85,7 @@ def quotient(a: Size, b: Size) -> Size:
 
 def _precondition(graph: Graph, site: Site) -> Verdict:
     t = graph.tensors[site.tensors[0]]
-    i, _, k = t.indices
+    i, k = t.indices[0], t.indices[-1]
     S = t.params.stride
     return combine([without_padding(t), splittable(graph, site.tensors[0]),
                     _claim(equal(k.size, S), f"K == S ({k.size} == {S})"),
@@ -89,17 +97,21 @@ def _precondition(graph: Graph, site: Site) -> Verdict:
 def _rewrite(graph: Graph, site: Site) -> Graph:
     position = site.tensors[0]
     t = graph.tensors[position]
-    i, o, k = t.indices
+    i, k = t.indices[0], t.indices[-1]
     i_o = fresh_index(graph, f"{i.name}_o", quotient(i.size, k.size))
     i_k = fresh_index(graph, f"{i.name}_k", k.size, taken=[i_o.name])
     d_o = fresh_tensor_name(graph, f"{t.name}_o")
     d_k = fresh_tensor_name(graph, f"{t.name}_k", taken=[d_o])
-    graph = replace_tensor(graph, position, [delta(d_o, [o, i_o]), delta(d_k, [k, i_k])])
+    new = [delta(d_k, [k, i_k])]
+    if t.kind is Kind.PATTERN:  # Σ_o δ(o, ĩ) = 1 for a reduced pattern
+        new.insert(0, delta(d_o, [t.indices[1], i_o]))
+    graph = replace_tensor(graph, position, new)
     return split_index(graph, i.name, [i_o, i_k])
 
 
-DENSE = add_rule(Rule("dense", _sites, _precondition, _rewrite,
+DENSE = add_rule(Rule("dense", sites, _precondition, _rewrite,
                       "a pattern with K == S, no padding, D == 1, I % K == 0 becomes δ·δ"))
 
 dense = rule_pass("dense", ["dense"], """Rewrite every dense pattern (K == S, no padding,
-dilation 1, I % K == 0) as δ(o, ĩ)·δ(k, k̃) after splitting its i leg into (ĩ, k̃).""")
+dilation 1, I % K == 0) as δ(o, ĩ)·δ(k, k̃) after splitting its i leg into (ĩ, k̃); a dense
+reduced pattern Σ_o Π becomes δ(k, k̃).""")
