@@ -1,7 +1,8 @@
 """tndiag quick start: a strided, grouped 2-d convolution as a tensor-network diagram.
 
 1. build the diagram (symbolic, then concrete) and print it;
-2. compile it to an einsum program (equation, operands, contraction path, cost);
+2. compile it to an einsum program (equation, operands, contraction path, cost), once as a
+   plain tensor network with dense patterns and once with the plan chosen by cost;
 3. run it on random data and compare with ``torch.nn.functional.conv2d``;
 4. use the torch-facing ``tndiag.functional.conv`` and ``tndiag.nn.Conv2d`` (loading a torch
    state dict) and compare again.
@@ -56,17 +57,22 @@ def main() -> int:
     hyper = dict(stride=2, padding=1, groups=2)
     diagram = show_diagram(x_shape, w_shape, hyper)
 
+    dense = tndiag.compile(diagram, lowerings=())
+    print("\n2. Compiled as a plain tensor network (every pattern a dense 0/1 tensor):")
+    print("   " + str(dense).replace("\n", "\n   "))
     program = tndiag.compile(diagram)
-    print("\n2. Compiled program:")
-    print("   " + str(program).replace("\n", "\n   "))
+    labels = [step.label for step in program.steps]
+    print(f"   the plan compile() picks by cost instead runs the steps {labels}")
     cached = tndiag.compile(tndiag.ops.conv(x_shape, w_shape, **hyper)) is program
     print(f"   compiling an equal diagram again returns the cached program: {cached}")
 
     x, w = torch.randn(x_shape, dtype=dtype), torch.randn(w_shape, dtype=dtype)
     b = torch.randn(w_shape[0], dtype=dtype)
     reference = torch.nn.functional.conv2d(x, w, b, **hyper)
+    bias = b.view(1, -1, 1, 1)
     print("\n3. Run on random float64 data and compare with torch.nn.functional.conv2d:")
-    checks = [_compare("program(x, w) + bias", program(x, w) + b.view(1, -1, 1, 1), reference)]
+    checks = [_compare("dense tensor network + bias", dense(x, w) + bias, reference),
+              _compare("picked plan + bias", program(x, w) + bias, reference)]
 
     print("\n4. Torch-facing API:")
     checks.append(_compare("tndiag.functional.conv(x, w, b, stride=2, padding=1, groups=2)",

@@ -22,11 +22,12 @@ def test_quickstart_runs_and_its_claims_hold():
     out = result.stdout
     for needle in ["P1:pattern", "equation: ", "path: ", "cost: ", "output shape: [8, 6, 8, 8]",
                    "returns the cached program: True", "tndiag.functional.conv",
+                   "dense-pattern",
                    "tndiag.nn.Conv2d loaded the state dict",
-                   "3 of 3 comparisons with torch passed."]:
+                   "4 of 4 comparisons with torch passed."]:
         assert needle in out, needle
     errors = re.findall(r"max abs error ([0-9.e+-]+) \(output scale ([0-9.]+)\)", out)
-    assert len(errors) == 3
+    assert len(errors) == 4
     for err, scale in errors:
         assert float(err) <= 1e-10 * max(1.0, float(scale))
     assert "DOES NOT" not in out
