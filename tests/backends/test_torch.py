@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from tndiag import CompileError, ShapeError, UnknownNameError, compile, ops
 from tndiag.backends.torch import MATERIALIZERS, dense_reduced
-from tndiag.backends.torch_native import STEP_RUNNERS, reduced_matrix
+from tndiag.backends.torch_native import PREPARERS, reduced_matrix
 from tndiag.codegen import plan
 from tndiag.codegen.lowering import LOWERINGS
 
@@ -49,7 +49,7 @@ def test_every_operand_lowering_and_step_kind_has_a_runner():
     runnable = set(MATERIALIZERS) | {"input", "native", "view"}
     assert all(callable(fn) for fn in LOWERINGS.values())
     assert {"dense-pattern", "reduced-matrix", "dense-reduced", "fill", "dense-delta"} <= runnable
-    assert set(STEP_RUNNERS) == {"einsum", "native", "view", "gram"}
+    assert set(PREPARERS) == {"einsum", "native", "view", "gram"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Sequence
 
 import torch
 
-from tndiag.backends.torch_native import STEP_RUNNERS, reduced_matrix
+from tndiag.backends.torch_native import PREPARERS, reduced_matrix
 from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import ShapeError, UnknownNameError
 
@@ -110,9 +110,12 @@ def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
     >>> run(prog, torch.ones(1, 1, 4), torch.ones(1, 1, 2)).tolist()
     [[[2.0, 2.0, 2.0]]]
     """
-    bound = _bind(program.inputs, args, kwargs)
+    if not kwargs and len(args) == len(program.inputs):
+        bound = dict(zip(program.inputs, args))
+    else:
+        bound = _bind(program.inputs, args, kwargs)
     for name, shape in zip(program.inputs, program.input_shapes):
-        got = tuple(bound[name].shape)
+        got = bound[name].shape
         if got != shape:
             raise ShapeError(f"tensor {name!r} has shape {list(got)}, expected {list(shape)}")
     return _run_any(program, bound)
@@ -164,12 +167,13 @@ def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
     tensors = []
     for op in program.operands:
         if op.lowering == "input":
-            tensors.append(bound[op.name].reshape(op.shape))
+            t = bound[op.name]
+            tensors.append(t if t.shape == op.shape else t.reshape(op.shape))
             continue
         if op.lowering in _NOT_MATERIALIZED:
             tensors.append(None)
             continue
-        key = (op.name, op.lowering, op.shape, str(device), dtype)
+        key = (op.name, op.lowering, op.shape, device, dtype)
         cached = program.cache.get(key)
         if cached is None:
             cached = MATERIALIZERS[op.lowering](op, device, dtype)
@@ -178,14 +182,28 @@ def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
     return tensors
 
 
+def _step_functions(program: Program) -> list:
+    """One prepared callable per step (permutations, shapes, kernels resolved once)."""
+    fns = program.cache.get("steps")
+    if fns is None:
+        fns = [PREPARERS[step.kind](step) for step in program.steps]
+        program.cache["steps"] = fns
+    return fns
+
+
 def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
     current = _operand_tensors(program, bound)
-    for step in program.steps:
-        taken = [current[p] for p in step.positions]
-        for p in sorted(step.positions, reverse=True):
-            current.pop(p)
-        current.append(STEP_RUNNERS[step.kind](step, taken))
+    for step, fn in zip(program.steps, _step_functions(program)):
+        positions = step.positions
+        if len(positions) == 1:
+            taken = [current.pop(positions[0])]
+        else:
+            taken = [current[p] for p in positions]
+            for p in sorted(positions, reverse=True):
+                current.pop(p)
+        current.append(fn(taken))
     result = current[-1]
     if program.scale != 1:
         result = result * program.scale
-    return result.reshape(program.output_shape)
+    return result if result.shape == program.output_shape else result.reshape(
+        program.output_shape)

@@ -7,8 +7,7 @@ step's result letters as axes (see :mod:`tndiag.codegen.lowering`). Per-spec pre
 
 from __future__ import annotations
 
-import functools
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +16,8 @@ from tndiag.codegen.lowering import GramSpec, ViewSpec
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import Step
 
-__all__ = ["STEP_RUNNERS", "run_native", "run_view", "run_gram", "reduced_matrix"]
+__all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
+           "reduced_matrix"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -37,58 +37,85 @@ def reduced_matrix(I: int, O: int, K: int, stride: int, pad_left: int, dilation:
     return hit.to(dtype or torch.get_default_dtype())
 
 
-def _arrange(t: torch.Tensor, letters: str, summed: str, order: str, shape) -> torch.Tensor:
-    if summed:
-        t = t.sum([letters.index(c) for c in summed])
-        letters = "".join(c for c in letters if c not in summed)
-    perm = tuple(letters.index(c) for c in order)
-    if perm != tuple(range(len(perm))):
-        t = t.permute(perm)
-    return t.reshape(shape)
+def _arranger(letters: str, summed: str, order: str, shape):
+    """A function summing ``summed`` legs, permuting to ``order`` and reshaping to ``shape``."""
+    dims = [letters.index(c) for c in summed]
+    rest = "".join(c for c in letters if c not in summed)
+    perm = tuple(rest.index(c) for c in order)
+    identity = perm == tuple(range(len(perm)))
+    shape = tuple(int(v) for v in shape)
+
+    def arrange(t: torch.Tensor) -> torch.Tensor:
+        if dims:
+            t = t.sum(dims)
+        if not identity:
+            t = t.permute(perm)
+        return t if t.shape == shape else t.reshape(shape)
+    return arrange
 
 
 def _flat_pad(pads: List[Tuple[int, int]]) -> List[int]:
     return [p for lr in reversed(pads) for p in lr]
 
 
-@functools.lru_cache(maxsize=4096)
-def _conv_plan(s: NativeConv):
+def _orders(s: NativeConv):
+    """Letter order and kernel shape of A and B for each role (see the module table)."""
     sz, sp = s.size, lambda letters: [s.size(c) for c in letters]
     G = sz(s.group)
     if s.role == "conv":
-        a = (s.a_free + s.group + s.channel + s.a_spatial, [sz(s.a_free), G * sz(s.channel), *sp(s.a_spatial)])
-        b = (s.group + s.b_free + s.channel + s.b_spatial, [G * sz(s.b_free), sz(s.channel), *sp(s.b_spatial)])
-    elif s.role == "transpose":
-        a = (s.a_free + s.group + s.channel + s.a_spatial, [sz(s.a_free), G * sz(s.channel), *sp(s.a_spatial)])
-        b = (s.group + s.channel + s.b_free + s.b_spatial, [G * sz(s.channel), sz(s.b_free), *sp(s.b_spatial)])
-    else:
-        a = (s.channel + s.group + s.a_free + s.a_spatial, [sz(s.channel), G * sz(s.a_free), *sp(s.a_spatial)])
-        b = (s.channel + s.group + s.b_free + s.b_spatial, [sz(s.channel), G * sz(s.b_free), *sp(s.b_spatial)])
-    out_shape = [s.size(c) for c in s.result]
+        return ((s.a_free + s.group + s.channel + s.a_spatial,
+                 [sz(s.a_free), G * sz(s.channel), *sp(s.a_spatial)]),
+                (s.group + s.b_free + s.channel + s.b_spatial,
+                 [G * sz(s.b_free), sz(s.channel), *sp(s.b_spatial)]))
+    if s.role == "transpose":
+        return ((s.a_free + s.group + s.channel + s.a_spatial,
+                 [sz(s.a_free), G * sz(s.channel), *sp(s.a_spatial)]),
+                (s.group + s.channel + s.b_free + s.b_spatial,
+                 [G * sz(s.channel), sz(s.b_free), *sp(s.b_spatial)]))
+    return ((s.channel + s.group + s.a_free + s.a_spatial,
+             [sz(s.channel), G * sz(s.a_free), *sp(s.a_spatial)]),
+            (s.channel + s.group + s.b_free + s.b_spatial,
+             [sz(s.channel), G * sz(s.b_free), *sp(s.b_spatial)]))
+
+
+def prepare_native(step: Step) -> Callable:
+    """The runner of a :class:`~tndiag.codegen.native.NativeConv` step (torch's kernels)."""
+    s: NativeConv = step.info
+    (a_order, a_shape), (b_order, b_shape) = _orders(s)
+    arrange_a = _arranger(s.a_letters, s.a_sum, a_order, a_shape)
+    arrange_b = _arranger(s.b_letters, s.b_sum, b_order, b_shape)
+    out_shape = tuple(int(s.size(c)) for c in s.result)
+    G = int(s.size(s.group))
     pads = list(zip(s.pad_left, s.pad_right))
     symmetric = all(l == r and l >= 0 for l, r in pads)
     padding = [l for l, _ in pads] if symmetric else [0] * s.ndim
-    return a, b, out_shape, G, pads, symmetric, padding
-
-
-def run_native(step: Step, taken: List[torch.Tensor]) -> torch.Tensor:
-    """Run a :class:`~tndiag.codegen.native.NativeConv` step with torch's kernels."""
-    s: NativeConv = step.info
-    (a_order, a_shape), (b_order, b_shape), out_shape, G, pads, symmetric, padding = _conv_plan(s)
-    a = _arrange(taken[0], s.a_letters, s.a_sum, a_order, a_shape)
-    b = _arrange(taken[1], s.b_letters, s.b_sum, b_order, b_shape)
+    flat = _flat_pad(pads)
+    stride, dilation = list(s.stride), list(s.dilation)
     if s.role == "transpose":
-        return _transpose(s, a, b, G).reshape(out_shape)
-    if not symmetric:
-        a = F.pad(a, _flat_pad(pads))
-    if s.role == "conv":
-        return _CONV[s.ndim](a, b, None, s.stride, padding, s.dilation, G).reshape(out_shape)
-    weight = b.new_empty(1).expand([G * s.size(s.b_free), s.size(s.a_free),
-                                    *[s.size(c) for c in s.out_spatial]])
-    grad = torch.ops.aten.convolution_backward(
-        b, a, weight, None, list(s.stride), padding, list(s.dilation), False,
-        [0] * s.ndim, G, (False, True, False))[1]
-    return grad.reshape(out_shape)
+        def kernel(a, b):
+            return _transpose(s, a, b, G)
+    elif s.role == "conv":
+        conv = _CONV[s.ndim]
+
+        def kernel(a, b):
+            return conv(a, b, None, stride, padding, dilation, G)
+    else:
+        w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)),
+                   *[int(s.size(c)) for c in s.out_spatial]]
+
+        def kernel(a, b):
+            weight = b.new_empty(1).expand(w_shape)
+            return torch.ops.aten.convolution_backward(
+                b, a, weight, None, stride, padding, dilation, False, [0] * s.ndim, G,
+                (False, True, False))[1]
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        a, b = arrange_a(taken[0]), arrange_b(taken[1])
+        if not symmetric and s.role != "transpose":
+            a = F.pad(a, flat)
+        y = kernel(a, b)
+        return y if y.shape == out_shape else y.reshape(out_shape)
+    return run
 
 
 def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch.Tensor:
@@ -105,30 +132,32 @@ def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch
     return F.pad(y, _flat_pad([(-pl, i + pl - f) for pl, i, f in zip(s.pad_left, I, full)]))
 
 
-def run_view(step: Step, taken: List[torch.Tensor]) -> torch.Tensor:
+def prepare_view(step: Step) -> Callable:
     """Zero-pad one axis and view it as ``(windows, taps)`` (see :class:`ViewSpec`)."""
     v: ViewSpec = step.info
-    t = taken[0]
-    if v.pad_left or v.pad_right:
-        trailing = v.ndim - 1 - v.axis
-        t = F.pad(t, [0, 0] * trailing + [v.pad_left, v.pad_right])
+    pad = [0, 0] * (v.ndim - 1 - v.axis) + [v.pad_left, v.pad_right]
+    padded = bool(v.pad_left or v.pad_right)
     window = v.dilation * (int(v.kernel) - 1) + 1
-    t = t.unfold(v.axis, window, v.stride)
-    if v.dilation > 1:
-        t = t[..., ::v.dilation]
-    return t
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        t = F.pad(taken[0], pad) if padded else taken[0]
+        t = t.unfold(v.axis, window, v.stride)
+        return t[..., ::v.dilation] if v.dilation > 1 else t
+    return run
 
 
-def run_gram(step: Step, taken: List[torch.Tensor]) -> torch.Tensor:
+def prepare_gram(step: Step) -> Callable:
     """``M Mᵀ`` of one tensor with itself, batched over shared kept legs."""
     g: GramSpec = step.info
-    batch, F_ = _numel(g.batch), _numel(g.kept)
-    m = taken[0].permute(g.perm).reshape(batch, F_, g.summed)
-    r = torch.bmm(m, m.transpose(1, 2))
-    r = r.reshape(*g.batch, *g.kept, *g.kept)
-    if g.out_perm != tuple(range(len(g.out_perm))):
-        r = r.permute(g.out_perm)
-    return r
+    batch, kept, summed = _numel(g.batch), _numel(g.kept), int(g.summed)
+    shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
+    identity = g.out_perm == tuple(range(len(g.out_perm)))
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        m = taken[0].permute(g.perm).reshape(batch, kept, summed)
+        r = torch.bmm(m, m.transpose(1, 2)).reshape(shape)
+        return r if identity else r.permute(g.out_perm)
+    return run
 
 
 def _numel(shape) -> int:
@@ -138,11 +167,15 @@ def _numel(shape) -> int:
     return n
 
 
-def run_einsum(step: Step, taken: List[torch.Tensor]) -> torch.Tensor:
+def prepare_einsum(step: Step) -> Callable:
     """A plain einsum step."""
-    return torch.einsum(step.equation, *taken)
+    equation = step.equation
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        return torch.einsum(equation, *taken)
+    return run
 
 
-#: Step kind -> runner (a test checks every kind the planner emits has one).
-STEP_RUNNERS = {"einsum": run_einsum, "native": run_native, "view": run_view,
-                "gram": run_gram}
+#: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
+PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
+             "gram": prepare_gram}
