@@ -158,6 +158,12 @@ def rewrite_to_fixpoint(graph: Graph, rules: Sequence[Rule], rec: Recorder,
 
     Raises:
         PassError: if the rules do not reach a fixpoint (a bug in a rule).
+
+    >>> from tndiag import ops
+    >>> rec = Recorder()
+    >>> g = rewrite_to_fixpoint(ops.conv((1, 2, 8), (3, 2, 4), stride=4), [RULES["dense"]], rec)
+    >>> [(e.status, e.rule, e.tensors) for e in rec.events]
+    [('fired', 'dense', ('P1',))]
     """
     run = _Run(rec, keep_output)
     for _ in range(_MAX_REWRITES):
@@ -180,7 +186,12 @@ def simplify_diagram(diagram: Diagram, rules: Sequence[Rule], rec: Recorder) -> 
 
 def rule_pass(name: str, rule_names: Sequence[str], doc: str) -> Pass:
     """Register a pass ``name`` that runs the rules ``rule_names`` (looked up in
-    :data:`RULES` when the pass runs) to a fixpoint."""
+    :data:`RULES` when the pass runs) to a fixpoint.
+
+    >>> from tndiag.passes.base import PASSES
+    >>> PASSES["mixed-dense"].name, PASSES["mixed-dense"].fn.__name__
+    ('mixed-dense', 'mixed_dense')
+    """
     def run(diagram: Diagram, rec: Recorder) -> Diagram:
         missing = [r for r in rule_names if r not in RULES]
         if missing:
