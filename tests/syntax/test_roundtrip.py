@@ -3,7 +3,8 @@
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import tndiag
 from corpus import CORPUS
@@ -109,6 +110,33 @@ def test_every_public_builder_is_covered():
     covered = {"conv", "conv_transpose", "unfold", "fold", "unfold_kernel"}
     covered |= {name.split("-")[0] for name in _DERIVED}
     assert set(ops.__all__) <= covered, sorted(set(ops.__all__) - covered)
+
+
+@settings(max_examples=100)
+@given(st.data())
+def test_random_builder_configurations_round_trip(data):
+    ndim = data.draw(st.integers(1, 3))
+    groups = data.draw(st.integers(1, 2))
+    pairs = st.tuples(st.integers(0, 2), st.integers(0, 2))
+    kwargs = dict(stride=data.draw(st.tuples(*[st.integers(1, 3)] * ndim)),
+                  padding=data.draw(st.tuples(*[pairs] * ndim)),
+                  dilation=data.draw(st.tuples(*[st.integers(1, 2)] * ndim)))
+    symbolic = data.draw(st.booleans())
+    shape = None if symbolic else (2, 2 * groups, *data.draw(
+        st.tuples(*[st.integers(4, 9)] * ndim)))
+    weight = None if symbolic else (2 * groups, 2, *data.draw(
+        st.tuples(*[st.integers(1, 3)] * ndim)))
+    builder = data.draw(st.sampled_from(["conv", "unfold"]))
+    try:
+        if builder == "conv":
+            diagram = ops.conv(shape, weight, ndim=ndim, groups=groups,
+                               bias=data.draw(st.booleans()), **kwargs)
+        else:
+            diagram = ops.unfold(shape, weight[2:] if weight else (2,) * ndim, ndim=ndim,
+                                 **kwargs)
+    except tndiag.InvalidArgumentError:
+        assume(False)
+    _roundtrip(diagram)
 
 
 @settings(max_examples=500)
