@@ -295,3 +295,14 @@ def test_builder_export_matches_compile(builder, lowering):
         assert "import tndiag" not in source and "from tndiag" not in source
         got = load_exported(source)["forward"](*inputs)
         assert torch.allclose(got, program(*inputs), atol=1e-10), builder
+
+
+def test_keyword_and_private_names_become_safe_arguments():
+    from tndiag.ir import Graph, Index, variable
+
+    n = Index("n", 3)
+    graph = Graph.of([variable("lambda", [n]), variable("_x", [n], "vector")], [n])
+    source = export(graph)
+    assert "def forward(lambda_: torch.Tensor, v_x: torch.Tensor)" in source
+    a, b = torch.randn(3), torch.randn(3)
+    assert torch.allclose(load_exported(source)["forward"](a, b), a * b)

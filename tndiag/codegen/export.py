@@ -237,14 +237,13 @@ def _terms(program: AnyProgram) -> Tuple[Program, ...]:
     return program.terms if isinstance(program, SumProgram) else (program,)
 
 
-def _module_doc(program: AnyProgram, diagram: Diagram | None, name: str,
+def _module_doc(program: AnyProgram, diagram: Diagram | None, call: str,
                 plans: Sequence[TermPlan]) -> List[str]:
     text = _text_form(diagram).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     return (['"""Tensor-network program exported by tndiag; needs only torch.', "",
               "Diagram (tndiag text form)::", ""]
             + ["    " + ln if ln else "" for ln in text.splitlines()]
-            + ["", *_summary(program, plans), "", f"Call ``{name}({', '.join(program.inputs)})``.",
-               '"""'])
+            + ["", *_summary(program, plans), "", f"Call ``{call}``.", '"""'])
 
 
 def _constants_block(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
@@ -307,7 +306,8 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         {"window"} if any(p.windows for p in plans) else set())
     main = _main_function(program, name, args, plans)
     terms = _term_functions(program, args, plans) if isinstance(program, SumProgram) else []
-    lines = [*_module_doc(program, graph, name, plans), "", "from __future__ import annotations",
+    call = f"{name}({', '.join(args[n] for n in program.inputs)})"
+    lines = [*_module_doc(program, graph, call, plans), "", "from __future__ import annotations",
              "", *(["import functools"] if helpers & {"index_pattern", "delta_tensor"} else []),
              "from typing import Dict, Tuple", "", "import torch", "",
              f'__all__ = ["{name}", "EQUATIONS", "PATHS", "INPUT_SHAPES", "OUTPUT_SHAPE"]', "",
