@@ -1,6 +1,7 @@
 """The simplification engine and the ``simplify`` pass (all rules to a fixpoint)."""
 
 import pytest
+import sympy
 from corpus import CORPUS
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -157,3 +158,17 @@ def test_simplify_preserves_value_property(cfg):
         assume(False)
     out = run_checked(g, "simplify").diagram
     assert_same_value(g, out)
+
+
+@given(K=st.integers(1, 3), S=st.integers(1, 3), m=st.integers(1, 3), N=st.integers(1, 2))
+def test_symbolic_simplify_then_specialise(K, S, m, N):
+    """With I = S·M symbolic, the rules decide I % S with sympy and fire as for concrete M."""
+    M = sympy.Symbol("M", integer=True, positive=True)
+    assume(S * m >= K)
+    symbolic = ops.conv(("N", 2, S * M), (3, 2, K), stride=S)
+    concrete = ops.conv((N, 2, S * m), (3, 2, K), stride=S)
+    sym = run_checked(symbolic, "simplify")
+    con = run_checked(concrete, "simplify")
+    assert [e.rule for e in sym.traces[0].fired] == [e.rule for e in con.traces[0].fired]
+    assert sym.diagram.substitute({"N": N, "M": m}) == con.diagram
+    assert_same_value(concrete, sym.diagram, sizes={"N": N, "M": m})
