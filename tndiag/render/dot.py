@@ -35,7 +35,11 @@ def _quote(value: str) -> str:
 
 
 def attrs(values: Dict[str, str]) -> str:
-    """``[key="value", ...]`` in insertion order (empty string when there are none)."""
+    """`` [key="value", ...]`` in insertion order (empty string when there are none).
+
+    >>> attrs({"shape": "box", "label": 'say "hi"'})
+    ' [shape="box", label="say \\\\"hi\\\\""]'
+    """
     if not values:
         return ""
     return " [" + ", ".join(f"{k}={_quote(v)}" for k, v in values.items()) + "]"

@@ -48,7 +48,11 @@ def size_text(size: object) -> str:
 
 
 def axes_text(axes) -> str:
-    """``[n, (g ci), i1]``: runtime axes, fused ones in parentheses."""
+    """``[n, (g ci), i1]``: runtime axes, fused ones in parentheses.
+
+    >>> axes_text(((Index("n", 2),), (Index("g", 2), Index("ci", 3))))
+    '[n, (g ci)]'
+    """
     parts = [a[0].name if len(a) == 1 else "(" + " ".join(ix.name for ix in a) + ")"
              for a in axes]
     return "[" + ", ".join(parts) + "]"
@@ -108,7 +112,12 @@ KIND_STYLE: Dict[Kind, Callable[[Tensor], Dict[str, str]]] = {
 
 
 def node_attrs(t: Tensor) -> Dict[str, str]:
-    """DOT attributes of tensor ``t``'s node."""
+    """DOT attributes of tensor ``t``'s node.
+
+    >>> from tndiag.ir import delta
+    >>> node_attrs(delta("D", [Index("g", 2), Index("h", 2)]))["shape"]
+    'point'
+    """
     return KIND_STYLE[t.kind](t)
 
 

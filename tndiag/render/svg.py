@@ -34,6 +34,9 @@ def run_dot(source: str, fmt: str = "svg", timeout: float = 60.0) -> bytes:
 
     Raises:
         RenderError: when ``dot`` is missing, fails, or ``fmt`` is unknown.
+
+    >>> run_dot("graph { a -- b }", "png")[:4]
+    b'\\x89PNG'
     """
     if fmt not in FORMATS:
         raise RenderError(f"unknown output format {fmt!r}; expected one of {list(FORMATS)}")
