@@ -97,7 +97,11 @@ def test_compile_symbolic_prints_formulas_and_export_needs_set(symbolic, capsys)
     code, out, _ = run(["compile", symbolic, "--set", "N=2,C=3", "--set", "I1=9"], capsys)
     assert code == 0 and "output shape: [2, 9, 4]" in out
     code, _, err = run(["compile", symbolic, "--set", "N=two"], capsys)
-    assert code == 1 and "--set N expects an integer, got 'two'" in err
+    assert code == 1 and "--set N expects a positive integer, got 'two'" in err
+    code, _, err = run(["compile", symbolic, "--set", "N=0"], capsys)
+    assert code == 1 and "--set N expects a positive integer, got '0'" in err
+    code, _, err = run(["compile", symbolic, "--set", "N"], capsys)
+    assert code == 1 and "--set expects NAME=INT pairs, got 'N'" in err
 
 
 def test_derive_prints_text_that_parses(capsys):

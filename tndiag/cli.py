@@ -60,8 +60,10 @@ def _parse_sets(items: Sequence[str]) -> Dict[str, int]:
             try:
                 values[key.strip()] = int(value)
             except ValueError:
+                values[key.strip()] = 0
+            if values[key.strip()] < 1:
                 raise InvalidArgumentError(
-                    f"--set {key.strip()} expects an integer, got {value.strip()!r}") from None
+                    f"--set {key.strip()} expects a positive integer, got {value.strip()!r}")
     return values
 
 
