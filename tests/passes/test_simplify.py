@@ -172,3 +172,32 @@ def test_symbolic_simplify_then_specialise(K, S, m, N):
     assert [e.rule for e in sym.traces[0].fired] == [e.rule for e in con.traces[0].fired]
     assert sym.diagram.substitute({"N": N, "M": m}) == con.diagram
     assert_same_value(concrete, sym.diagram, sizes={"N": N, "M": m})
+
+
+LAYERS = {  # PAPER.md §6 categories, small: (input shape, weight shape, hyper-parameters)
+    "dense": ((2, 3, 8, 8), (4, 3, 4, 4), {"stride": 4}),
+    "down-sampling": ((2, 4, 8, 8), (6, 4, 1, 1), {"stride": 2}),
+    "mixed-dense": ((2, 3, 7, 7), (3, 3, 1, 3), {"padding": (0, 1)}),
+    "general": ((2, 2, 6, 5), (4, 1, 3, 2), {"stride": 2, "padding": 1, "groups": 2}),
+}
+EXPECTED = {"dense": {"dense"}, "down-sampling": {"down-sampling"}, "mixed-dense": {"dense"},
+            "general": set()}
+
+
+@pytest.mark.parametrize("category", list(LAYERS))
+@pytest.mark.parametrize("build", ["conv_input_vjp", "conv_weight_vjp", "conv_input_jvp",
+                                   "conv_weight_jvp", "kfc", "kfac_reduce"])
+def test_derived_operations(category, build):
+    """Derived operations per layer category: the category's rule fires, the value stays."""
+    x, w, kwargs = LAYERS[category]
+    if build in ("kfc", "kfac_reduce"):
+        g = getattr(ops, build)(x, w[2:], **kwargs)
+    else:
+        g = getattr(ops, build)(x, w, **kwargs)
+    res = run_checked(g, "simplify")
+    rules = {e.rule for e in res.traces[0].fired} & {"dense", "down-sampling"}
+    if build == "conv_input_vjp" and category == "down-sampling":
+        assert rules == set()  # Π's i leg is the output: no slicing of the result
+    else:
+        assert rules == EXPECTED[category]
+    assert_same_value(g, res.diagram)
