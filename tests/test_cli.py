@@ -167,6 +167,9 @@ def test_bench_delegates_arguments(monkeypatch, capsys):
     monkeypatch.setattr(tndiag.bench, "main", lambda argv: seen.append(argv) or 0)
     assert run(["bench", "--quick", "--ops", "kfc"], capsys)[0] == 0
     assert seen == [["--quick", "--ops", "kfc"]]
+    monkeypatch.undo()
+    code, out, _ = run(["bench", "--help"], capsys)
+    assert code == 0 and out.startswith("usage: tndiag bench")
     monkeypatch.delattr(tndiag.bench, "main")
     code, _, err = run(["bench"], capsys)
     assert code == 1 and "benchmarks are not available" in err

@@ -170,7 +170,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         entry = getattr(bench, "main")
     except (ImportError, AttributeError) as err:
         raise CommandError(f"benchmarks are not available in this installation ({err})") from None
-    code = entry(list(args.bench_args))
+    try:
+        code = entry(list(args.bench_args))
+    except SystemExit as done:  # the runner's own argparse (--help, usage errors)
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
     return int(code or 0)
 
 
