@@ -11,6 +11,7 @@ import tndiag
 from tndiag import InvalidArgumentError, ops, parse, to_text
 from tndiag.ir import (Graph, Index, Kind, Role, Sum, Tensor, as_size, constant, delta,
                        pattern, variable)
+from tndiag.syntax.printer import TEXT_FORMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,7 +141,8 @@ def test_what_cannot_be_written_raises_invalid_argument(diagram, fragment):
 
 
 def test_every_kind_has_a_text_form():
-    """A diagram with every node kind prints a declaration for each."""
+    """TEXT_FORMS has a row per kind; a diagram with every kind prints each declaration."""
+    assert set(TEXT_FORMS) == set(Kind)
     n, g, h = _n(), Index("g", 2), Index("h", 2)
     i, k = Index("i", 5), Index("k", 3)
     tensors = [variable("X", [n, i]), pattern("P", i, Index("o", 3), k),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Axis, Diagram, Graph, Kind, Size, Sum, Tensor
 from tndiag.syntax.sizes import NAME_RE, infer_sizes, unprintable_part
 
-__all__ = ["to_text"]
+__all__ = ["to_text", "TEXT_FORMS", "TextForm"]
 
 _WIDTH = 96
 
@@ -113,30 +113,42 @@ def _groups(infos: Sequence[_TermInfo]) -> List[List[_TermInfo]]:
 def _head(t: Tensor) -> tuple:
     """Everything a declaration fixes about ``t`` except its legs (a factor may override)."""
     _check_name(t.name, "tensor")
-    if t.kind is Kind.VARIABLE:
-        if t.role is None:
-            raise InvalidArgumentError(f"variable {t.name!r} has no role")
-        return (t.kind, t.role)
-    if t.kind in (Kind.PATTERN, Kind.REDUCED):
-        p = t.params
-        if p is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in
-                                (p.stride, p.pad_left, p.pad_right, p.dilation)):
-            raise InvalidArgumentError(f"{t.kind.value} {t.name!r} needs int parameters, "
-                                       f"got {p}")
-        _check_legs(t, 3 if t.kind is Kind.PATTERN else 2)
-        if t.kind is Kind.PATTERN:
-            return (t.kind, p)
-        (i,), (k,) = t.axes
-        inferred = p.output_size(i.size, k.size)
-        _check_size(t.out_size, f"O of {t.name}")
-        return (t.kind, p, None if t.out_size == inferred else t.out_size)
-    if t.kind is Kind.CONSTANT:
-        ok_float = isinstance(t.value, float) and math.isfinite(t.value)
-        if not (ok_float or (isinstance(t.value, int) and not isinstance(t.value, bool))):
-            raise InvalidArgumentError(f"constant {t.name!r} must hold an int or a finite "
-                                       f"float, got {t.value!r}")
-        return (t.kind, type(t.value), t.value)
-    return (t.kind,)
+    return (t.kind, *TEXT_FORMS[t.kind].head(t))
+
+
+def _variable_head(t: Tensor) -> tuple:
+    if t.role is None:
+        raise InvalidArgumentError(f"variable {t.name!r} has no role")
+    return (t.role,)
+
+
+def _params(t: Tensor, legs: int):
+    p = t.params
+    if p is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in
+                            (p.stride, p.pad_left, p.pad_right, p.dilation)):
+        raise InvalidArgumentError(f"{t.kind.value} {t.name!r} needs int parameters, got {p}")
+    _check_legs(t, legs)
+    return p
+
+
+def _pattern_head(t: Tensor) -> tuple:
+    return (_params(t, 3),)
+
+
+def _reduced_head(t: Tensor) -> tuple:
+    """Parameters, and the summed size O unless the parser would infer exactly it."""
+    p = _params(t, 2)
+    (i,), (k,) = t.axes
+    _check_size(t.out_size, f"O of {t.name}")
+    return (p, None if t.out_size == p.output_size(i.size, k.size) else t.out_size)
+
+
+def _constant_head(t: Tensor) -> tuple:
+    ok_float = isinstance(t.value, float) and math.isfinite(t.value)
+    if not (ok_float or (isinstance(t.value, int) and not isinstance(t.value, bool))):
+        raise InvalidArgumentError(f"constant {t.name!r} must hold an int or a finite "
+                                   f"float, got {t.value!r}")
+    return (type(t.value), t.value)
 
 
 def _check_legs(t: Tensor, count: int) -> None:
@@ -275,18 +287,40 @@ def _options(t: Tensor, head: tuple) -> str:
 
 def _declaration(t: Tensor, head: tuple) -> str:
     """The declaration statement of ``t``."""
-    if t.kind is Kind.VARIABLE:
-        return f"{t.name} : {t.role.value} {_legs(t.axes)}"
-    if t.kind is Kind.PATTERN:
-        (i,), (o,), (k,) = t.axes
-        return f"{t.name} = pattern({i.name} -> {o.name}, {k.name}{_options(t, head)})"
-    if t.kind is Kind.REDUCED:
-        (i,), (k,) = t.axes
-        return f"{t.name} = reduced({i.name}, {k.name}{_options(t, head)})"
-    if t.kind is Kind.DELTA:
-        return f"{t.name} = delta {_legs(t.axes)}"
-    value = repr(t.value)
-    return f"{t.name} = const({value})" + (f" {_legs(t.axes)}" if t.axes else "")
+    return TEXT_FORMS[t.kind].declaration(t, head)
+
+
+def _pattern_text(t: Tensor, head: tuple) -> str:
+    (i,), (o,), (k,) = t.axes
+    return f"{t.name} = pattern({i.name} -> {o.name}, {k.name}{_options(t, head)})"
+
+
+def _reduced_text(t: Tensor, head: tuple) -> str:
+    (i,), (k,) = t.axes
+    return f"{t.name} = reduced({i.name}, {k.name}{_options(t, head)})"
+
+
+def _constant_text(t: Tensor, head: tuple) -> str:
+    return f"{t.name} = const({t.value!r})" + (f" {_legs(t.axes)}" if t.axes else "")
+
+
+@dataclass(frozen=True)
+class TextForm:
+    """How one node kind is written: the attributes its declaration fixes, and the text."""
+
+    head: Callable[[Tensor], tuple]
+    declaration: Callable[[Tensor, tuple], str]
+
+
+#: The text form of each node kind (a test asserts every ``Kind`` has a row).
+TEXT_FORMS: Dict[Kind, TextForm] = {
+    Kind.VARIABLE: TextForm(_variable_head,
+                            lambda t, head: f"{t.name} : {t.role.value} {_legs(t.axes)}"),
+    Kind.PATTERN: TextForm(_pattern_head, _pattern_text),
+    Kind.REDUCED: TextForm(_reduced_head, _reduced_text),
+    Kind.DELTA: TextForm(lambda t: (), lambda t, head: f"{t.name} = delta {_legs(t.axes)}"),
+    Kind.CONSTANT: TextForm(_constant_head, _constant_text),
+}
 
 
 def _output_line(name: str, output: Sequence[Axis], op: str, products: List[str]) -> str:
