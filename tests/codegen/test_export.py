@@ -61,6 +61,19 @@ def load_exported(source):
     return namespace
 
 
+def torch_only_path(scratch: Path) -> str:
+    """torch's site-packages, or (when tndiag is installed there) a copy of it made of links
+    to everything except tndiag."""
+    site = Path(torch.__file__).resolve().parent.parent
+    if not (site / "tndiag").exists():
+        return str(site)  # an editable install lives in a .pth, which -S never reads
+    scratch.mkdir()
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(("tndiag", "__editable__")):
+            (scratch / entry.name).symlink_to(entry)
+    return str(scratch)
+
+
 def isolated_cases():
     """(module name, diagram) for every corpus entry and every builder call."""
     cases = [(module_name(name), build(name)) for name in IDS]
@@ -84,9 +97,8 @@ def test_every_corpus_diagram_and_op_runs_in_a_process_without_tndiag(tmp_path):
             expected[f"{mod}_{mode}"] = program(*inputs)
     (tmp_path / "names.json").write_text(json.dumps(sorted(expected)))
     (tmp_path / "runner.py").write_text(RUNNER)
-    site_packages = str(Path(torch.__file__).resolve().parent.parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = site_packages
+    env["PYTHONPATH"] = torch_only_path(tmp_path / "site")
     # -S: no site module, so the .pth of tndiag's (editable) install is never read.
     done = subprocess.run([sys.executable, "-S", "runner.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -306,3 +318,12 @@ def test_keyword_and_private_names_become_safe_arguments():
     assert "def forward(lambda_: torch.Tensor, v_x: torch.Tensor)" in source
     a, b = torch.randn(3), torch.randn(3)
     assert torch.allclose(load_exported(source)["forward"](a, b), a * b)
+
+
+def test_torch_only_path_hides_an_installed_tndiag(tmp_path, monkeypatch):
+    site = tmp_path / "site-packages"
+    for name in ("torch", "tndiag", "tndiag-0.1.0.dist-info", "sympy"):
+        (site / name).mkdir(parents=True)
+    monkeypatch.setattr(torch, "__file__", str(site / "torch" / "__init__.py"))
+    path = Path(torch_only_path(tmp_path / "scratch"))
+    assert sorted(p.name for p in path.iterdir()) == ["sympy", "torch"]
