@@ -327,3 +327,27 @@ def test_torch_only_path_hides_an_installed_tndiag(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "__file__", str(site / "torch" / "__init__.py"))
     path = Path(torch_only_path(tmp_path / "scratch"))
     assert sorted(p.name for p in path.iterdir()) == ["sympy", "torch"]
+
+
+@given(st.integers(1, 9), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+       st.integers(-1, 2), st.integers(1, 2))
+def test_summed_pattern_counts_hits(I, K, stride, pad_left, pad_right, dilation):
+    """The exported ``Σ_o Π`` (no dense Π) against an explicit loop over o."""
+    from tndiag.ir import Graph, Index, pattern_output_size, reduced_pattern, variable
+
+    O = pattern_output_size(I, K, stride, pad_left, pad_right, dilation)
+    if O < 1:
+        return
+    i, k = Index("i", I), Index("k", K)
+    graph = Graph.of([reduced_pattern("R", i, k, O, stride, pad_left, pad_right, dilation),
+                      variable("V", [k], "vector")], [i])
+    source = export(graph)
+    assert "summed_pattern(" in source and "index_pattern" not in source
+    v = torch.randn(K)
+    want = torch.zeros(I)
+    for o in range(O):
+        for kk in range(K):
+            ii = o * stride + kk * dilation - pad_left
+            if 0 <= ii < I:
+                want[ii] += v[kk]
+    assert torch.allclose(load_exported(source)["forward"](v), want, atol=1e-12)

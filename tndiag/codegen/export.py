@@ -14,7 +14,7 @@ their exact einsum form.
 |-------------------|-------------|
 | ``input``         | the argument, reshaped to its flat legs |
 | ``dense-pattern`` | ``index_pattern(I, O, K, stride, pad_left, dilation)`` (cached) |
-| ``dense-reduced``, ``reduced-matrix`` | ``index_pattern(...).sum(1)`` |
+| ``dense-reduced``, ``reduced-matrix`` | ``summed_pattern(I, O, K, ...)`` (counts, no Π) |
 | ``dense-delta``   | ``delta_tensor(size, ndim)`` |
 | ``fill``          | ``torch.full(shape, value)`` |
 
@@ -49,6 +49,17 @@ def index_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: 
     k = torch.arange(K, device=device).view(1, 1, K)
     return (i == o * stride + k * dilation - pad_left).to(dtype or torch.get_default_dtype())
 ''',
+    "summed_pattern": '''
+@functools.lru_cache(maxsize=None)
+def summed_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
+                   device=None, dtype=None) -> torch.Tensor:
+    """``sum_o P[i, o, k]`` as an ``[I, K]`` count matrix, without building the pattern P."""
+    i = torch.arange(I, device=device).view(I, 1)
+    k = torch.arange(K, device=device).view(1, K)
+    shifted = i + pad_left - k * dilation  # equals o*stride for the o that hits (i, k)
+    hit = (shifted % stride == 0) & (shifted >= 0) & (shifted < O * stride)
+    return hit.to(dtype or torch.get_default_dtype())
+''',
     "delta_tensor": '''
 @functools.lru_cache(maxsize=None)
 def delta_tensor(size: int, ndim: int, device=None, dtype=None) -> torch.Tensor:
@@ -80,7 +91,7 @@ def _reduced_expr(op: Operand) -> Tuple[str, str]:
     p, t = op.tensor.params, op.tensor
     I, K = op.shape
     args = f"{I}, {int(t.out_size)}, {K}, {p.stride}, {p.pad_left}, {p.dilation}"
-    return "index_pattern", f"index_pattern({args}, _device, _dtype).sum(1)"
+    return "summed_pattern", f"summed_pattern({args}, _device, _dtype)"
 
 
 def _delta_expr(op: Operand) -> Tuple[str, str]:
@@ -308,7 +319,7 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     terms = _term_functions(program, args, plans) if isinstance(program, SumProgram) else []
     call = f"{name}({', '.join(args[n] for n in program.inputs)})"
     lines = [*_module_doc(program, graph, call, plans), "", "from __future__ import annotations",
-             "", *(["import functools"] if helpers & {"index_pattern", "delta_tensor"} else []),
+             "", *(["import functools"] if helpers - {"window"} else []),
              "from typing import Dict, Tuple", "", "import torch", "",
              f'__all__ = ["{name}", "EQUATIONS", "PATHS", "INPUT_SHAPES", "OUTPUT_SHAPE"]', "",
              *_constants_block(program, plans)]
