@@ -1,7 +1,7 @@
 """Fuzz ``parse``: thousands of mutated and random inputs raise only DiagramSyntaxError.
 
 Inputs are deterministic (seeded): mutations of valid texts (the corpus printed by
-``to_text`` and the language doc's examples) by character and token deletions, insertions,
+``to_text``, the language doc's examples and the gallery's ``examples/*.tnd``) by character and token deletions, insertions,
 swaps and replacements, plus random byte strings and random token soups. A parse that
 succeeds must return a diagram that round-trips through ``to_text``. A watchdog turns a hang
 into a failure naming the input.
@@ -33,6 +33,11 @@ def _seeds():
     texts = [tndiag.to_text(thunk()) for _, thunk in CORPUS]
     doc = (ROOT / "docs" / "language.md").read_text()
     return texts + re.findall(r"```tnd\n(.*?)```", doc, re.S)
+
+
+def _mutation_seeds():
+    """The seeds plus the hand-written gallery files (comments, alignment, long names)."""
+    return _seeds() + [path.read_text() for path in sorted((ROOT / "examples").glob("*.tnd"))]
 
 
 def _mutate(rng: random.Random, text: str) -> str:
@@ -111,7 +116,7 @@ def _check(text) -> bool:
 def test_mutated_valid_texts(chunk):
     """8 x 250 = 2000 mutations of valid texts."""
     rng = random.Random(1000 + chunk)
-    seeds = _seeds()
+    seeds = _mutation_seeds()
     results = [_check(_mutate(rng, rng.choice(seeds))) for _ in range(250)]
     assert not all(results)  # the mutations do break texts
 
