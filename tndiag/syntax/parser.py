@@ -144,13 +144,17 @@ def _lark_error(text: str, exc) -> DiagramSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
         message = f"unexpected character {exc.char!r}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
-        message = f"unexpected {_describe(exc.token)}; expected {_expected(exc.expected)}"
-    else:
-        expected = getattr(exc, "expected", None)
+        # ``accepts`` is what the parser accepts here (``expected`` adds the post-lexer's _NL)
+        expected = _expected(exc.accepts or exc.expected)
+        message = f"unexpected {_describe(exc.token)}; expected {expected}"
+    else:  # the end of the text: point just after its last character
+        expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None)
         message = "unexpected end of the text" + (
             f"; expected {_expected(expected)}" if expected else "")
+        line = -1
     if line is None or line < 1:
-        line, column = text.count("\n") + 1, len(text.rsplit("\n", 1)[-1]) + 1
+        body = text.rstrip()
+        line, column = body.count("\n") + 1, len(body.rsplit("\n", 1)[-1]) + 1
     return syntax_error(text, message, line, column)
 
 
