@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.corpus import IDS, build
@@ -144,6 +144,7 @@ def test_conv_grid_matches_torch(ndim, hyper):
     assert torch.allclose(forward(x, w, b), want, atol=1e-10)
 
 
+@settings(max_examples=80)  # each example compiles, exports and runs a module
 @given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2),
        st.integers(1, 2), st.integers(0, 1), st.sampled_from([1, 2]))
 def test_conv_transpose_property_matches_torch(ndim, k, stride, pad, dilation, op, groups):
@@ -165,6 +166,7 @@ def test_conv_transpose_property_matches_torch(ndim, k, stride, pad, dilation, o
     assert torch.allclose(forward(x, w), want, atol=1e-10)
 
 
+@settings(max_examples=80)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2))
 def test_unfold_and_fold_property_match_torch(k, stride, pad, dilation):
     x = torch.randn(2, 3, 8, 7)

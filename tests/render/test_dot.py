@@ -214,6 +214,7 @@ def test_trace_needs_traces():
         trace_to_dot([])
 
 
+@settings(max_examples=150)
 @given(random_diagrams())
 def test_structure_property_random_diagrams(diagram):
     """Every node kind, fused legs, hyperedges and sums: the DOT mirrors the IR exactly."""
