@@ -14,7 +14,7 @@ import sympy
 from lark import Token, Transformer, v_args
 
 from tndiag.ir import Kind, PatternParams, Role, as_size
-from tndiag.syntax import sizes as S
+from tndiag.syntax import sizes
 from tndiag.syntax.errors import syntax_error
 from tndiag.syntax.statements import Declaration, Factor, IndexSizes, Output, Pos, Ref, Term
 
@@ -183,7 +183,7 @@ class ToStatements(Transformer):
 
     def term(self, first, *rest):
         value = first
-        ops = {"*": lambda a, b: a * b, "/": S.divide, "//": S.floor_divide}
+        ops = {"*": lambda a, b: a * b, "/": sizes.divide, "//": sizes.floor_divide}
         for op, factor in zip(rest[::2], rest[1::2]):
             try:
                 value = self._checked(ops[str(op)](value, factor), op)
@@ -207,7 +207,7 @@ class ToStatements(Transformer):
         value = -value if negative else value
         for negative, base, next_op in reversed(chain[:-1]):
             try:
-                value = self._checked(S.power(base, value), op)
+                value = self._checked(sizes.power(base, value), op)
             except ValueError as exc:
                 raise self._error(str(exc), op) from None
             value, op = (-value if negative else value), next_op
@@ -219,23 +219,23 @@ class ToStatements(Transformer):
         return sympy.Integer(int(tok))
 
     def symbol(self, name):
-        return S.symbol(str(name))
+        return sizes.symbol(str(name))
 
     def call(self, name, *args):
-        if str(name) not in S.FUNCTIONS:
+        if str(name) not in sizes.FUNCTIONS:
             raise self._error(f"unknown function {str(name)!r} in a size; expected one of "
-                              f"{', '.join(S.FUNCTIONS)}", name)
+                              f"{', '.join(sizes.FUNCTIONS)}", name)
         low, high = _ARITY[str(name)]
         if not low <= len(args) <= high:
             raise self._error(f"{name} takes {low}{'' if low == high else f' to {high}'} "
                               f"argument(s), got {len(args)}", name)
         try:
-            return self._checked(S.FUNCTIONS[str(name)](*args), name)
+            return self._checked(sizes.FUNCTIONS[str(name)](*args), name)
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise self._error(f"{name}(...) cannot be evaluated: {exc}", name) from None
 
     def _checked(self, value, at):
-        problem = S.check_number(value)
+        problem = sizes.check_number(value)
         if problem is not None:
             raise self._error(problem, at)
         return value
