@@ -2,11 +2,13 @@
 
 Run: ``python examples/render_gallery.py [OUT_DIR] [--sizes]`` (default ``out/gallery``).
 Each ``NAME.tnd`` becomes ``OUT_DIR/NAME.svg`` through ``tndiag render``, exactly as on the
-command line. Exits with status 1 if any file fails, after trying them all.
+command line, and ``OUT_DIR/index.html`` shows every picture above its source. Exits with
+status 1 if any file fails, after trying them all.
 """
 
 from __future__ import annotations
 
+import html
 import sys
 from pathlib import Path
 from typing import List
@@ -39,7 +41,23 @@ def render_all(out_dir: Path, sizes: bool = False) -> List[Path]:
             failed.append(source.name)
     if failed:
         raise SystemExit(f"failed to render: {', '.join(failed)}")
+    write_index(out_dir)
     return written
+
+
+def write_index(out_dir: Path) -> Path:
+    """``index.html``: every picture with the diagram's source text under it."""
+    parts = ["<!doctype html><meta charset='utf-8'><title>tndiag gallery</title>",
+             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}"
+             "pre{background:#f6f6f6;padding:.5em;overflow:auto}img{max-width:100%}</style>",
+             "<h1>tndiag gallery</h1>"]
+    for source in gallery():
+        parts += [f"<h2 id='{source.stem}'>{source.stem}</h2>",
+                  f"<img src='{source.stem}.svg' alt='{source.stem}'>",
+                  f"<pre>{html.escape(source.read_text(encoding='utf-8'))}</pre>"]
+    index = out_dir / "index.html"
+    index.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return index
 
 
 def main(argv: List[str] | None = None) -> int:

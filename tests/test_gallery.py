@@ -136,6 +136,8 @@ def test_render_gallery_script(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLES / "render_gallery.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
+    index = (tmp_path / "index.html").read_text()
+    assert all(f"src='{name[:-4]}.svg'" in index for name in FILES)
     ns = {"svg": "http://www.w3.org/2000/svg"}
     for name in FILES:
         root = ET.parse(tmp_path / name.replace(".tnd", ".svg")).getroot()
