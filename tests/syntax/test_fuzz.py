@@ -102,7 +102,10 @@ def _check(text) -> bool:
         with _watchdog(WATCHDOG_S):
             diagram = parse(text)
     except DiagramSyntaxError as err:
-        assert err.line is None or err.line >= 1
+        if err.line is not None:  # a position inside the text, shown with a caret
+            lines = text.count(b"\n" if isinstance(text, bytes) else "\n") + 1
+            assert 1 <= err.line <= lines and err.column >= 1, err
+            assert err.snippet is None or err.snippet.endswith("^"), err
         return False
     except _Hang:
         pytest.fail(f"parse hung on {text!r}")
