@@ -91,7 +91,16 @@ def prepare_native(step: Step) -> Callable:
     padding = [l for l, _ in pads] if symmetric else [0] * s.ndim
     flat = _flat_pad(pads)
     stride, dilation = list(s.stride), list(s.dilation)
-    if s.role == "transpose":
+    if s.role == "transpose" and symmetric and _is_input_gradient(s):
+        x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
+                   *[int(s.size(c)) for c in s.out_spatial]]
+
+        def kernel(a, b):  # the input gradient of a conv: torch's own backward kernel
+            fake = a.new_empty(1).expand(x_shape)
+            return torch.ops.aten.convolution_backward(
+                a, fake, b, None, stride, padding, dilation, False, [0] * s.ndim, G,
+                (True, False, False))[0]
+    elif s.role == "transpose":
         def kernel(a, b):
             return _transpose(s, a, b, G)
     elif s.role == "conv":
@@ -116,6 +125,16 @@ def prepare_native(step: Step) -> Callable:
         y = kernel(a, b)
         return y if y.shape == out_shape else y.reshape(out_shape)
     return run
+
+
+def _is_input_gradient(s: NativeConv) -> bool:
+    """Whether the forward conv from the result's size reproduces A's spatial sizes."""
+    for c_i, c_o, c_k, st, pl, pr, d in zip(s.out_spatial, s.a_spatial, s.b_spatial, s.stride,
+                                            s.pad_left, s.pad_right, s.dilation):
+        I, O, K = int(s.size(c_i)), int(s.size(c_o)), int(s.size(c_k))
+        if (I + pl + pr - d * (K - 1) - 1) // st + 1 != O:
+            return False
+    return True
 
 
 def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch.Tensor:
@@ -153,11 +172,50 @@ def prepare_gram(step: Step) -> Callable:
     shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
     identity = g.out_perm == tuple(range(len(g.out_perm)))
 
+    blocks = symmetric_blocks(kept)
+
     def run(taken: List[torch.Tensor]) -> torch.Tensor:
         m = taken[0].permute(g.perm).reshape(batch, kept, summed)
-        r = torch.bmm(m, m.transpose(1, 2)).reshape(shape)
+        r = symmetric_product(m, blocks).reshape(shape)
         return r if identity else r.permute(g.out_perm)
     return run
+
+
+#: Smallest block of the symmetric product (smaller blocks make GEMMs inefficient).
+GRAM_BLOCK = 128
+
+
+def symmetric_blocks(n: int, block: int = GRAM_BLOCK, most: int = 6) -> List[Tuple[int, int]]:
+    """Row ranges splitting ``n`` into at most ``most`` blocks of at least ``block`` rows.
+
+    >>> symmetric_blocks(100), symmetric_blocks(600)
+    ([(0, 100)], [(0, 150), (150, 300), (300, 450), (450, 600)])
+    """
+    count = max(1, min(most, n // block))
+    edges = [round(n * j / count) for j in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def symmetric_product(m: torch.Tensor, blocks: List[Tuple[int, int]]) -> torch.Tensor:
+    """``m mᵀ`` (batched) computing only the blocks on and above the diagonal.
+
+    With b blocks this costs (b+1)/(2b) of the full product's FLOPs.
+
+    >>> m = torch.randn(2, 5, 7, dtype=torch.float64)
+    >>> torch.allclose(symmetric_product(m, [(0, 2), (2, 5)]), m @ m.transpose(1, 2))
+    True
+    """
+    if len(blocks) == 1:
+        return torch.bmm(m, m.transpose(1, 2))
+    r = m.new_empty(m.shape[0], m.shape[1], m.shape[1])
+    for n, (a0, a1) in enumerate(blocks):
+        rows = m[:, a0:a1]
+        for b0, b1 in blocks[n:]:
+            part = torch.bmm(rows, m[:, b0:b1].transpose(1, 2))
+            r[:, a0:a1, b0:b1] = part
+            if b0 != a0:
+                r[:, b0:b1, a0:a1] = part.transpose(1, 2)
+    return r
 
 
 def _numel(shape) -> int:

@@ -21,6 +21,10 @@ from tndiag.codegen.program import Operand, Step
 
 __all__ = ["Planner", "NOMINAL"]
 
+#: A step's fixed cost (dispatch, allocation) in FLOP equivalents, when comparing a one-step
+#: native kernel with a multi-step einsum path (about 10 µs at 10 GFLOP/s).
+STEP_OVERHEAD_FLOPS = 100_000
+
 #: Value given to every symbol when a contraction path must be chosen for a symbolic graph.
 NOMINAL = 16
 
@@ -68,6 +72,7 @@ class Planner:
         """Plan every step; returns steps, final operands and an extra scalar factor."""
         if "fold-constant" in self.allowed:
             self._fold_constants()
+        final = self._split_halves() if "gram" in self.allowed else None
         if "native" in self.allowed:
             self._native()
         if "reduced" in self.allowed:
@@ -75,6 +80,8 @@ class Planner:
         if "view" in self.allowed:
             self._views()
         self._contract_rest()
+        if final is not None:
+            self._mirror_gram(*final)
         return self.steps, self.ops, self.scale
 
     def costs(self):
@@ -156,9 +163,9 @@ class Planner:
         import opt_einsum
 
         shapes = [tuple(_nominal(self.sizes[ch]) for ch in s) for s in subs]
-        _, info = opt_einsum.contract_path(",".join(subs) + "->" + result, *shapes,
-                                           shapes=True, optimize="auto-hq")
-        return int(info.opt_cost)
+        path, info = opt_einsum.contract_path(",".join(subs) + "->" + result, *shapes,
+                                              shapes=True, optimize="auto-hq")
+        return int(info.opt_cost) + STEP_OVERHEAD_FLOPS * (len(path) - 1)
 
     def _reduced(self) -> None:
         letters = [e.letters for e in self.stack]
@@ -197,22 +204,59 @@ class Planner:
                 changed = True
                 break
 
+    # -- mirror halves: contract one half, then a Gram product ---------------------------
+    def _split_halves(self):
+        letters = [e.letters for e in self.stack]
+        found = split_halves(letters, [_pair_key(op) for op in self.ops], self.out)
+        if found is None:
+            return None
+        first, second, t_letters, sigma = found
+        b_letters = "".join(sigma[ch] for ch in t_letters)
+        shape = tuple(self.sizes[ch] for ch in t_letters)
+        spec = gram_spec(t_letters, b_letters, self.out, shape)
+        if spec is None:
+            return None
+        for pos in second:
+            self._relower(self.stack[pos].uid, "mirror")
+            self.stack[pos].kind, self.stack[pos].letters = "mirror", ""
+        final_out, self.out = self.out, t_letters
+        return final_out, b_letters, spec
+
+    def _mirror_gram(self, final_out: str, b_letters: str, spec) -> None:
+        (t,) = self._active()
+        self.out = final_out
+        equation = t.letters + "," + b_letters + "->" + final_out
+        flops = cost.einsum_flops(equation, self.sizes)
+        positions = self._positions([t.uid])
+        self.steps.append(Step(positions, equation, "gram", spec, "gram", flops,
+                               self._size(final_out)))
+        self.results.append(self._size(final_out))
+        self.temps.append(self._size(t.letters))
+        self.stack.pop(positions[0])
+        self.stack.append(_Entry(self._uid, final_out, "tensor", None))
+        self._uid += 1
+
     # -- the rest: einsum along a path -------------------------------------------------
+    def _active(self) -> List[_Entry]:
+        return [e for e in self.stack if e.kind != "mirror"]
+
     def _contract_rest(self) -> None:
-        if len(self.stack) == 1:
-            e = self.stack[0]
+        active = self._active()
+        if len(active) == 1:
+            e = active[0]
             if e.letters != self.out:
                 temp = self._size(e.letters) if e.kind == "view" else 0
                 self._push([e.uid], self.out, "einsum", None, "einsum",
                            cost.einsum_flops(e.letters + "->" + self.out, self.sizes), temp)
             return
-        for positions in self._path():
-            self._pairwise([self.stack[p].uid for p in positions])
+        for positions in self._path(active):
+            self._pairwise([active[p].uid for p in positions])
+            active = self._active()
 
-    def _path(self) -> List[Tuple[int, ...]]:
+    def _path(self, active: List[_Entry]) -> List[Tuple[int, ...]]:
         import opt_einsum
 
-        subs = [e.letters for e in self.stack]
+        subs = [e.letters for e in active]
         shapes = [tuple(_nominal(self.sizes[ch]) for ch in s) for s in subs]
         path, _ = opt_einsum.contract_path(",".join(subs) + "->" + self.out, *shapes,
                                            shapes=True, optimize="auto-hq")
@@ -221,8 +265,9 @@ class Planner:
     def _pairwise(self, uids: List[int]) -> None:
         positions = self._positions(uids)
         taken = [self.stack[p] for p in positions]
-        rest = "".join(e.letters for e in self.stack if e.uid not in uids)
-        last = len(self.stack) == len(uids)
+        active = self._active()
+        rest = "".join(e.letters for e in active if e.uid not in uids)
+        last = len(active) == len(uids)
         keep = set(rest) | set(self.out)
         result = self.out if last else "".join(
             dict.fromkeys(ch for e in taken for ch in e.letters if ch in keep))
@@ -242,6 +287,57 @@ class Planner:
             return None
         shape = tuple(self.sizes[ch] for ch in taken[0].letters)
         return gram_spec(taken[0].letters, taken[1].letters, result, shape)
+
+
+def _pair_key(op: Operand):
+    """What must match for two operands to be mirror images (None: never)."""
+    t = op.tensor
+    if op.lowering == "input":
+        return ("input", op.name, tuple(op.shape))
+    if op.lowering == "fill":
+        return ("fill", t.value, tuple(op.shape))
+    if op.lowering in ("dense-pattern", "reduced-matrix"):
+        return (op.lowering, t.params, t.out_size, tuple(op.shape))
+    return None
+
+
+def split_halves(letters: Sequence[str], keys: Sequence[object], out: str):
+    """Split operands into two mirror halves ``H1, H2 = σ(H1)`` sharing only fixed letters.
+
+    Operands with equal keys pair up in order (the first half of each key's occurrences
+    with the second half).
+
+    Returns ``(H1 positions, H2 positions, T letters, σ)`` where ``T`` holds H1's fixed letters
+    and its kept letters, so that the result is ``einsum(T, σ(T) -> out)``; None otherwise.
+
+    >>> split_halves(["nci", "ik", "nCI", "IK"], ["x", "r", "x", "r"], "ckCK")[:3]
+    ([0, 1], [2, 3], 'nck')
+    """
+    if any(k is None for k in keys) or len(keys) < 2:
+        return None
+    groups = {}
+    for pos, key in enumerate(keys):
+        groups.setdefault(key, []).append(pos)
+    if any(len(g) % 2 for g in groups.values()):
+        return None
+    pairs = sorted((a, b) for g in groups.values() for a, b in zip(g[:len(g) // 2],
+                                                                   g[len(g) // 2:]))
+    first, second = [a for a, _ in pairs], [b for _, b in pairs]
+    sigma = {}
+    for a, b in zip(first, second):
+        for x, y in zip(letters[a], letters[b]):
+            if sigma.setdefault(x, y) != y:
+                return None
+    h1 = set("".join(letters[p] for p in first))
+    h2 = set("".join(letters[p] for p in second))
+    moved = {x for x, y in sigma.items() if x != y}
+    if len(set(sigma.values())) != len(sigma) or moved & h2 or {sigma[x] for x in moved} & h1:
+        return None
+    if any((x in out) != (sigma[x] in out) for x in moved) or set(out) - h1 - h2:
+        return None
+    fixed = "".join(dict.fromkeys(x for p in first for x in letters[p] if x not in moved))
+    kept = "".join(dict.fromkeys(x for p in first for x in letters[p] if x in moved and x in out))
+    return first, second, fixed + kept, sigma
 
 
 def _key(op: Operand):
