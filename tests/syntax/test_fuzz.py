@@ -2,7 +2,8 @@
 
 Inputs are deterministic (seeded): mutations of valid texts (the corpus printed by
 ``to_text``, the language doc's examples and the gallery's ``examples/*.tnd``) by character and token deletions, insertions,
-swaps and replacements, plus random byte strings and random token soups. A parse that
+swaps and replacements, plus random byte strings, random token soups and texts generated
+from the grammar by hypothesis. A parse that
 succeeds must return a diagram that round-trips through ``to_text``. A watchdog turns a hang
 into a failure naming the input.
 """
@@ -13,11 +14,16 @@ import signal
 from contextlib import contextmanager
 from pathlib import Path
 
+import lark
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.lark import from_lark
 
 import tndiag
 from corpus import CORPUS
 from tndiag import DiagramSyntaxError, parse
+from tndiag.syntax import GRAMMAR_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = ["index", "input", "parameter", "vector", "pattern", "reduced", "delta", "const",
@@ -136,3 +142,17 @@ def test_random_bytes_and_token_soups():
 def test_the_seeds_parse():
     """The unmutated seeds are valid, so mutation results are meaningful."""
     assert all(_check(text) for text in _seeds())
+
+
+_GRAMMAR = lark.Lark(GRAMMAR_PATH.read_text(), parser="lalr", lexer="contextual",
+                     maybe_placeholders=True)
+_NAMES = st.sampled_from([" X ", " W ", " n ", " i ", " o ", " k ", " P ", " N ", " O ",
+                          " stride ", " padding ", " floor ", " input "])
+
+
+@settings(max_examples=100)  # generating from the grammar is the slow part
+@given(from_lark(_GRAMMAR, explicit={"NAME": _NAMES, "INT": st.sampled_from([" 1 ", " 2 "]),
+                                     "_NL": st.just("\n")}))
+def test_texts_generated_from_the_grammar(text):
+    """Texts shaped by the grammar itself reach the semantic checks; still only our error."""
+    _check(text)
