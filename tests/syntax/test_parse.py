@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sympy
 from hypothesis import given
+from hypothesis import strategies as st
 
 import tndiag
 from syntax.diagrams import expressions
@@ -219,3 +220,27 @@ def test_the_python_examples_of_the_language_doc_run():
         runner.run(doctest.DocTestParser().get_doctest(block, globs, f"block{n}", None, 0))
     result = runner.summarize(verbose=False)
     assert len(blocks) >= 3 and result.attempted >= 4 and result.failed == 0
+
+
+def _relayout(text: str, rng) -> str:
+    """``text`` with comments, blank lines, tabs and line breaks where the language allows."""
+    out = []
+    for line in text.splitlines():
+        pieces = re.split(r"(, | \* | \+ | = |: )", line)
+        rebuilt = pieces[0]
+        for sep, piece in zip(pieces[1::2], pieces[2::2]):
+            rebuilt += sep.rstrip() + rng.choice([" ", "\t", "\n    ", " # note\n", " \\\n"])
+            rebuilt += piece
+        out.append(rebuilt + rng.choice(["", "  # comment", "\t"]))
+        out.append(rng.choice(["", "", "# a comment line", "   "]))
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("name", ["conv2d-symbolic-bias", "fold2d", "unfold-kernel-grouped",
+                                  "conv-transpose2d-grouped-bias"])
+@given(rng=st.randoms(use_true_random=False))
+def test_layout_does_not_change_the_diagram(name, rng):
+    from corpus import build
+
+    diagram = build(name)
+    assert parse(_relayout(tndiag.to_text(diagram), rng)) == diagram
