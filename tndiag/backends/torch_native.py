@@ -152,16 +152,23 @@ def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch
 
 
 def prepare_view(step: Step) -> Callable:
-    """Zero-pad one axis and view it as ``(windows, taps)`` (see :class:`ViewSpec`)."""
+    """Zero-pad the viewed axes once, then unfold each (see :class:`ViewSpec`)."""
     v: ViewSpec = step.info
-    pad = [0, 0] * (v.ndim - 1 - v.axis) + [v.pad_left, v.pad_right]
-    padded = bool(v.pad_left or v.pad_right)
-    window = v.dilation * (int(v.kernel) - 1) + 1
+    pads = [(0, 0)] * v.ndim
+    for axis, lr in zip(v.axes, v.pads):
+        pads[axis] = lr
+    first = min(v.axes)
+    flat = [p for lr in reversed(pads[first:]) for p in lr]
+    padded = any(flat)
+    windows = [d * (int(k) - 1) + 1 for d, k in zip(v.dilations, v.kernels)]
+    steps = tuple(slice(None, None, d) for d in v.dilations)
+    dilated = any(d > 1 for d in v.dilations)
 
     def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        t = F.pad(taken[0], pad) if padded else taken[0]
-        t = t.unfold(v.axis, window, v.stride)
-        return t[..., ::v.dilation] if v.dilation > 1 else t
+        t = F.pad(taken[0], flat) if padded else taken[0]
+        for axis, window, stride in zip(v.axes, windows, v.strides):
+            t = t.unfold(axis, window, stride)
+        return t[(Ellipsis, *steps)] if dilated else t
     return run
 
 

@@ -82,38 +82,41 @@ def lowering_for(t: Tensor) -> str:
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """Zero-pad axis ``axis`` of a tensor by ``(pad_left, pad_right)`` and view it as ``[.., O, .., K]``.
+    """Zero-pad some axes of a tensor at once, then view each as ``(windows O, taps K)``.
 
-    The axis of size ``I`` becomes the ``O`` windows and a new last axis the ``K`` taps:
-    ``out[.., o, .., k] = padded[.., o·S + k·D, ..]``.
+    Axis ``axes[j]`` of size ``I`` becomes the ``O`` windows in place and a new trailing axis
+    (in order of ``axes``) the ``K`` taps: ``out[.., o, .., k] = padded[.., o·S + k·D, ..]``.
+    Padding every axis before the first unfold keeps the padded copy as small as the input.
     """
 
-    axis: int
+    axes: Tuple[int, ...]
     ndim: int
-    stride: int
-    pad_left: int
-    pad_right: int
-    dilation: int
-    kernel: object
+    strides: Tuple[int, ...]
+    pads: Tuple[Tuple[int, int], ...]
+    dilations: Tuple[int, ...]
+    kernels: Tuple[object, ...]
 
     @property
     def label(self) -> str:
-        """``view:slice`` for one tap, ``view:unfold`` otherwise."""
-        return "view:slice" if self.kernel == 1 else "view:unfold"
+        """``view:slice`` when every kernel has one tap, ``view:unfold`` otherwise."""
+        return "view:slice" if all(k == 1 for k in self.kernels) else "view:unfold"
 
 
-def view_spec(letters: str, p_letters: str, params, kernel) -> Tuple[ViewSpec, str]:
-    """The view of a tensor with subscripts ``letters`` through pattern ``p_letters`` (i, o, k).
+def view_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
+              kernels: Sequence[object]) -> Tuple[ViewSpec, str]:
+    """The view of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
-    >>> spec, out = view_spec("nci", "iok", (2, 1, 1, 1), 3)
-    >>> out, spec.axis
-    ('ncok', 2)
+    >>> spec, out = view_spec("ncij", ["iok", "jpl"], [(2, 1, 1, 1), (1, 0, 0, 1)], [3, 2])
+    >>> out, spec.axes, spec.label
+    ('ncopkl', (2, 3), 'view:unfold')
     """
-    i, o, k = p_letters
-    axis = letters.index(i)
-    stride, pl, pr, dil = params
-    spec = ViewSpec(axis, len(letters), stride, pl, pr, dil, kernel)
-    return spec, letters[:axis] + o + letters[axis + 1:] + k
+    out = list(letters)
+    for p in patterns:
+        out[letters.index(p[0])] = p[1]
+    spec = ViewSpec(tuple(letters.index(p[0]) for p in patterns), len(letters),
+                    tuple(q[0] for q in params), tuple((q[1], q[2]) for q in params),
+                    tuple(q[3] for q in params), tuple(kernels))
+    return spec, "".join(out) + "".join(p[2] for p in patterns)
 
 
 @dataclass(frozen=True)

@@ -182,27 +182,32 @@ class Planner:
         while changed:
             changed = False
             letters, kinds = [e.letters for e in self.stack], self._kinds()
+            by_holder = {}
             for pos, entry in enumerate(self.stack):
-                if entry.kind != "pattern":
-                    continue
-                holder = exclusive_holder(entry.letters[0], letters, kinds, self.out, pos)
-                if holder is None or len(set(letters[holder])) != len(letters[holder]):
-                    continue
-                op = self.ops[entry.uid]
-                spec, result = view_spec(letters[holder], entry.letters, _pattern_params(op),
-                                         self.sizes[entry.letters[2]])
-                self._relower(entry.uid, "view")
-                base = self.stack[holder]
-                key = None if base.key is None else ("view", base.key, spec)
-                pad = 0
-                if spec.pad_left or spec.pad_right:  # the view holds a zero-padded copy
-                    rest = base.letters.replace(entry.letters[0], "")
-                    pad = self._size(rest) * (self.sizes[entry.letters[0]] + spec.pad_left
-                                              + spec.pad_right)
-                self._push([base.uid, entry.uid], result, "view", spec, spec.label, 0,
-                           entry_kind="view", key=key, memory=pad)
+                if entry.kind == "pattern":
+                    holder = exclusive_holder(entry.letters[0], letters, kinds, self.out, pos)
+                    if holder is not None and len(set(letters[holder])) == len(letters[holder]):
+                        by_holder.setdefault(holder, []).append(pos)
+            if by_holder:
+                holder, pats = next(iter(by_holder.items()))
+                self._view(self.stack[holder], [self.stack[p] for p in pats])
                 changed = True
-                break
+
+    def _view(self, base: _Entry, pats: List[_Entry]) -> None:
+        """One view step of ``base`` through all of ``pats`` (their i legs are on it alone)."""
+        spec, result = view_spec(base.letters, [p.letters for p in pats],
+                                 [_pattern_params(self.ops[p.uid]) for p in pats],
+                                 [self.sizes[p.letters[2]] for p in pats])
+        for p in pats:
+            self._relower(p.uid, "view")
+        key = None if base.key is None else ("view", base.key, spec)
+        pad = 0
+        if any(l or r for l, r in spec.pads):  # the view holds one zero-padded copy
+            pad = cost.prod(self.sizes[ch] + sum(spec.pads[spec.axes.index(n)])
+                            if n in spec.axes else self.sizes[ch]
+                            for n, ch in enumerate(base.letters))
+        self._push([base.uid] + [p.uid for p in pats], result, "view", spec, spec.label, 0,
+                   entry_kind="view", key=key, memory=pad)
 
     # -- mirror halves: contract one half, then a Gram product ---------------------------
     def _split_halves(self):
