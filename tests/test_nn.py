@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 
 import tndiag.nn as tnn
 
+# torch warns that 'same' with an even kernel pads a copy of the input; that is expected
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
 CONV_CASES = [  # (class name, constructor kwargs, input shape)
     ("Conv1d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1,
                     groups=2), (2, 4, 11)),

@@ -11,6 +11,9 @@ from conv_reference import (TORCH_CONV_T, assert_matches, conv_nd_reference,
 from conv_strategies import conv_configs
 from tndiag.functional import conv, conv_transpose
 
+# torch warns that 'same' with an even kernel pads a copy of the input; that is expected
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
 
 def _tensors(x_shape, w_shape, bias):
     x, w = torch.randn(x_shape), torch.randn(w_shape)
