@@ -143,3 +143,22 @@ def test_random_builder_configurations_round_trip(data):
 @given(diagrams())
 def test_random_diagrams_round_trip(diagram):
     _roundtrip(diagram)
+
+
+@pytest.mark.parametrize("pipeline", [
+    "differentiate{wrt=W},simplify", "differentiate{wrt=X}", "vjp{wrt=X},simplify",
+    "jvp{wrt=W}", "canonicalize", "simplify", "dense", "delta-pruning", "squeeze",
+    "merge-parallel-legs", "mixed-dense", "sum-out"])
+def test_pass_results_round_trip(pipeline):
+    """What ``tndiag derive`` prints: the text of a transformed corpus diagram parses back."""
+    from tndiag.passes import run_pipeline
+
+    transformed = 0
+    for _, thunk in CORPUS:
+        try:
+            result = run_pipeline(thunk(), pipeline)
+        except (tndiag.InvalidArgumentError, tndiag.UnknownNameError):  # does not apply here
+            continue
+        _roundtrip(getattr(result, "diagram", result))
+        transformed += 1
+    assert transformed >= len(CORPUS) // 2
