@@ -253,3 +253,16 @@ def test_split_halves_rejects_asymmetric_networks():
     assert split_halves(["ab", "bc"], ["x", "x"], "ac") is None  # halves overlap
     assert split_halves(["ab", "cb"], ["x", "x"], "ab") is None  # a kept, its mirror c not
     assert split_halves(["ab", "cb"], ["x", "x"], "ac")[:3] == ([0], [1], "ba")
+
+
+EXAMPLES = sorted((__import__("pathlib").Path(__file__).resolve().parents[2] / "examples")
+                  .glob("*.tnd"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_diagrams_structured_equal_dense(path):
+    from tndiag.syntax import parse
+
+    diagram = parse(path.read_text())
+    diagram = getattr(diagram, "diagram", diagram)
+    _same_as_dense(diagram)
