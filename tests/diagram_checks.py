@@ -35,7 +35,8 @@ def inputs_for(diagram, seed: int = 0) -> dict:
 
 
 def evaluate(diagram, tensors: dict) -> torch.Tensor:
-    """Compile and run ``diagram`` on the tensors it needs (others ignored)."""
+    """Verify, compile and run ``diagram`` on the tensors it needs (others ignored)."""
+    verify(diagram)
     program = tndiag.compile(diagram)
     return program(**{name: tensors[name] for name in program.inputs})
 

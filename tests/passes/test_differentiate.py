@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from corpus import IDS, build
 from diagram_checks import assert_close, at_most, evaluate, inputs_for, pipeline
 from hypothesis import given
 from hypothesis import strategies as st
@@ -253,3 +254,25 @@ def test_errors_are_tndiag_errors_and_value_errors():
         differentiate(ops.conv(ndim=1), "P1")
     with pytest.raises(PassError, match="no option 'vector'"):
         pipeline(ops.conv(ndim=1), "differentiate{wrt=W,vector=V}")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_corpus_vjps_match_autograd_of_the_forward_program(name):
+    d = build(name)
+    terms = d.terms if isinstance(d, Sum) else (d,)
+    first = {}
+    for term in terms:
+        for t in term.variables():
+            first.setdefault(t.name, t)
+    for wrt in sorted(first):
+        jac = pipeline(d, f"differentiate{{wrt={wrt}}}")
+        assert jac.output_shape == (*d.output_shape, *first[wrt].shape)
+        v = pipeline(d, f"vjp{{wrt={wrt},vector=Vy}}")
+        if not d.is_concrete():
+            continue
+        t = inputs_for(d)
+        t["Vy"] = torch.randn(d.output_shape, dtype=torch.float64)
+        x = t[wrt].clone().requires_grad_()
+        y = evaluate(d, {**t, wrt: x})
+        (ref,) = torch.autograd.grad(y, x, t["Vy"])
+        assert_close(evaluate(v, t), ref, f"{name}: VJP w.r.t. {wrt}")

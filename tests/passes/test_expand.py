@@ -1,7 +1,6 @@
 """expand-groups / expand-batch: map a diagram over a new group or batch leg."""
 
 import pytest
-import torch
 from diagram_checks import assert_close, evaluate, inputs_for, pipeline
 from hypothesis import given
 from hypothesis import strategies as st

@@ -48,7 +48,8 @@ def pair(graph: Graph, shared: Sequence[str], suffix: str = "_b") -> Graph:
 def _concrete(shape, what: str) -> Tuple[int, ...]:
     if shape is None or not all(hasattr(s, "__index__") and not isinstance(s, bool) and s > 0
                                 for s in shape):
-        raise InvalidArgumentError(f"{what} must be a concrete shape of positive ints, got {shape!r}")
+        raise InvalidArgumentError(
+            f"{what} must be a concrete shape of positive ints, got {shape!r}")
     return tuple(int(s) for s in shape)
 
 

@@ -77,7 +77,8 @@ class Trace:
     def __str__(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in self.options)
         head = f"pass {self.pass_name}{'{' + opts + '}' if opts else ''}: "
-        head += f"{len(self.fired)} rewrite(s)" + ("" if self.before != self.after else ", unchanged")
+        unchanged = "" if self.before != self.after else ", unchanged"
+        head += f"{len(self.fired)} rewrite(s){unchanged}"
         return "\n".join([head, *("  " + str(e) for e in self.events)])
 
 
