@@ -1,14 +1,19 @@
 """Derived builders (VJPs, JVPs, Jacobians, curvature diagrams) vs torch autograd / brute force."""
 
+import pathlib
+
 import pytest
 import torch
 from diagram_checks import (assert_close, at_most, build_conv, conv_cases, evaluate,
                             inputs_for, pipeline, torch_conv)
 from hypothesis import given
 
+import tndiag
 from tndiag import ops
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.ir import Graph, Kind, verify
+from tndiag.passes.canonicalize import canonicalize
+from tndiag.passes.rules.sum_out import sum_out
 
 GRID = {
     "1d-strided": dict(transposed=False, x_shape=(2, 2, 7), w_shape=(3, 2, 3), stride=2,
@@ -126,7 +131,9 @@ def test_weight_ggn_block_and_per_sample_grads(kw, xs, ws, Z):
     per = pipeline(ops.per_sample_weight_vjp(*args), "identity")
     assert_close(evaluate(per, {"X": x, "S": s}).flatten(2), grads, "per-sample grads")
     full = ops.weight_ggn(*args)
-    assert_close(evaluate(full, {"X": x, "S": s}), torch.einsum("znv,znw->vw", grads, grads))
+    assert full.output_shape == (*ws, *ws)
+    assert_close(evaluate(full, {"X": x, "S": s}).reshape(w.numel(), w.numel()),
+                 torch.einsum("znv,znw->vw", grads, grads), "full block")
     assert_close(evaluate(ops.weight_ggn_diag(*args), {"X": x, "S": s}).flatten(),
                  (grads ** 2).sum((0, 1)), "diag")
     gram = torch.einsum("znw,ymw->znym", grads, grads).reshape(Z * xs[0], Z * xs[0])
@@ -163,3 +170,46 @@ def test_curvature_builder_errors():
         ops.weight_ggn_diag((2, 3, 6), (1, 2, 4, 5), 3, groups=1)
     with pytest.raises(InvalidArgumentError, match="transposed convolution must be an int"):
         ops.kfc((2, 3, 6), 3, padding="same", transposed=True)
+
+
+# -- the text-language gallery (examples/*.tnd, written by hand from PAPER.md §2) -------------
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+X2, W2, HYPER = (4, 6, 8, 7), (4, 3, 3, 2), dict(stride=2, padding=1, groups=2)
+
+
+def _renamed(diagram, old, new):
+    return diagram.replace(tensors=[t.replace(name=new) if t.name == old else t
+                                    for t in diagram.tensors])
+
+
+GALLERY = {
+    "weight_vjp": lambda: ops.conv_weight_vjp(X2, W2, **HYPER),
+    "input_vjp": lambda: ops.conv_input_vjp(X2, W2, **HYPER),
+    "input_jvp": lambda: _renamed(ops.conv_input_jvp(X2, W2, **HYPER), "V", "VX"),
+    "weight_jvp": lambda: _renamed(ops.conv_weight_jvp(X2, W2, **HYPER), "V", "VW"),
+    "kfc": lambda: ops.kfc(X2, (3, 2), **HYPER),
+    "kfac_reduce": lambda: ops.kfac_reduce(X2, (3, 2), **HYPER),
+    "ggn_diagonal": lambda: ops.weight_ggn_diag(X2, (2, 4, 4, 4, 4), (3, 2), **HYPER),
+    "ggn_gram": lambda: ops.weight_ggn_gram(X2, (2, 4, 4, 4, 4), (3, 2), **HYPER),
+    "ggn_block": lambda: ops.weight_ggn(X2, (2, 4, 4, 4, 4), (3, 2), **HYPER),
+    "grad_output_kfac": lambda: ops.grad_output_kfac((4, 4, 4, 4)),
+    "grad_output_kfac_reduce": lambda: ops.grad_output_kfac((4, 4, 4, 4), reduce=True),
+}
+
+
+@pytest.mark.parametrize("name", list(GALLERY))
+def test_derived_builders_equal_the_hand_written_gallery(name):
+    by_hand = tndiag.parse((EXAMPLES / f"{name}.tnd").read_text())
+    if name == "kfac_reduce":  # the gallery writes the patterns; the builder sums them out
+        by_hand = sum_out(by_hand)
+    assert canonicalize(GALLERY[name]()) == canonicalize(by_hand)
+
+
+@pytest.mark.parametrize("name, build", [
+    ("kfac_transposed", ops.kfc), ("kfac_reduce_transposed", ops.kfac_reduce)])
+def test_transposed_factors_equal_the_gallery_in_value(name, build):
+    by_hand = tndiag.parse((EXAMPLES / f"{name}.tnd").read_text())
+    mine = build((4, 3, 4, 4), 3, stride=2, padding=1, output_padding=1, transposed=True)
+    t = inputs_for(mine)
+    assert_close(evaluate(mine, t)[0], evaluate(by_hand, t), name)

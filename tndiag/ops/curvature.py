@@ -162,8 +162,7 @@ def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, grou
     elif kind == "gram":
         output = [(z, n), (*other.output[0], *other.output[1])]
     else:
-        output = [tuple(ix for axis in w_axes for ix in axis),
-                  tuple(ix for axis in other.output[2:] for ix in axis)]
+        output = [*w_axes, *other.output[2:]]
     return Graph.of([*one.tensors, *other.tensors], output)
 
 
@@ -193,10 +192,10 @@ def weight_ggn_gram(input_shape: Sequence, factor_shape: Sequence, kernel_size, 
 
 def weight_ggn(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
                padding=0, dilation=1, groups: int = 1) -> Graph:
-    """Full GGN block of the weight, ``[W.numel(), W.numel()]`` (weight legs flattened).
+    """Full GGN block of the weight, ``[*W.shape, *W.shape]`` (weight legs kept separate).
 
     >>> weight_ggn((2, 3, 6), (4, 2, 5, 4), 3).output_shape
-    (45, 45)
+    (5, 3, 3, 5, 3, 3)
     """
     return _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups,
                 "full")
