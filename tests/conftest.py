@@ -14,6 +14,15 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_configure(config):
+    """One torch thread per test process: pytest-xdist already runs one process per core."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _float64():
     """Every numeric test runs in float64 (oracle comparisons at 1e-10)."""
