@@ -169,12 +169,15 @@ def _first_tie(tcol: List[int]):
     return classes[min(tied)] if tied else None
 
 
-@register("canonicalize")
-def canonicalize(diagram: Diagram, rec: Recorder) -> Diagram:
+def _canonicalize(diagram: Diagram, rec: Recorder) -> Diagram:
     """Canonical form: tensors ordered and indices named deterministically (sums: terms too).
 
     Terms of a :class:`~tndiag.ir.Sum` are canonicalized one by one and sorted, so sums that
     differ only in the order of their terms compare equal.
+
+    >>> from tndiag import ops
+    >>> canonicalize(ops.conv((1, 1, 4), (1, 1, 2))).names
+    ('P0', 'X', 'W')
     """
     if isinstance(diagram, Graph):
         out = canonical_graph(diagram)
@@ -184,3 +187,6 @@ def canonicalize(diagram: Diagram, rec: Recorder) -> Diagram:
     terms = sorted((canonical_graph(t) for t in diagram.terms), key=repr)
     rec.fired("canonicalize", f"{len(terms)} terms canonicalized and sorted")
     return Sum(tuple(terms))
+
+
+canonicalize = register("canonicalize")(_canonicalize)

@@ -179,6 +179,10 @@ def _differentiate(diagram: Diagram, rec: Recorder, wrt=()) -> Diagram:
 
     Several names (``wrt=X|W``) differentiate once per name, in order (so ``W|W`` is the
     second derivative). The result has shape ``output_shape + W.shape (+ ...)``.
+
+    >>> from tndiag import ops
+    >>> differentiate(ops.conv((1, 2, 5), (3, 2, 2)), "X|W").output_shape
+    (1, 3, 4, 1, 2, 5, 3, 2, 2)
     """
     firsts = [_first_occurrence(diagram, name) for name in _as_tuple(wrt)]
     for first in firsts:  # a name cut away by an earlier step gives a zero derivative
@@ -214,6 +218,11 @@ def _vjp(diagram: Diagram, rec: Recorder, wrt=(), vector: VectorArg = "V") -> Di
     ``vector`` is the name of a new variable with the diagram's output legs (role vector),
     or such a :class:`~tndiag.ir.Tensor`. Further names in ``wrt`` take Jacobians of the
     result (``wrt=X|W`` gives ``[X-shape, W-shape]``).
+
+    >>> from tndiag import ops
+    >>> g = vjp(ops.conv((2, 3, 8), (4, 3, 3)), "X", "V")
+    >>> g.output_shape, sorted(t.name for t in g.variables())
+    ((2, 3, 8), ['V', 'W'])
     """
     names = _as_tuple(wrt)
     name = names[0]
@@ -238,6 +247,10 @@ def _jvp(diagram: Diagram, rec: Recorder, wrt=(), tangent=()) -> Diagram:
 
     ``tangent`` names the new variable(s) (default ``V_W``), one per name in ``wrt``; a
     :class:`~tndiag.ir.Tensor` must carry exactly the legs of ``W``'s first occurrence.
+
+    >>> from tndiag import ops
+    >>> [t.name for t in jvp(ops.conv((2, 3, 8), (4, 3, 3)), "W", "T").tensors]
+    ['X', 'P1', 'T']
     """
     names = _as_tuple(wrt)
     tangents = _tangents(tangent, names)

@@ -76,7 +76,12 @@ def _group_tensor(t: Tensor, legs: Sequence[str], g: Index) -> Tensor:
 
 def _expand_groups(diagram: Diagram, rec: Recorder, groups=2, legs="", index: str = "g",
                    into: str = "") -> Diagram:
-    """Map the diagram over a new group leg ``index`` of size ``groups`` (see module doc)."""
+    """Map the diagram over a new group leg ``index`` of size ``groups`` (see module doc).
+
+    >>> from tndiag import ops
+    >>> expand_groups(ops.conv((2, 2, 7), (3, 2, 3)), 4, "ci|co").output_shape
+    (4, 2, 3, 5)
+    """
     leg_names = _names(legs, "legs")
     known = index_names(diagram)
     missing = [n for n in leg_names if n not in known]
@@ -106,7 +111,12 @@ def _expand_groups(diagram: Diagram, rec: Recorder, groups=2, legs="", index: st
 
 def _expand_batch(diagram: Diagram, rec: Recorder, size=1, tensors="", index: str = "n"
                   ) -> Diagram:
-    """Map the diagram over a new leading batch leg ``index`` of size ``size``."""
+    """Map the diagram over a new leading batch leg ``index`` of size ``size``.
+
+    >>> from tndiag import ops
+    >>> expand_batch(ops.conv((2, 3, 7), (4, 3, 3)), 5, "W", "z").tensor("W").shape
+    (5, 4, 3, 3)
+    """
     names = _names(tensors, "tensors")
     terms = diagram.terms if not isinstance(diagram, Graph) else (diagram,)
     present = {t.name: t for term in terms for t in term.tensors}
