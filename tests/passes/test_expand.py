@@ -1,12 +1,14 @@
 """expand-groups / expand-batch: map a diagram over a new group or batch leg."""
 
 import pytest
+from corpus import IDS, build
 from diagram_checks import assert_close, evaluate, inputs_for, pipeline
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tndiag import ops
 from tndiag.errors import InvalidArgumentError, PassError, UnknownNameError
+from tndiag.ir import Sum
 from tndiag.passes.canonicalize import canonicalize
 from tndiag.passes.expand import expand_batch, expand_groups
 
@@ -89,3 +91,15 @@ def test_errors():
         expand_groups(g, 2, "ci", "g", "q")
     with pytest.raises(PassError, match="expects a tuple|no option"):
         pipeline(g, "expand-groups{groupz=2}")
+
+
+@pytest.mark.parametrize("name", [n for n in IDS if "symbolic" not in n])
+def test_corpus_batch_over_every_variable(name):
+    d = build(name)
+    terms = d.terms if isinstance(d, Sum) else (d,)
+    names = sorted({t.name for term in terms for t in term.variables()})
+    batched = pipeline(d, f"expand-batch{{size=2,tensors={'|'.join(names)},index=zz}}")
+    t = inputs_for(batched, seed=3)
+    y = evaluate(batched, t)
+    for z in range(2):
+        assert_close(y[z], evaluate(d, {k: v[z] for k, v in t.items()}), f"{name}[{z}]")
