@@ -204,6 +204,12 @@ def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
         current.append(fn(taken))
     result = current[-1]
     if program.scale != 1:
-        result = result * program.scale
+        fresh = program.cache.get("fresh")
+        if fresh is None:  # does the last step allocate its result (no view of an input)?
+            last = program.steps[-1] if program.steps else None
+            fresh = last is not None and (last.kind in ("gram", "native") or (
+                last.kind == "einsum" and len(last.positions) > 1))
+            program.cache["fresh"] = fresh
+        result = result.mul_(program.scale) if fresh else result * program.scale
     return result if result.shape == program.output_shape else result.reshape(
         program.output_shape)

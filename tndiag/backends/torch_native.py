@@ -179,7 +179,8 @@ def prepare_gram(step: Step) -> Callable:
     shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
     identity = g.out_perm == tuple(range(len(g.out_perm)))
 
-    blocks = symmetric_blocks(kept)
+    # with a short summed leg the product is memory-bound: mirrored blocks would only add copies
+    blocks = symmetric_blocks(kept) if summed >= GRAM_BLOCK else [(0, kept)]
 
     def run(taken: List[torch.Tensor]) -> torch.Tensor:
         m = taken[0].permute(g.perm).reshape(batch, kept, summed)
