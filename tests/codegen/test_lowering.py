@@ -182,11 +182,11 @@ def test_kfc_and_kfac_reduce_lowerings(cfg, reduce):
     graph = (bd.kfac_reduce if reduce else bd.kfc)(layer)
     x = torch.randn(layer.x_shape)
     want = _kfc_reference(layer, x, reduce)
-    lowerings = ("fold-constant", "reduced") if reduce else ("view", "gram")
+    lowerings = ("fold-constant", "reduced", "window-sum") if reduce else ("view", "gram")
     prog, _ = _same_as_dense(graph, lowerings=lowerings, args=[x])
     labels = _labels(prog)
     if reduce:
-        assert [op.lowering for op in prog.operands].count("reduced-matrix") == 2 * layer["ndim"]
+        assert [op.lowering for op in prog.operands].count("window-sum") == 2 * layer["ndim"]
         assert "view:unfold" not in labels
     else:
         assert labels[-1] == "gram"
@@ -195,14 +195,17 @@ def test_kfc_and_kfac_reduce_lowerings(cfg, reduce):
                                rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("stride,pad_left,dilation", [(1, 0, 1), (2, 1, 1), (3, 2, 2)])
-def test_reduced_pattern_node_uses_the_count_matrix(stride, pad_left, dilation):
+@pytest.mark.parametrize("stride,pad_left,dilation", [(1, 0, 1), (2, 1, 1), (3, 2, 2),
+                                                      (1, 3, 1), (1, 1, 4), (2, 0, 3)])
+@pytest.mark.parametrize("lowerings,lowering", [(("reduced",), "reduced-matrix"),
+                                                (None, "window-sum")])
+def test_reduced_pattern_node_lowerings(stride, pad_left, dilation, lowerings, lowering):
     n, c, i, k = Index("n", 2), Index("c", 3), Index("i", 9), Index("k", 3)
     O = (9 + 2 * pad_left - dilation * 2 - 1) // stride + 1
     R = reduced_pattern("R", i, k, O, stride, pad_left, pad_left, dilation)
     graph = Graph.of([variable("X", [n, c, i]), R], [n, c, k])
-    prog, (x,) = _same_as_dense(graph)
-    assert [op.lowering for op in prog.operands] == ["input", "reduced-matrix"]
+    prog, (x,) = _same_as_dense(graph, lowerings=lowerings)
+    assert [op.lowering for op in prog.operands] == ["input", lowering]
     xp = F.pad(x, (pad_left, pad_left))
     want = torch.stack([xp[..., kk * dilation::stride][..., :O].sum(-1) for kk in range(3)], -1)
     torch.testing.assert_close(prog(x), want, rtol=1e-10, atol=1e-10)
@@ -266,3 +269,19 @@ def test_example_diagrams_structured_equal_dense(path):
     diagram = parse(path.read_text())
     diagram = getattr(diagram, "diagram", diagram)
     _same_as_dense(diagram)
+
+
+@given(I=st.integers(1, 12), K=st.integers(1, 4), S=st.integers(1, 3), pl=st.integers(0, 3),
+       pr=st.integers(-1, 3), D=st.integers(1, 3))
+def test_window_sums_match_the_count_matrix_hypothesis(I, K, S, pl, pr, D):
+    from hypothesis import assume
+    numerator = I + pl + pr - D * (K - 1) - 1
+    assume(numerator >= 0)
+    O = numerator // S + 1
+    n, i, k = Index("n", 3), Index("i", I), Index("k", K)
+    R = reduced_pattern("R", i, k, O, S, pl, pr, D)
+    graph = Graph.of([variable("X", [n, i]), R], [n, k])
+    fast, args = _same_as_dense(graph)
+    assert [op.lowering for op in fast.operands] == ["input", "window-sum"]
+    counts = compile(graph, lowerings=("reduced",))
+    torch.testing.assert_close(fast(*args), counts(*args), rtol=1e-10, atol=1e-10)

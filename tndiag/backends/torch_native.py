@@ -12,7 +12,7 @@ from typing import Callable, List, Tuple
 import torch
 import torch.nn.functional as F
 
-from tndiag.codegen.lowering import GramSpec, ViewSpec
+from tndiag.codegen.lowering import GramSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import Step
 
@@ -233,6 +233,48 @@ def _numel(shape) -> int:
     return n
 
 
+def prepare_window_sum(step: Step) -> Callable:
+    """K window sums along one axis, stacked as a new last axis (see :class:`WindowSpec`).
+
+    At stride 1 a window longer than half the axis is the axis total minus its borders, so
+    the tensor is read about once whatever K is.
+    """
+    w: WindowSpec = step.info
+    axis, I, S = w.axis, w.size, w.stride
+    plans = []
+    for first, last in w.windows:
+        length = last - first + 1
+        if length <= 0:
+            plans.append(("zero", 0, 0))
+        elif S == 1 and length > I - length:
+            plans.append(("total", first, last))
+        else:
+            plans.append(("direct", first, last))
+    needs_total = any(kind == "total" for kind, _, _ in plans)
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        a = taken[0]
+        total = a.sum(axis) if needs_total else None
+        outs = []
+        for kind, first, last in plans:
+            if kind == "total":
+                r = total
+                if first > 0:
+                    r = r - a.narrow(axis, 0, first).sum(axis)
+                if last < I - 1:
+                    r = r - a.narrow(axis, last + 1, I - 1 - last).sum(axis)
+            elif kind == "direct":
+                part = a.narrow(axis, first, last - first + 1)
+                if S > 1:
+                    part = part.unfold(axis, 1, S)
+                r = part.sum(axis) if S == 1 else part.sum((axis, -1))
+            else:
+                r = a.sum(axis) * 0
+            outs.append(r)
+        return torch.stack(outs, -1)
+    return run
+
+
 def prepare_einsum(step: Step) -> Callable:
     """A plain einsum step."""
     equation = step.equation
@@ -244,4 +286,4 @@ def prepare_einsum(step: Step) -> Callable:
 
 #: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
 PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
-             "gram": prepare_gram}
+             "gram": prepare_gram, "window-sum": prepare_window_sum}

@@ -20,6 +20,7 @@ first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices e
 | ``fold-constant`` | a constant's legs all lie on other operands     | a scalar factor |
 | ``native`` | A, B and patterns form a conv / transposed conv / conv-weight-gradient (:mod:`~tndiag.codegen.native`) | one torch kernel call |
 | ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
+| ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
 | ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
 | ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
 
@@ -34,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from tndiag.ir import Kind, Tensor
 
 __all__ = ["LOWERINGS", "STRUCTURED", "lowering_for", "ViewSpec", "GramSpec", "view_spec",
+           "WindowSpec", "window_spec",
            "gram_spec", "reduced_patterns", "exclusive_holder"]
 
 
@@ -67,7 +69,7 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "native", "reduced", "view", "gram")
+STRUCTURED = ("fold-constant", "native", "reduced", "window-sum", "view", "gram")
 
 
 def lowering_for(t: Tensor) -> str:
@@ -117,6 +119,37 @@ def view_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
                     tuple(q[0] for q in params), tuple((q[1], q[2]) for q in params),
                     tuple(q[3] for q in params), tuple(kernels))
     return spec, "".join(out) + "".join(p[2] for p in patterns)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """``out[.., k] = Σ_o padded[.., o·S + k·D, ..]`` along ``axis``: the windows per tap ``k``.
+
+    ``windows[k] = (first, last)`` are the unpadded input positions the tap reaches (every
+    ``stride``-th one in between); an empty window is ``(0, -1)``.
+    """
+
+    axis: int
+    size: int
+    stride: int
+    windows: Tuple[Tuple[int, int], ...]
+
+
+def window_spec(axis: int, I: int, O: int, K: int, stride: int, pad_left: int,
+                dilation: int) -> WindowSpec:
+    """The windows of ``Σ_o Π[i, o, k]`` for each tap (concrete sizes).
+
+    >>> window_spec(0, 5, 5, 3, 1, 1, 1).windows  # 'same' padding: borders drop one pixel
+    ((0, 3), (0, 4), (1, 4))
+    """
+    windows = []
+    for k in range(K):
+        lo = k * dilation - pad_left
+        hi = lo + stride * (O - 1)
+        first = lo if lo >= 0 else lo + stride * (-(lo // stride))
+        last = hi if hi <= I - 1 else lo + stride * ((I - 1 - lo) // stride)
+        windows.append((first, last) if first <= last else (0, -1))
+    return WindowSpec(axis, I, stride, tuple(windows))
 
 
 @dataclass(frozen=True)

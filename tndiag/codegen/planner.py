@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
 from tndiag.codegen.lowering import (exclusive_holder, gram_spec, reduced_patterns,
-                                     view_spec)
+                                     view_spec, window_spec)
 from tndiag.codegen.native import match_native
 from tndiag.codegen.program import Operand, Step
 
@@ -59,8 +59,8 @@ class Planner:
         self.out = out
         self.allowed = set(allowed)
         self.sizes = {ch: s for op in operands for ch, s in zip(op.letters, op.shape)}
-        self.stack = [_Entry(n, op.letters, "pattern" if op.lowering == "dense-pattern"
-                             else "tensor", _key(op)) for n, op in enumerate(self.ops)]
+        self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
+                      for n, op in enumerate(self.ops)]
         self.steps: List[Step] = []
         self.results: List = []
         self.temps: List = []
@@ -77,6 +77,8 @@ class Planner:
             self._native()
         if "reduced" in self.allowed:
             self._reduced()
+        if "window-sum" in self.allowed:
+            self._window_sums()
         if "view" in self.allowed:
             self._views()
         self._contract_rest()
@@ -137,8 +139,8 @@ class Planner:
             if op.lowering == "fill" and all(ch in others for ch in op.letters):
                 self.scale *= float(op.tensor.value)
                 del self.ops[n]
-        self.stack = [_Entry(n, op.letters, "pattern" if op.lowering == "dense-pattern"
-                             else "tensor", _key(op)) for n, op in enumerate(self.ops)]
+        self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
+                      for n, op in enumerate(self.ops)]
         self._uid = len(self.ops)
 
     def _native(self) -> None:
@@ -173,9 +175,37 @@ class Planner:
             entry = self.stack[pos]
             i, _, k = entry.letters
             self._relower(entry.uid, "reduced-matrix", i + k, (self.sizes[i], self.sizes[k]))
-            entry.letters, entry.kind = i + k, "tensor"
+            entry.letters, entry.kind = i + k, "reduced"
             entry.key = ("reduced", _pattern_params(self.ops[entry.uid]), self.sizes[i],
                          self.sizes[k], self.ops[entry.uid].tensor.shape)
+
+    def _window_sums(self) -> None:
+        """Sum each summed pattern into its only partner, last axis first (contiguous)."""
+        while True:
+            letters, kinds = [e.letters for e in self.stack], self._kinds()
+            found = []
+            for pos, entry in enumerate(self.stack):
+                if entry.kind != "reduced" or not _is_int(self.sizes[entry.letters[0]]):
+                    continue
+                holder = exclusive_holder(entry.letters[0], letters, kinds, self.out, pos)
+                if holder is not None and kinds[holder] != "reduced" and \
+                        len(set(letters[holder])) == len(letters[holder]):
+                    found.append((letters[holder].index(entry.letters[0]), holder, pos))
+            if not found:
+                return
+            axis, holder, pos = max(found)
+            base, entry = self.stack[holder], self.stack[pos]
+            i, k = entry.letters
+            op = self.ops[entry.uid]
+            t = op.tensor
+            O = int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
+            p = t.params
+            spec = window_spec(axis, int(self.sizes[i]), O, int(self.sizes[k]), p.stride,
+                               p.pad_left, p.dilation)
+            self._relower(entry.uid, "window-sum")
+            result = base.letters.replace(i, "") + k
+            self._push([base.uid, entry.uid], result, "window-sum", spec, "window-sum",
+                       self._size(base.letters))
 
     def _views(self) -> None:
         changed = True
@@ -292,6 +322,18 @@ class Planner:
             return None
         shape = tuple(self.sizes[ch] for ch in taken[0].letters)
         return gram_spec(taken[0].letters, taken[1].letters, result, shape)
+
+
+def _is_int(size) -> bool:
+    return isinstance(size, int)
+
+
+def _entry_kind(op: Operand) -> str:
+    if op.lowering == "dense-pattern":
+        return "pattern"
+    if op.lowering == "reduced-matrix":
+        return "reduced"
+    return "tensor"
 
 
 def _pair_key(op: Operand):
