@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from hypothesis import settings
 from hypothesis import strategies as st
 
 import tndiag
@@ -12,15 +11,10 @@ from tndiag.ir import Sum, verify
 from tndiag.passes import run_pipeline
 
 __all__ = ["inputs_for", "evaluate", "rel_err", "assert_close", "pipeline", "TOL", "conv_cases",
-           "torch_conv", "build_conv", "pad_pairs", "at_most"]
+           "torch_conv", "build_conv", "pad_pairs"]
 
 #: Relative error allowed against float64 oracles.
 TOL = 1e-10
-
-
-def at_most(n: int):
-    """Hypothesis settings capping the active profile's example count at ``n`` (slow oracles)."""
-    return settings(max_examples=min(n, settings.default.max_examples))
 
 
 def inputs_for(diagram, seed: int = 0) -> dict:
