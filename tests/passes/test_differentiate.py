@@ -275,3 +275,17 @@ def test_corpus_vjps_match_autograd_of_the_forward_program(name):
         y = evaluate(d, {**t, wrt: x})
         (ref,) = torch.autograd.grad(y, x, t["Vy"])
         assert_close(evaluate(v, t), ref, f"{name}: VJP w.r.t. {wrt}")
+
+
+@pytest.mark.parametrize("name", ["conv2d-strided-grouped", "conv2d-convnext-stem",
+                                  "conv2d-downsample-1x1s2", "conv2d-inception-1x7",
+                                  "conv-transpose2d-grouped-bias"])
+def test_derivatives_then_simplify_keep_their_value(name):
+    d = build(name)
+    t = inputs_for(d)
+    t["Vy"] = torch.randn(d.output_shape, dtype=torch.float64)
+    for wrt in ("X", "W"):
+        for text in (f"differentiate{{wrt={wrt}}}", f"vjp{{wrt={wrt},vector=Vy}}"):
+            derived = pipeline(d, text)
+            simplified = pipeline(derived, "simplify,canonicalize")
+            assert_close(evaluate(simplified, t), evaluate(derived, t), f"{name}: {text}")
