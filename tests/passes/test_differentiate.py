@@ -289,3 +289,25 @@ def test_derivatives_then_simplify_keep_their_value(name):
             derived = pipeline(d, text)
             simplified = pipeline(derived, "simplify,canonicalize")
             assert_close(evaluate(simplified, t), evaluate(derived, t), f"{name}: {text}")
+
+
+def test_vjp_then_jacobian_and_second_order_jvp(small):
+    g, x, w = small
+    v = torch.randn(g.output_shape, dtype=torch.float64)
+    mixed = pipeline(g, "vjp{wrt=X|W,vector=V}")
+    assert mixed.output_shape == (*x.shape, *w.shape)
+
+    def input_vjp(w):
+        return torch.func.vjp(lambda x: _torch_f(x, w), x)[1](v)[0]
+
+    ref = torch.func.jacrev(input_vjp)(w)
+    assert_close(evaluate(mixed, {"X": x, "W": w, "V": v}), ref, "d/dW input VJP")
+    t1, t2 = torch.randn_like(w), torch.randn_like(w)
+    second = pipeline(_power(g, 2), "jvp{wrt=W|W,tangent=T1|T2}")
+
+    def directional(w):
+        return torch.func.jvp(lambda w: (_torch_f(x, w) ** 2).sum(), (w,), (t1,))[1]
+
+    ref = torch.func.jvp(directional, (w,), (t2,))[1]
+    got = evaluate(second, {"X": x, "W": w, "T1": t1, "T2": t2})
+    assert_close(got, ref, "second-order JVP")
