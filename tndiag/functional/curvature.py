@@ -150,6 +150,9 @@ def _ggn_program(kind: str, *key) -> AnyProgram:
 
 def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dilation, groups):
     check_tensors(input, grad_output_factor)
+    if input.dim() < 3:
+        raise ShapeError(f"input must have shape (N, C_in, *I) with at least one spatial "
+                         f"dimension, got {list(input.shape)}")
     if grad_output_factor.dim() != input.dim() + 1:
         raise ShapeError(f"grad_output_factor must have shape [Z, N, C_out, *O] (rank "
                          f"{input.dim() + 1}), got {list(grad_output_factor.shape)}")
