@@ -285,3 +285,16 @@ def test_window_sums_match_the_count_matrix_hypothesis(I, K, S, pl, pr, D):
     assert [op.lowering for op in fast.operands] == ["input", "window-sum"]
     counts = compile(graph, lowerings=("reduced",))
     torch.testing.assert_close(fast(*args), counts(*args), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("K,I", [((4, 4), (8, 12)), ((2, 1), (6, 5)), ((3,), (9,))], ids=str)
+def test_dense_pattern_with_open_input_leg_is_a_reshape(K, I):
+    """Input VJP of a non-overlapping conv (S = K): no Π and no kernel, one einsum."""
+    layer = _layer(len(K), I=I, K=K, stride=K)
+    graph = bd.input_vjp(layer)
+    inputs, want = _oracles(layer)
+    prog, _ = _same_as_dense(graph, args=[inputs["V"], inputs["W"]])
+    assert [op.lowering for op in prog.operands].count("reshape") == len(K)
+    assert _labels(prog) == ["einsum"]
+    torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
+                               rtol=1e-10, atol=1e-10)

@@ -80,7 +80,7 @@ MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
 
 
 #: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
-_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum")
+_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape")
 
 
 def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:

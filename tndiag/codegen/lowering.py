@@ -18,6 +18,7 @@ first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices e
 | name       | applies when                                          | becomes |
 |------------|-------------------------------------------------------|---------|
 | ``fold-constant`` | a constant's legs all lie on other operands     | a scalar factor |
+| ``reshape`` | a dense pattern (S = K, no padding, I = O·K) has its i leg open only | the output leg i is (o, k) fused: no Π, no kernel |
 | ``native`` | A, B and patterns form a conv / transposed conv / conv-weight-gradient (:mod:`~tndiag.codegen.native`) | one torch kernel call |
 | ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
 | ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
@@ -69,7 +70,7 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "native", "reduced", "window-sum", "view", "gram")
+STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "gram")
 
 
 def lowering_for(t: Tensor) -> str:

@@ -73,6 +73,8 @@ class Planner:
         if "fold-constant" in self.allowed:
             self._fold_constants()
         final = self._split_halves() if "gram" in self.allowed else None
+        if "reshape" in self.allowed:
+            self._open_reshapes()
         if "native" in self.allowed:
             self._native()
         if "reduced" in self.allowed:
@@ -142,6 +144,24 @@ class Planner:
         self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
                       for n, op in enumerate(self.ops)]
         self._uid = len(self.ops)
+
+    def _open_reshapes(self) -> None:
+        """A dense pattern (S = K, no dilation or padding, I = O·K) whose i leg is open only
+        splits that output leg into (o, k): the final reshape fuses them, no Π is built."""
+        for entry in self.stack:
+            if entry.kind != "pattern":
+                continue
+            i, o, k = entry.letters
+            p = self.ops[entry.uid].tensor.params
+            I, O, K = (self.sizes[ch] for ch in (i, o, k))
+            dense = (p.stride == K and p.dilation == 1 and p.pad_left == 0 and p.pad_right == 0
+                     and _is_int(I) and I == O * K and len({i, o, k}) == 3)
+            elsewhere = any(i in e.letters for e in self.stack if e is not entry)
+            if dense and i in self.out and not elsewhere and o not in self.out \
+                    and k not in self.out:
+                self._relower(entry.uid, "reshape")
+                entry.kind, entry.letters = "mirror", ""
+                self.out = self.out.replace(i, o + k)
 
     def _native(self) -> None:
         letters = [e.letters for e in self.stack]
