@@ -271,7 +271,7 @@ def prepare_window_sum(step: Step) -> Callable:
             else:
                 r = a.sum(axis) * 0
             outs.append(r)
-        return torch.stack(outs, -1)
+        return outs[0].unsqueeze(-1) if len(outs) == 1 else torch.stack(outs, -1)
     return run
 
 
