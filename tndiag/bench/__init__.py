@@ -63,6 +63,8 @@ def _reexec(argv: List[str]) -> int | None:
     if all(os.environ.get(k) == v for k, v in _MALLOC.items()):
         return None
     env = dict(os.environ, **_MALLOC)
+    root = str(Path(__file__).resolve().parents[2])  # this tndiag, wherever it was imported from
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return subprocess.call([sys.executable, "-m", "tndiag.bench", *argv, "--no-reexec"],
                            env=env)
 
