@@ -298,3 +298,17 @@ def test_dense_pattern_with_open_input_leg_is_a_reshape(K, I):
     assert _labels(prog) == ["einsum"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("I,K,S,pl,pr", [(1, 1, 3, 2, 0), (2, 2, 1, 3, -1), (5, 2, 2, 0, -1),
+                                         (4, 3, 2, 1, 3)])
+def test_transposed_native_with_padding_beyond_the_result(I, K, S, pl, pr):
+    """Result positions the transposed kernel never reaches are zeros (and crops work)."""
+    from tndiag.ir import pattern
+    O = (I + pl + pr - (K - 1) - 1) // S + 1
+    n, c, d = Index("n", 2), Index("c", 3), Index("d", 2)
+    i, o, k = Index("i", I), Index("o", O), Index("k", K)
+    graph = Graph.of([variable("V", [n, c, o]), pattern("P", i, o, k, S, pl, pr),
+                      variable("W", [c, d, k])], [n, d, i])
+    prog, _ = _same_as_dense(graph, lowerings=("native",))
+    assert _labels(prog) == ["conv_transpose1d"]

@@ -148,7 +148,25 @@ def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch
     if direct:
         return _CONV_T[s.ndim](a, b, None, s.stride, list(s.pad_left), extra, G, s.dilation)
     y = _CONV_T[s.ndim](a, b, None, s.stride, 0, 0, G, s.dilation)
-    return F.pad(y, _flat_pad([(-pl, i + pl - f) for pl, i, f in zip(s.pad_left, I, full)]))
+    return _window(y, s.pad_left, I)
+
+
+def _window(y: torch.Tensor, starts, sizes) -> torch.Tensor:
+    """``out[.., i] = y[.., i + start]`` on the trailing dims, zero where ``y`` has no entry."""
+    nd = len(sizes)
+    src, dst = [], []
+    for start, size, have in zip(starts, sizes, y.shape[-nd:]):
+        lo, hi = max(start, 0), min(start + size, have)
+        if hi <= lo:
+            return y.new_zeros((*y.shape[:-nd], *sizes))
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    if all(s.start == 0 and s.stop == have and d.stop - d.start == size for s, d, have, size
+           in zip(src, dst, y.shape[-nd:], sizes)):
+        return y
+    out = y.new_zeros((*y.shape[:-nd], *sizes))
+    out[(Ellipsis, *dst)] = y[(Ellipsis, *src)]
+    return out
 
 
 def prepare_view(step: Step) -> Callable:
