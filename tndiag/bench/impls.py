@@ -1,7 +1,10 @@
 """The implementations timed per op: tndiag, the baseline(s) and einconv 0.1.0.
 
 Every implementation is a zero-argument callable over pre-built tensors, so the timer
-measures only the call. Baselines are written to win: torch's native kernels for
+measures only the call. tndiag runs through ``tndiag.functional`` (``conv``,
+``conv_input_vjp``, ``conv_weight_vjp``, ``kfc``, ``kfac_reduce``; unfold through its
+compiled diagram, in torch's layout), falling back to the hand-built diagrams of
+:mod:`tndiag.bench.diagrams` where a function is missing. Baselines are written to win: torch's native kernels for
 forward / VJPs / unfold, and for KFC / KFAC-reduce the unfold-based standard (as BackPACK
 and curvlinops do it) with both ``F.unfold`` and a zero-pad + strided-view unfold, the
 faster of which is the baseline.
@@ -157,15 +160,31 @@ def _einconv(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
     return run
 
 
-def _tndiag(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
+def _public(op: str, layer: Layer, t: Dict[str, torch.Tensor]):
+    """The op through ``tndiag.functional`` (None where this checkout lacks the function)."""
+    try:
+        import tndiag.functional as tf
+    except ImportError:
+        return None
     x, w, v, h = t["X"], t["W"], t["V"], layer.hyper
-    if op == "forward":
-        try:
-            from tndiag.functional import conv
-        except ImportError:
-            conv = None
-        if conv is not None:
-            return lambda: conv(x, w, None, **h)
+    k = tuple(layer["kernel"])
+    calls = {
+        "forward": ("conv", lambda f: f(x, w, None, **h)),
+        "input-vjp": ("conv_input_vjp", lambda f: f(x.shape, w, v, **h)),
+        "weight-vjp": ("conv_weight_vjp", lambda f: f(x, w.shape, v, **h)),
+        "kfc": ("kfc", lambda f: f(x, k, **h)),
+        "kfac-reduce": ("kfac_reduce", lambda f: f(x, k, **h)),
+    }
+    if op not in calls or not hasattr(tf, calls[op][0]):
+        return None
+    fn, call = getattr(tf, calls[op][0]), calls[op][1]
+    return lambda: call(fn)
+
+
+def _tndiag(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
+    public = _public(op, layer, t)
+    if public is not None:
+        return public
     prog = tndiag.compile(DIAGRAMS[op](layer))
     args = {name: t[name] for name in prog.inputs}
     return lambda: prog(**args)

@@ -93,7 +93,10 @@ class Program:
         return all(isinstance(s, int) for shape in self.input_shapes for s in shape)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.is_concrete:
+        concrete = self.cache.get("concrete")
+        if concrete is None:
+            concrete = self.cache["concrete"] = self.is_concrete
+        if not concrete:
             raise CompileError("this plan has symbolic sizes; compile(diagram, sizes={...}) "
                                "with a value for each to run it")
         from tndiag.backends.torch import run
