@@ -14,7 +14,7 @@ from tndiag.codegen.lowering import STRUCTURED, lowering_for
 from tndiag.codegen.planner import Planner
 from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError
-from tndiag.ir import Diagram, Graph, Kind, Sum, verify
+from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
 
 __all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache"]
 
@@ -231,6 +231,30 @@ def _operands(graph: Graph, letters: _Letters, dense_deltas: set):
     return operands, scale
 
 
+def _uncarried_deltas(graph: Graph, letters: _Letters, dense: set, operands: list, scale,
+                      out: str):
+    """The factor of merged δs whose legs no operand carries: a ones vector when one leg is
+    open, else the δ's size (a trace); an empty product becomes the scalar operand 1."""
+    carried = {ch for op in operands for ch in op.letters}
+    seen = set()
+    for t in graph.tensors:
+        if t.kind is not Kind.DELTA or t.name in dense:
+            continue
+        ch = letters(t.indices[0].name)
+        if ch in carried or ch in seen:
+            continue
+        seen.add(ch)
+        ix = t.indices[0]
+        if ch in out:
+            ones = constant(f"{t.name}_ones", 1, [ix])
+            operands.append(Operand(ones, ch, (ix.size,), "fill"))
+        else:
+            scale = scale * ix.size
+    if not operands:
+        operands.append(Operand(constant("one", 1), "", (), "fill"))
+    return operands, scale
+
+
 def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
                   concrete: bool = True) -> Program:
     """Compile one graph without caching (use :func:`compile`); symbolic when not ``concrete``."""
@@ -240,6 +264,7 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     dense = _merge_deltas(graph, letters)
     operands, scale = _operands(graph, letters, dense)
     out = "".join(letters(ix.name) for ix in graph.output_indices)
+    operands, scale = _uncarried_deltas(graph, letters, dense, operands, scale, out)
     if len(set(out)) != len(out):
         raise CompileError("two output legs are joined by a delta; cannot express as einsum")
     carried = {ch for op in operands for ch in op.letters}

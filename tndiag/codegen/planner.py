@@ -138,7 +138,7 @@ class Planner:
         for n in reversed(range(len(self.ops))):
             op = self.ops[n]
             others = "".join(o.letters for m, o in enumerate(self.ops) if m != n)
-            if op.lowering == "fill" and all(ch in others for ch in op.letters):
+            if op.lowering == "fill" and len(self.ops) > 1 and all(ch in others for ch in op.letters):
                 self.scale *= float(op.tensor.value)
                 del self.ops[n]
         self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
