@@ -80,7 +80,7 @@ MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
 
 
 #: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
-_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape")
+_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast")
 
 
 def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -123,14 +123,41 @@ def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
 
 def _run_any(program: AnyProgram, bound: Dict[str, Any]) -> torch.Tensor:
     if isinstance(program, SumProgram):
-        result = None
-        for term in program.terms:
-            value = _run_any(term, bound)
-            result = value if result is None else result + value
-        return result
+        return _run_sum(program, bound)
     if isinstance(program, SlicedProgram):
         return _run_sliced(program, bound)
     return _run_program(program, bound)
+
+
+def _run_sum(program: SumProgram, bound: Dict[str, Any]) -> torch.Tensor:
+    """Add the terms; into the first fresh full-size result in place (a broadcast term
+    stays a view)."""
+    result, owned = None, False
+    for term in program.terms:
+        value = _run_any(term, bound)
+        if result is None:
+            result, owned = value, _fresh_result(term)
+        elif owned and result.shape == program.output_shape and result.dtype == value.dtype:
+            result.add_(value)
+        else:
+            result, owned = result + value, True
+    return result
+
+
+def _fresh_result(program: AnyProgram) -> bool:
+    """Whether the program's result is a new tensor no input or cache shares."""
+    if not isinstance(program, Program):
+        return False
+    fresh = program.cache.get("fresh")
+    if fresh is None:
+        fresh = program.cache["fresh"] = _allocates(program)
+    return fresh or program.scale != 1
+
+
+def _allocates(program: Program) -> bool:
+    last = program.steps[-1] if program.steps else None
+    return last is not None and (last.kind in ("gram", "native") or (
+        last.kind == "einsum" and len(last.positions) > 1))
 
 
 def _run_sliced(program: SlicedProgram, bound: Dict[str, Any]) -> torch.Tensor:
@@ -206,10 +233,7 @@ def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
     if program.scale != 1:
         fresh = program.cache.get("fresh")
         if fresh is None:  # does the last step allocate its result (no view of an input)?
-            last = program.steps[-1] if program.steps else None
-            fresh = last is not None and (last.kind in ("gram", "native") or (
-                last.kind == "einsum" and len(last.positions) > 1))
-            program.cache["fresh"] = fresh
+            fresh = program.cache["fresh"] = _allocates(program)
         result = result.mul_(program.scale) if fresh else result * program.scale
     return result if result.shape == program.output_shape else result.reshape(
         program.output_shape)

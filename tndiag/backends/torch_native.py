@@ -12,12 +12,13 @@ from typing import Callable, List, Tuple
 import torch
 import torch.nn.functional as F
 
+from tndiag.codegen.fuse import BroadcastSpec
 from tndiag.codegen.lowering import GramSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import Step
 
 __all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
-           "reduced_matrix"]
+           "prepare_broadcast", "reduced_matrix"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -91,39 +92,51 @@ def prepare_native(step: Step) -> Callable:
     padding = [l for l, _ in pads] if symmetric else [0] * s.ndim
     flat = _flat_pad(pads)
     stride, dilation = list(s.stride), list(s.dilation)
-    if s.role == "transpose" and symmetric and _is_input_gradient(s):
+    if s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
         x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
                    *[int(s.size(c)) for c in s.out_spatial]]
 
-        def kernel(a, b):  # the input gradient of a conv: torch's own backward kernel
+        def kernel(a, b, bias):  # the input gradient of a conv: torch's own backward kernel
             fake = a.new_empty(1).expand(x_shape)
             return torch.ops.aten.convolution_backward(
                 a, fake, b, None, stride, padding, dilation, False, [0] * s.ndim, G,
                 (True, False, False))[0]
     elif s.role == "transpose":
-        def kernel(a, b):
-            return _transpose(s, a, b, G)
+        def kernel(a, b, bias):
+            return _transpose(s, a, b, G, bias)
     elif s.role == "conv":
         conv = _CONV[s.ndim]
 
-        def kernel(a, b):
-            return conv(a, b, None, stride, padding, dilation, G)
+        def kernel(a, b, bias):
+            return conv(a, b, bias, stride, padding, dilation, G)
     else:
         w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)),
                    *[int(s.size(c)) for c in s.out_spatial]]
 
-        def kernel(a, b):
+        def kernel(a, b, bias):
             weight = b.new_empty(1).expand(w_shape)
             return torch.ops.aten.convolution_backward(
                 b, a, weight, None, stride, padding, dilation, False, [0] * s.ndim, G,
                 (False, True, False))[1]
+    arrange_bias = _bias_arranger(s)
 
     def run(taken: List[torch.Tensor]) -> torch.Tensor:
         a, b = arrange_a(taken[0]), arrange_b(taken[1])
         if not symmetric and s.role != "transpose":
             a = F.pad(a, flat)
-        y = kernel(a, b)
+        y = kernel(a, b, arrange_bias(taken[-1]) if s.bias else None)
         return y if y.shape == out_shape else y.reshape(out_shape)
+    return run
+
+
+def _bias_arranger(s: NativeConv) -> Callable:
+    """Bias operand (letters ``s.bias``) -> the kernel's ``[G·C_out]`` vector, scaled."""
+    channels = s.group + s.b_free
+    arrange = _arranger(s.bias, "", channels, [s.size(channels)]) if s.bias else None
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        v = arrange(t)
+        return v if s.bias_scale == 1 else v * s.bias_scale
     return run
 
 
@@ -137,7 +150,8 @@ def _is_input_gradient(s: NativeConv) -> bool:
     return True
 
 
-def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch.Tensor:
+def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int,
+               bias=None) -> torch.Tensor:
     I = [s.size(c) for c in s.out_spatial]
     O = [s.size(c) for c in s.a_spatial]
     K = [s.size(c) for c in s.b_spatial]
@@ -146,9 +160,9 @@ def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int) -> torch
     direct = all(pl >= 0 and 0 <= e < max(st, d) for pl, e, st, d in
                  zip(s.pad_left, extra, s.stride, s.dilation))
     if direct:
-        return _CONV_T[s.ndim](a, b, None, s.stride, list(s.pad_left), extra, G, s.dilation)
-    y = _CONV_T[s.ndim](a, b, None, s.stride, 0, 0, G, s.dilation)
-    return _window(y, s.pad_left, I)
+        return _CONV_T[s.ndim](a, b, bias, s.stride, list(s.pad_left), extra, G, s.dilation)
+    y = _window(_CONV_T[s.ndim](a, b, None, s.stride, 0, 0, G, s.dilation), s.pad_left, I)
+    return y if bias is None else y.add_(bias.view(-1, *[1] * s.ndim))
 
 
 def _window(y: torch.Tensor, starts, sizes) -> torch.Tensor:
@@ -293,6 +307,20 @@ def prepare_window_sum(step: Step) -> Callable:
     return run
 
 
+def prepare_broadcast(step: Step) -> Callable:
+    """The variable (first operand) permuted, scaled and expanded: a view, no copy."""
+    b: BroadcastSpec = step.info
+    identity = b.perm == tuple(range(len(b.perm)))
+    view, shape = [int(v) for v in b.view], [int(v) for v in b.shape]
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        x = taken[0] if identity else taken[0].permute(b.perm)
+        if b.factor != 1:
+            x = x * b.factor
+        return x.reshape(view).expand(shape)
+    return run
+
+
 def prepare_einsum(step: Step) -> Callable:
     """A plain einsum step."""
     equation = step.equation
@@ -304,4 +332,5 @@ def prepare_einsum(step: Step) -> Callable:
 
 #: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
 PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
-             "gram": prepare_gram, "window-sum": prepare_window_sum}
+             "gram": prepare_gram, "window-sum": prepare_window_sum,
+             "broadcast": prepare_broadcast}

@@ -7,9 +7,11 @@ that differ only in index or pattern names share one plan.
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
+from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
 from tndiag.codegen.planner import Planner
 from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
@@ -80,7 +82,7 @@ def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram
     verify(diagram)
     if isinstance(diagram, Sum):
         return _sum_program(tuple(compile_graph(t, allowed, concrete=False)
-                                  for t in diagram.terms))
+                                  for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed, concrete=False)
 
 
@@ -152,16 +154,22 @@ def clear_cache() -> None:
 def _compile_uncached(diagram: Diagram, allowed) -> AnyProgram:
     verify(diagram)
     if isinstance(diagram, Sum):
-        return _sum_program(tuple(compile_graph(t, allowed) for t in diagram.terms))
+        return _sum_program(tuple(compile_graph(t, allowed) for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed)
 
 
-def _sum_program(terms: Tuple[Program, ...]) -> SumProgram:
+def _sum_program(terms: Tuple[Program, ...], allowed: Tuple[str, ...]) -> AnyProgram:
+    """The terms' programs added; a bias fused into its kernel or a broadcast term viewed
+    (:mod:`tndiag.codegen.fuse`). Inputs keep the order of the terms."""
     names: Dict[str, Tuple] = {}
     for t in terms:
         for n, s in zip(t.inputs, t.input_shapes):
             names.setdefault(n, s)
-    return SumProgram(terms, tuple(names), tuple(names.values()))
+    combined = combine_terms(terms, allowed)
+    if len(combined) == 1:
+        return dataclasses.replace(combined[0], inputs=tuple(names),
+                                   input_shapes=tuple(names.values()), cache={})
+    return SumProgram(tuple(combined), tuple(names), tuple(names.values()))
 
 
 def _require_concrete(graph: Graph) -> None:

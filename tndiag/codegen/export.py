@@ -273,7 +273,9 @@ def _as_program(obj: Diagram | AnyProgram, sizes) -> Tuple[AnyProgram, Diagram |
     if isinstance(obj, (Program, SumProgram)):
         if sizes:
             raise InvalidArgumentError("sizes only apply to a diagram, not to a compiled program")
-        return obj, None
+        from tndiag.codegen.fuse import unfused
+
+        return unfused(obj), None  # a fused bias or broadcast term exports as its einsums
     raise InvalidArgumentError(f"export expects a Graph, Sum or compiled Program, got "
                                f"{type(obj).__name__}")
 

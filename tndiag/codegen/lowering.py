@@ -24,6 +24,8 @@ first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices e
 | ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
 | ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
 | ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
+| ``broadcast`` | a sum's term is a variable times constant fills  | an ``expand`` view added in place (:mod:`~tndiag.codegen.fuse`) |
+| ``bias``   | a sum is a native conv term plus a broadcast term on its output channels | the kernel's ``bias`` argument |
 
 Anything else keeps the dense Π and plain einsum steps.
 """
@@ -70,7 +72,8 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "gram")
+STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "gram",
+              "broadcast", "bias")
 
 
 def lowering_for(t: Tensor) -> str:

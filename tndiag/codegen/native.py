@@ -33,6 +33,9 @@ class NativeConv:
         a_spatial, b_spatial, out_spatial: one letter per pattern, in kernel dimension order.
         stride, pad_left, pad_right, dilation: per dimension, from the patterns.
         sizes: size of every letter involved.
+        bias: letters of a bias operand on the output channels (``group + b_free`` in some
+            order) handed to the kernel, ``""`` for none (:mod:`tndiag.codegen.fuse`);
+            ``bias_scale`` multiplies it.
     """
 
     role: str
@@ -52,6 +55,8 @@ class NativeConv:
     pad_right: Tuple[int, ...]
     dilation: Tuple[int, ...]
     sizes: Tuple[Tuple[str, object], ...]
+    bias: str = ""
+    bias_scale: float = 1.0
 
     @property
     def result(self) -> str:

@@ -48,9 +48,11 @@ class Step:
 
     Attributes:
         positions: operand positions in the current stack.
-        equation: einsum form of the step (exact for every kind).
+        equation: einsum form of the step (exact for every kind); a kernel with a fused
+            bias appends ``+ <bias letters>`` (added, broadcast over the other legs).
         kind: ``einsum``, ``native`` (torch convolution kernel), ``view`` (zero-pad and
-            strided view), or ``gram`` (``Mᵀ M`` of one tensor with itself).
+            strided view), ``gram`` (``Mᵀ M`` of one tensor with itself), ``window-sum`` or
+            ``broadcast`` (a variable expanded over the legs of constant fills).
         info: the kind's frozen description (e.g. :class:`~tndiag.codegen.native.NativeConv`).
         label: printable name of the lowering (``conv2d``, ``view:unfold``, ...).
         flops: cost of the step; ``memory``: elements it allocates.
@@ -71,7 +73,9 @@ class Program:
 
     Call it with torch tensors (``program(X=x, W=w)`` or positionally in :attr:`inputs` order).
     ``flops`` and ``peak_memory`` (elements of intermediates alive at once, materialized
-    patterns included) come from :mod:`tndiag.codegen.cost`.
+    patterns included) come from :mod:`tndiag.codegen.cost`. ``parts`` are the programs of
+    the sum terms this one evaluates together (a fused bias, a broadcast term; see
+    :mod:`tndiag.codegen.fuse`), empty otherwise.
     """
 
     equation: str
@@ -85,6 +89,7 @@ class Program:
     flops: Size
     largest_intermediate: Size
     peak_memory: Size = 0
+    parts: Tuple["Program", ...] = ()
     cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
