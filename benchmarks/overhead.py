@@ -30,11 +30,13 @@ def per_call(fn, calls=2000, rounds=7):
 
 def main():
     torch.set_num_threads(1)
-    x, w = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3)
+    x, w, b = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3), torch.randn(3)
     prog = tndiag.compile(tndiag.ops.conv(x.shape, w.shape, padding=1))
     cases = {
         "torch F.conv2d": lambda: F.conv2d(x, w, None, 1, 1),
         "tndiag.functional.conv": lambda: tndiag.functional.conv(x, w, None, 1, 1),
+        "torch F.conv2d, bias": lambda: F.conv2d(x, w, b, 1, 1),
+        "tndiag.functional.conv, bias": lambda: tndiag.functional.conv(x, w, b, 1, 1),
         "compiled program(x, w)": lambda: prog(x, w),
         "tndiag.compile (cache hit)": lambda: tndiag.compile(
             tndiag.ops.conv(x.shape, w.shape, padding=1)),

@@ -49,7 +49,8 @@ def test_every_operand_lowering_and_step_kind_has_a_runner():
     runnable = set(MATERIALIZERS) | {"input", "native", "view"}
     assert all(callable(fn) for fn in LOWERINGS.values())
     assert {"dense-pattern", "reduced-matrix", "dense-reduced", "fill", "dense-delta"} <= runnable
-    assert set(PREPARERS) == {"einsum", "native", "view", "gram", "window-sum", "broadcast"}
+    assert set(PREPARERS) == {"einsum", "native", "view", "gram", "window-sum", "broadcast",
+                              "scatter"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

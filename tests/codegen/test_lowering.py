@@ -212,12 +212,15 @@ def test_reduced_pattern_node_lowerings(stride, pad_left, dilation, lowerings, l
 
 
 def test_unrecognised_structure_falls_back_to_dense():
-    """fold: the pattern's i leg is open, its o and k legs are on X: nothing structured."""
-    graph = ops.fold((2, 12, 24), (5, 6), (2, 3), padding=(1, 0))
-    prog, (x,) = _same_as_dense(graph)
+    """The pattern's i leg is on two tensors and its o, k legs are open: nothing structured."""
+    n, i, o, k = Index("n", 2), Index("i", 6), Index("o", 4), Index("k", 3)
+    from tndiag.ir import pattern
+    graph = Graph.of([variable("X", [n, i]), variable("V", [n, i]), pattern("P", i, o, k)],
+                     [o, k])
+    prog, (x, v) = _same_as_dense(graph)
     assert "dense-pattern" in [op.lowering for op in prog.operands]
-    want = F.fold(x, (5, 6), (2, 3), padding=(1, 0))
-    torch.testing.assert_close(prog(x), want, rtol=1e-10, atol=1e-10)
+    want = torch.stack([(x * v)[:, kk:kk + 4].sum(0) for kk in range(3)], -1)
+    torch.testing.assert_close(prog(x, v), want, rtol=1e-10, atol=1e-10)
 
 
 def test_constant_with_legs_elsewhere_folds_into_the_scale():

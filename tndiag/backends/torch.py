@@ -80,7 +80,7 @@ MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
 
 
 #: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
-_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast")
+_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast", "scatter")
 
 
 def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -156,7 +156,7 @@ def _fresh_result(program: AnyProgram) -> bool:
 
 def _allocates(program: Program) -> bool:
     last = program.steps[-1] if program.steps else None
-    return last is not None and (last.kind in ("gram", "native") or (
+    return last is not None and (last.kind in ("gram", "native", "scatter") or (
         last.kind == "einsum" and len(last.positions) > 1))
 
 

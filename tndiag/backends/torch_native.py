@@ -7,18 +7,19 @@ step's result letters as axes (see :mod:`tndiag.codegen.lowering`). Per-spec pre
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from tndiag.codegen.fuse import BroadcastSpec
-from tndiag.codegen.lowering import GramSpec, ViewSpec, WindowSpec
+from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import Step
 
 __all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
-           "prepare_broadcast", "reduced_matrix"]
+           "prepare_broadcast", "prepare_scatter", "reduced_matrix"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -307,6 +308,31 @@ def prepare_window_sum(step: Step) -> Callable:
     return run
 
 
+def prepare_scatter(step: Step) -> Callable:
+    """col2im: per combination of kernel taps, a slice of the tensor added in place into a
+    strided slice of a zero output (see :class:`ScatterSpec`); no padded buffer, no Π."""
+    sc: ScatterSpec = step.info
+    kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
+    moves = []
+    for combo in itertools.product(*sc.taps):
+        src: list = [slice(None)] * sc.ndim
+        dst: list = [slice(None)] * len(kept)
+        for (k, lo, hi, first), o_axis, k_axis, stride in zip(combo, sc.o_axes, sc.k_axes,
+                                                              sc.strides):
+            src[k_axis], src[o_axis] = k, slice(lo, hi + 1)
+            dst[kept.index(o_axis)] = slice(first, first + (hi - lo) * stride + 1, stride)
+        moves.append((tuple(src), tuple(dst)))
+    sizes = dict(zip(sc.o_axes, sc.sizes))
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        t = taken[0]
+        out = t.new_zeros([sizes.get(a, t.shape[a]) for a in kept])
+        for src, dst in moves:
+            out[dst].add_(t[src])
+        return out
+    return run
+
+
 def prepare_broadcast(step: Step) -> Callable:
     """The variable (first operand) permuted, scaled and expanded: a view, no copy."""
     b: BroadcastSpec = step.info
@@ -333,4 +359,4 @@ def prepare_einsum(step: Step) -> Callable:
 #: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
 PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
              "gram": prepare_gram, "window-sum": prepare_window_sum,
-             "broadcast": prepare_broadcast}
+             "broadcast": prepare_broadcast, "scatter": prepare_scatter}

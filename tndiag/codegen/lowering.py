@@ -23,6 +23,7 @@ first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices e
 | ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
 | ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
 | ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
+| ``scatter`` | a pattern's ``o`` and ``k`` legs are on one other operand alone and its ``i`` leg is open (col2im, fold) | per tap, the operand's slice added into a strided slice of a zero output |
 | ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
 | ``broadcast`` | a sum's term is a variable times constant fills  | an ``expand`` view added in place (:mod:`~tndiag.codegen.fuse`) |
 | ``bias``   | a sum is a native conv term plus a broadcast term on its output channels | the kernel's ``bias`` argument |
@@ -39,7 +40,8 @@ from tndiag.ir import Kind, Tensor
 
 __all__ = ["LOWERINGS", "STRUCTURED", "lowering_for", "ViewSpec", "GramSpec", "view_spec",
            "WindowSpec", "window_spec",
-           "gram_spec", "reduced_patterns", "exclusive_holder"]
+           "gram_spec", "reduced_patterns", "exclusive_holder", "ScatterSpec", "scatter_spec",
+           "scatter_holder"]
 
 
 def _variable(t: Tensor) -> str:
@@ -72,8 +74,8 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "gram",
-              "broadcast", "bias")
+STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "scatter",
+              "gram", "broadcast", "bias")
 
 
 def lowering_for(t: Tensor) -> str:
@@ -157,6 +159,53 @@ def window_spec(axis: int, I: int, O: int, K: int, stride: int, pad_left: int,
 
 
 @dataclass(frozen=True)
+class ScatterSpec:
+    """``out[.., o·S + k·D − P, ..] += t[.., o, .., k, ..]`` for patterns on one tensor (col2im).
+
+    ``t`` has ``ndim`` axes; pattern ``j`` takes its ``o`` leg from axis ``o_axes[j]`` (which
+    becomes the ``I = sizes[j]`` positions in place) and its ``k`` leg from ``k_axes[j]``
+    (removed). ``taps[j]`` lists, per kernel tap that reaches the output,
+    ``(k, first o, last o, first i)``; the i positions step by ``strides[j]``.
+    """
+
+    ndim: int
+    o_axes: Tuple[int, ...]
+    k_axes: Tuple[int, ...]
+    sizes: Tuple[int, ...]
+    strides: Tuple[int, ...]
+    taps: Tuple[Tuple[Tuple[int, int, int, int], ...], ...]
+
+
+def scatter_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
+                 sizes: Sequence[Tuple[int, int, int]]) -> Tuple[ScatterSpec, str]:
+    """The scatter of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
+
+    ``params`` are (stride, pad_left, pad_right, dilation) and ``sizes`` (I, O, K) per pattern.
+
+    >>> spec, out = scatter_spec("ncko", ["iok"], [(1, 1, 1, 1)], [(4, 4, 3)])
+    >>> out, spec.taps[0]
+    ('nci', ((0, 1, 3, 0), (1, 0, 3, 0), (2, 0, 2, 1)))
+    """
+    taps = []
+    for (S, pl, _, D), (I, O, K) in zip(params, sizes):
+        found = []
+        for k in range(K):
+            lo = max(0, -((k * D - pl) // S))  # ceil((pl - k·D) / S)
+            hi = min(O - 1, (I - 1 + pl - k * D) // S)
+            if lo <= hi:
+                found.append((k, lo, hi, lo * S + k * D - pl))
+        taps.append(tuple(found))
+    out = list(letters)
+    for p in patterns:
+        out[letters.index(p[1])] = p[0]
+    result = "".join(ch for ch in out if ch not in {p[2] for p in patterns})
+    spec = ScatterSpec(len(letters), tuple(letters.index(p[1]) for p in patterns),
+                       tuple(letters.index(p[2]) for p in patterns), tuple(s[0] for s in sizes),
+                       tuple(q[0] for q in params), tuple(taps))
+    return spec, result
+
+
+@dataclass(frozen=True)
 class GramSpec:
     """``T`` contracted with itself: ``perm`` orders T as (batch, kept, summed) legs."""
 
@@ -228,3 +277,26 @@ def reduced_patterns(letters: Sequence[str], kinds: Sequence[str], kept: str) ->
         if o not in kept and not any(o in s for q, s in enumerate(letters) if q != pos):
             out.append(pos)
     return out
+
+
+def scatter_holder(pos: int, letters: Sequence[str], kinds: Sequence[str],
+                   kept: str) -> Optional[int]:
+    """The operand carrying both ``o`` and ``k`` of pattern ``pos`` alone, when its ``i`` leg
+    is in ``kept`` and on nothing else (a fold); None otherwise.
+
+    >>> scatter_holder(1, ["ncol", "iol"], ["v", "pattern"], "nci")
+    0
+    >>> scatter_holder(1, ["ncol", "iol", "ni"], ["v", "pattern", "v"], "nci") is None
+    True
+    """
+    subs = letters[pos]
+    if kinds[pos] != "pattern" or len(set(subs)) != 3:
+        return None
+    i, o, k = subs
+    if i not in kept or any(i in s for q, s in enumerate(letters) if q != pos):
+        return None
+    holder = exclusive_holder(o, letters, kinds, kept, pos)
+    if holder is None or holder != exclusive_holder(k, letters, kinds, kept, pos) or \
+            len(set(letters[holder])) != len(letters[holder]):
+        return None
+    return holder

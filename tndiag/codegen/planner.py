@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
 from tndiag.codegen.lowering import (exclusive_holder, gram_spec, reduced_patterns,
-                                     view_spec, window_spec)
+                                     scatter_holder, scatter_spec, view_spec, window_spec)
 from tndiag.codegen.native import match_native
 from tndiag.codegen.program import Operand, Step
 
@@ -83,6 +83,8 @@ class Planner:
             self._window_sums()
         if "view" in self.allowed:
             self._views()
+        if "scatter" in self.allowed:
+            self._scatters()
         self._contract_rest()
         if final is not None:
             self._mirror_gram(*final)
@@ -258,6 +260,30 @@ class Planner:
                             for n, ch in enumerate(base.letters))
         self._push([base.uid] + [p.uid for p in pats], result, "view", spec, spec.label, 0,
                    entry_kind="view", key=key, memory=pad)
+
+    def _scatters(self) -> None:
+        """Patterns whose o and k legs lie on one tensor alone and whose i leg is open only:
+        one scatter step per tensor (col2im), all its patterns at once."""
+        by_holder = {}
+        for pos, entry in enumerate(self.stack):
+            holder = self._scatter_holder(pos)
+            if holder is not None:
+                by_holder.setdefault(holder, []).append(entry)
+        for holder, pats in by_holder.items():
+            base = self.stack[holder]
+            params = [_pattern_params(self.ops[p.uid]) for p in pats]
+            sizes = [tuple(int(self.sizes[ch]) for ch in p.letters) for p in pats]
+            spec, result = scatter_spec(base.letters, [p.letters for p in pats], params, sizes)
+            for p in pats:
+                self._relower(p.uid, "scatter")
+            self._push([base.uid] + [p.uid for p in pats], result, "scatter", spec, "scatter",
+                       self._size(base.letters))
+
+    def _scatter_holder(self, pos: int) -> Optional[int]:
+        entry = self.stack[pos]
+        if entry.kind != "pattern" or not all(_is_int(self.sizes[ch]) for ch in entry.letters):
+            return None
+        return scatter_holder(pos, [e.letters for e in self.stack], self._kinds(), self.out)
 
     # -- mirror halves: contract one half, then a Gram product ---------------------------
     def _split_halves(self):

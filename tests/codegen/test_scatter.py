@@ -1,0 +1,112 @@
+"""The scatter (col2im) lowering of fold-like patterns against torch and the dense Π (float64)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tndiag import compile, ops
+from tndiag.ir import Graph, Index, pattern, variable
+
+
+def _blocks(I, K, S, P, D):
+    return [(i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(I, K, S, P, D)]
+
+
+def _fold_case(I, K, S, P, D, batch=2, channels=3):
+    L = 1
+    for o in _blocks(I, K, S, P, D):
+        L *= o
+    C = channels
+    for k in K:
+        C *= k
+    graph = ops.fold((batch, C, L), I, K, dilation=D, padding=P, stride=S)
+    return graph, torch.randn(batch, C, L)
+
+
+def _check_scatter(graph, x):
+    """Scatter, or the reshape lowering when the fold is a plain reshape (S = K, no padding)."""
+    prog = compile(graph)
+    lowerings = {op.lowering for op in prog.operands if op.tensor.kind.value == "pattern"}
+    assert lowerings <= {"scatter", "reshape"}
+    assert ("scatter" in lowerings) == ("scatter" in [s.label for s in prog.steps])
+    got = prog(x)
+    torch.testing.assert_close(got, compile(graph, lowerings=())(x), rtol=1e-10, atol=1e-10)
+    return got
+
+
+GRID_2D = [  # (I, K, S, P, D)
+    ((8, 8), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((9, 7), (2, 3), (2, 1), (0, 1), (1, 1)),
+    ((10, 10), (3, 3), (2, 2), (1, 1), (1, 1)),
+    ((11, 9), (3, 2), (3, 2), (2, 0), (2, 1)),
+    ((6, 6), (2, 2), (2, 2), (0, 0), (1, 1)),
+    ((7, 8), (1, 3), (1, 2), (0, 1), (1, 2)),
+    ((12, 12), (5, 5), (4, 4), (2, 2), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("I,K,S,P,D", GRID_2D)
+def test_fold_2d_matches_torch(I, K, S, P, D):
+    graph, x = _fold_case(I, K, S, P, D)
+    got = _check_scatter(graph, x)
+    dense_reshape = S == K and P == (0, 0) and D == (1, 1)
+    assert [s.label for s in compile(graph).steps][0] == ("einsum" if dense_reshape else "scatter")
+    torch.testing.assert_close(got, F.fold(x, I, K, D, P, S), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("ndim", [1, 3])
+@pytest.mark.parametrize("K,S,P,D", [(3, 1, 1, 1), (2, 2, 0, 1), (3, 2, 2, 2), (1, 3, 0, 1)])
+def test_fold_1d_3d_matches_dense(ndim, K, S, P, D):
+    graph, x = _fold_case([7] * ndim, [K] * ndim, [S] * ndim, [P] * ndim, [D] * ndim)
+    _check_scatter(graph, x)
+
+
+@settings(deadline=None)
+@given(ndim=st.integers(1, 3), data=st.data())
+def test_fold_hypothesis(ndim, data):
+    K = data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim))
+    D = data.draw(st.lists(st.integers(1, 2), min_size=ndim, max_size=ndim))
+    S = data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim))
+    P = data.draw(st.lists(st.integers(0, 2), min_size=ndim, max_size=ndim))
+    I = [data.draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 8))
+         for k, d, p in zip(K, D, P)]
+    graph, x = _fold_case(I, K, S, P, D, batch=data.draw(st.integers(1, 2)),
+                          channels=data.draw(st.integers(1, 3)))
+    got = _check_scatter(graph, x)
+    if ndim == 2:
+        torch.testing.assert_close(got, F.fold(x, I, K, D, P, S), rtol=1e-10, atol=1e-10)
+
+
+def test_fold_gradient_matches_torch():
+    graph, x = _fold_case((9, 9), (3, 3), (2, 2), (1, 1), (1, 1))
+    x.requires_grad_(True)
+    v = torch.randn(2, 3, 9, 9)
+    got = torch.autograd.grad(compile(graph)(x), x, v)[0]
+    want = torch.autograd.grad(F.fold(x, (9, 9), 3, 1, 1, 2), x, v)[0]
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_scatter_of_a_general_pattern_inside_a_larger_network():
+    """o, k on X with a summed channel; a raw pattern with uneven padding (taps past I)."""
+    n, c, i, o, k = Index("n", 2), Index("c", 3), Index("i", 6), Index("o", 4), Index("k", 3)
+    p = pattern("P", i, o, k, stride=2, pad_left=1, pad_right=3, dilation=1)
+    graph = Graph.of([variable("X", [c, k, n, o]), p], [i, n])
+    prog = compile(graph)
+    assert [s.label for s in prog.steps] == ["scatter", "einsum"]
+    x = torch.randn(3, 3, 2, 4)
+    want = torch.zeros(6, 2)
+    for oo in range(4):
+        for kk in range(3):
+            ii = oo * 2 + kk - 1
+            if 0 <= ii < 6:
+                want[ii] += x[:, kk, :, oo].sum(0)
+    torch.testing.assert_close(prog(x), want, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(compile(graph, lowerings=())(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_without_the_lowering_fold_keeps_the_dense_pattern():
+    graph, _ = _fold_case((8, 8), (3, 3), (1, 1), (1, 1), (1, 1))
+    prog = compile(graph, lowerings=("view", "native"))
+    assert "dense-pattern" in [op.lowering for op in prog.operands]
