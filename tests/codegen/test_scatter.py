@@ -110,3 +110,14 @@ def test_without_the_lowering_fold_keeps_the_dense_pattern():
     graph, _ = _fold_case((8, 8), (3, 3), (1, 1), (1, 1), (1, 1))
     prog = compile(graph, lowerings=("view", "native"))
     assert "dense-pattern" in [op.lowering for op in prog.operands]
+
+
+def test_symbolic_fold_plan_prints_the_scatter_and_its_cost():
+    from tndiag.codegen import plan
+
+    program = plan(ops.fold(None, ("I1",), 3, padding=1))
+    assert [s.label for s in program.steps] == ["scatter"]
+    flops = program.flops.subs({s: {"N": 2, "C": 3, "I1": 10}[s.name]
+                                for s in program.flops.free_symbols})
+    assert flops == 2 * 3 * 3 * 10  # one add per element of the (N, C·K, O) input
+    assert "scatter" in str(program)

@@ -165,19 +165,20 @@ class ScatterSpec:
     ``t`` has ``ndim`` axes; pattern ``j`` takes its ``o`` leg from axis ``o_axes[j]`` (which
     becomes the ``I = sizes[j]`` positions in place) and its ``k`` leg from ``k_axes[j]``
     (removed). ``taps[j]`` lists, per kernel tap that reaches the output,
-    ``(k, first o, last o, first i)``; the i positions step by ``strides[j]``.
+    ``(k, first o, last o, first i)``; the i positions step by ``strides[j]`` (empty while
+    sizes are symbolic: such a plan prints its costs but does not run).
     """
 
     ndim: int
     o_axes: Tuple[int, ...]
     k_axes: Tuple[int, ...]
-    sizes: Tuple[int, ...]
+    sizes: Tuple[object, ...]
     strides: Tuple[int, ...]
     taps: Tuple[Tuple[Tuple[int, int, int, int], ...], ...]
 
 
 def scatter_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
-                 sizes: Sequence[Tuple[int, int, int]]) -> Tuple[ScatterSpec, str]:
+                 sizes: Sequence[Tuple[object, object, object]]) -> Tuple[ScatterSpec, str]:
     """The scatter of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
     ``params`` are (stride, pad_left, pad_right, dilation) and ``sizes`` (I, O, K) per pattern.
@@ -189,7 +190,7 @@ def scatter_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
     taps = []
     for (S, pl, _, D), (I, O, K) in zip(params, sizes):
         found = []
-        for k in range(K):
+        for k in range(K if all(isinstance(v, int) for v in (I, O, K)) else 0):
             lo = max(0, -((k * D - pl) // S))  # ceil((pl - k·D) / S)
             hi = min(O - 1, (I - 1 + pl - k * D) // S)
             if lo <= hi:

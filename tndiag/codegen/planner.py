@@ -272,7 +272,7 @@ class Planner:
         for holder, pats in by_holder.items():
             base = self.stack[holder]
             params = [_pattern_params(self.ops[p.uid]) for p in pats]
-            sizes = [tuple(int(self.sizes[ch]) for ch in p.letters) for p in pats]
+            sizes = [tuple(self.sizes[ch] for ch in p.letters) for p in pats]
             spec, result = scatter_spec(base.letters, [p.letters for p in pats], params, sizes)
             for p in pats:
                 self._relower(p.uid, "scatter")
@@ -280,9 +280,6 @@ class Planner:
                        self._size(base.letters))
 
     def _scatter_holder(self, pos: int) -> Optional[int]:
-        entry = self.stack[pos]
-        if entry.kind != "pattern" or not all(_is_int(self.sizes[ch]) for ch in entry.letters):
-            return None
         return scatter_holder(pos, [e.letters for e in self.stack], self._kinds(), self.out)
 
     # -- mirror halves: contract one half, then a Gram product ---------------------------
