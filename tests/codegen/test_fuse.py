@@ -162,3 +162,20 @@ def test_unfused_restores_the_terms_in_input_order():
     assert isinstance(split, SumProgram) and split.inputs == ("X", "W", "B")
     args = [torch.randn(s) for s in fused.input_shapes]
     torch.testing.assert_close(split(*args), fused(*args), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("lowerings", [None, NO_BIAS])
+def test_transpose_bias_gradients_match_torch(lowerings):
+    """Fused kernel and broadcast-added term (in place on the kernel's result) under autograd."""
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    diagram = ops.conv_transpose(x.shape, w.shape, stride=2, padding=1, output_padding=1,
+                                 groups=2, bias=True)
+    prog = compile(diagram, lowerings=lowerings)
+    want_y = F.conv_transpose2d(x, w, b, 2, 1, 1, 2)
+    v = torch.randn(want_y.shape)
+    got = torch.autograd.grad(prog(x, w, b), (x, w, b), v)
+    want = torch.autograd.grad(want_y, (x, w, b), v)
+    for g, h in zip(got, want):
+        torch.testing.assert_close(g, h, rtol=1e-10, atol=1e-10)
