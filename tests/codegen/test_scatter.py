@@ -121,3 +121,21 @@ def test_symbolic_fold_plan_prints_the_scatter_and_its_cost():
                                 for s in program.flops.free_symbols})
     assert flops == 2 * 3 * 3 * 10  # one add per element of the (N, C·K, O) input
     assert "scatter" in str(program)
+
+
+@pytest.mark.parametrize("stride,K", [(2, 3), (2, 5), (3, 4), (1, 3)])
+def test_scatter_with_o_legs_apart_matches_dense(stride, K):
+    """o legs separated by another leg, k legs between them (many taps per phase: the
+    phase-major buffer; one tap per phase: direct strided adds)."""
+    c = Index("c", 2)
+    o1, o2 = Index("o1", 4), Index("o2", 3)
+    k1, k2 = Index("k1", K), Index("k2", K)
+    I1, I2 = (4 - 1) * stride + K - 2, (3 - 1) * stride + K
+    i1, i2 = Index("i1", I1), Index("i2", I2)
+    p1 = pattern("P1", i1, o1, k1, stride=stride, pad_left=1, pad_right=1)
+    p2 = pattern("P2", i2, o2, k2, stride=stride)
+    graph = Graph.of([variable("X", [o1, k2, c, k1, o2]), p1, p2], [c, i2, i1])
+    prog = compile(graph)
+    assert "scatter" in [s.label for s in prog.steps]
+    x = torch.randn(4, K, 2, K, 3)
+    torch.testing.assert_close(prog(x), compile(graph, lowerings=())(x), rtol=1e-10, atol=1e-10)

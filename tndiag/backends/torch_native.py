@@ -310,9 +310,16 @@ def prepare_window_sum(step: Step) -> Callable:
 
 def prepare_scatter(step: Step) -> Callable:
     """col2im: per combination of kernel taps, a slice of the tensor added in place into a
-    strided slice of a zero output (see :class:`ScatterSpec`); no padded buffer, no Π."""
+    strided slice of a zero output (see :class:`ScatterSpec`); no padded buffer, no Π.
+
+    With a stride and at least two taps per output phase (``i mod S``), the adds go into a
+    phase-major buffer instead (contiguous writes), interleaved into the output by one copy.
+    """
     sc: ScatterSpec = step.info
     kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
+    phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)
+    if phases > 1 and taps >= 2 * phases:
+        return _phase_scatter(sc, kept)
     moves = []
     for combo in itertools.product(*sc.taps):
         src: list = [slice(None)] * sc.ndim
@@ -330,6 +337,40 @@ def prepare_scatter(step: Step) -> Callable:
         for src, dst in moves:
             out[dst].add_(t[src])
         return out
+    return run
+
+
+def _phase_scatter(sc: ScatterSpec, kept: List[int]) -> Callable:
+    """Each o axis of the output becomes (phase S, position Q = ⌈I/S⌉) in a buffer."""
+    where = {a: n for n, a in enumerate(kept)}  # kept axis -> output axis
+    axis_of = {o: where[o] + sum(1 for p in sc.o_axes if where[p] < where[o])
+               for o in sc.o_axes}  # o axis -> its phase axis in the buffer
+    Q = {o: -(-int(i) // s) for o, i, s in zip(sc.o_axes, sc.sizes, sc.strides)}
+    moves = []
+    for combo in itertools.product(*sc.taps):
+        src: list = [slice(None)] * sc.ndim
+        dst: list = [slice(None)] * (len(kept) + len(sc.o_axes))
+        for (k, lo, hi, first), o, k_axis, stride in zip(combo, sc.o_axes, sc.k_axes,
+                                                         sc.strides):
+            src[k_axis], src[o] = k, slice(lo, hi + 1)
+            dst[axis_of[o]] = first % stride
+            dst[axis_of[o] + 1] = slice(first // stride, first // stride + hi - lo + 1)
+        moves.append((tuple(src), tuple(dst)))
+    perm, crop = [], []
+    for a in kept:
+        b = len(perm)
+        perm += [b + 1, b] if a in Q else [b]
+        crop.append(slice(0, int(dict(zip(sc.o_axes, sc.sizes))[a])) if a in Q else slice(None))
+    strides = dict(zip(sc.o_axes, sc.strides))
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        t = taken[0]
+        shape = [d for a in kept for d in ((strides[a], Q[a]) if a in Q else (t.shape[a],))]
+        buf = t.new_zeros(shape)
+        for src, dst in moves:
+            buf[dst].add_(t[src])
+        merged = [Q[a] * strides[a] if a in Q else t.shape[a] for a in kept]
+        return buf.permute(perm).reshape(merged)[tuple(crop)]
     return run
 
 
