@@ -42,6 +42,7 @@ def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilatio
                          dilation=dilation, groups=groups))
 
 
+@functools.lru_cache(maxsize=256)
 def _output_shape(input_shape, weight_shape, stride, padding, dilation, groups):
     return ops.conv(input_shape, weight_shape, stride=stride, padding=padding,
                     dilation=dilation, groups=groups).output_shape
