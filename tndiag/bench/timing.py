@@ -10,6 +10,7 @@ memory beyond inputs and output.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
@@ -49,10 +50,16 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
     _sync(device)
     inner = {n: _inner_calls(impls[n], device) for n in names}
     samples: Dict[str, List[float]] = {n: [] for n in names}
+    # Every ordering in turn, so each implementation follows each other one equally often,
+    # and one untimed call first: a sample never pays for the caches and freed memory the
+    # previous implementation left behind (einconv's large temporaries slowed whichever
+    # implementation came right after it).
+    orders = list(itertools.permutations(names)) if len(names) <= 4 else [names]
     for r in range(rounds):
-        for j in range(len(names)):
-            name = names[(r + j) % len(names)]
+        for name in orders[r % len(orders)]:
             fn = impls[name]
+            fn()
+            _sync(device)
             start = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
