@@ -292,13 +292,17 @@ def test_window_sums_match_the_count_matrix_hypothesis(I, K, S, pl, pr, D):
 
 @pytest.mark.parametrize("K,I", [((4, 4), (8, 12)), ((2, 1), (6, 5)), ((3,), (9,))], ids=str)
 def test_dense_pattern_with_open_input_leg_is_a_reshape(K, I):
-    """Input VJP of a non-overlapping conv (S = K): no Π and no kernel, one einsum."""
+    """Input VJP of a non-overlapping conv (S = K > 1): no Π and no kernel, one einsum.
+
+    Identity patterns (K = S = 1) are left to the native kernel (faster for 1×1 layers)."""
     layer = _layer(len(K), I=I, K=K, stride=K)
     graph = bd.input_vjp(layer)
     inputs, want = _oracles(layer)
     prog, _ = _same_as_dense(graph, args=[inputs["V"], inputs["W"]])
-    assert [op.lowering for op in prog.operands].count("reshape") == len(K)
-    assert _labels(prog) == ["einsum"]
+    reshaped = sum(k != 1 for k in K)
+    assert [op.lowering for op in prog.operands].count("reshape") == reshaped
+    if reshaped == len(K):
+        assert _labels(prog) == ["einsum"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
                                rtol=1e-10, atol=1e-10)
 
@@ -315,3 +319,14 @@ def test_transposed_native_with_padding_beyond_the_result(I, K, S, pl, pr):
                       variable("W", [c, d, k])], [n, d, i])
     prog, _ = _same_as_dense(graph, lowerings=("native",))
     assert _labels(prog) == ["conv_transpose1d"]
+
+
+def test_identity_pattern_input_vjp_goes_to_the_native_kernel():
+    """1×1 stride-1 input VJP: torch's backward kernel, not the reshape + GEMM route."""
+    layer = _layer(2, I=(5, 6), K=(1, 1), stride=(1, 1))
+    inputs, want = _oracles(layer)
+    prog, _ = _same_as_dense(bd.input_vjp(layer), args=[inputs["V"], inputs["W"]])
+    assert "reshape" not in [op.lowering for op in prog.operands]
+    assert _labels(prog) == ["conv_transpose2d"]
+    torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
+                               rtol=1e-10, atol=1e-10)

@@ -156,8 +156,10 @@ class Planner:
             i, o, k = entry.letters
             p = self.ops[entry.uid].tensor.params
             I, O, K = (self.sizes[ch] for ch in (i, o, k))
+            # K = 1 (identity Π) is left to the native kernel: for 1×1 input VJPs torch's
+            # backward kernel beat the GEMM + layout copy here (docs/benchmarks.md)
             dense = (p.stride == K and p.dilation == 1 and p.pad_left == 0 and p.pad_right == 0
-                     and _is_int(I) and I == O * K and len({i, o, k}) == 3)
+                     and _is_int(I) and I == O * K and len({i, o, k}) == 3 and K != 1)
             elsewhere = any(i in e.letters for e in self.stack if e is not entry)
             if dense and i in self.out and not elsewhere and o not in self.out \
                     and k not in self.out:
