@@ -3,6 +3,7 @@
 import pytest
 import sympy
 
+from tndiag.errors import InvalidArgumentError
 from tndiag.ir import (KIND_TABLE, Index, Kind, PatternParams, Role, Tensor, as_size,
                        constant, delta, pattern, pattern_output_size, reduced_pattern,
                        variable)
@@ -21,8 +22,15 @@ def test_index_normalises_sizes():
 
 @pytest.mark.parametrize("bad", [True, 1.5, None, [2]])
 def test_as_size_rejects_non_sizes(bad):
-    with pytest.raises(TypeError, match="a size must be an int or a sympy expression"):
+    with pytest.raises(InvalidArgumentError, match="a size must be a positive int"):
         as_size(bad)
+
+
+def test_builders_reject_float_shapes_with_a_tndiag_error():
+    from tndiag import ops
+
+    with pytest.raises(InvalidArgumentError, match="got 3.5"):
+        ops.conv((2, 3.5, 8), (4, 3, 3))
 
 
 def test_indices_are_values():

@@ -6,6 +6,8 @@ from typing import Mapping, Union
 
 import sympy
 
+from tndiag.errors import InvalidArgumentError
+
 __all__ = [
     "Size",
     "as_size",
@@ -28,7 +30,8 @@ def as_size(value: object) -> Size:
     (3, I1)
     """
     if isinstance(value, bool):
-        raise TypeError(f"a size must be an int or a sympy expression, got {value!r}")
+        raise InvalidArgumentError(f"a size must be a positive int, a symbol name or a sympy "
+                                   f"expression, got {value!r}")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
@@ -39,7 +42,8 @@ def as_size(value: object) -> Size:
         return value
     if hasattr(value, "__index__"):
         return int(value.__index__())
-    raise TypeError(f"a size must be an int or a sympy expression, got {value!r}")
+    raise InvalidArgumentError(f"a size must be a positive int, a symbol name or a sympy "
+                                   f"expression, got {value!r}")
 
 
 def is_concrete(size: Size) -> bool:
