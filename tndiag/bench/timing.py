@@ -10,10 +10,12 @@ memory beyond inputs and output.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List
 
@@ -74,6 +76,20 @@ def _nbytes(result) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ start/stop lines) for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_extra_bytes(fn: Callable, device: str = "cpu") -> int:
     """Peak bytes allocated during one call of ``fn`` beyond its result (see module doc)."""
     if device.startswith("cuda"):
@@ -85,7 +101,8 @@ def peak_extra_bytes(fn: Callable, device: str = "cpu") -> int:
         return max(0, torch.cuda.max_memory_allocated() - base - _nbytes(out))
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU],
+                                  profile_memory=True) as prof:
         out = fn()
     sizes = sorted(_allocations(prof.profiler.kineto_results.experimental_event_tree()))
     current = peak = 0
