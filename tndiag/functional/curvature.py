@@ -67,12 +67,9 @@ def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output:
     True
     """
     check_tensors(grad_output, weight)
-    in_shape, w_shape = _shape(input_size, "input_size"), tuple(weight.shape)
-    weight_ndim(w_shape)
-    args = (hashable(stride, "stride"), hashable(padding, "padding"),
-            hashable(dilation, "dilation"), hashable(groups, "groups"))
-    _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
-    return _vjp_program("input", in_shape, w_shape, *args)(W=weight, V=grad_output)
+    in_shape = _shape(input_size, "input_size")
+    return _vjp("input", in_shape, tuple(weight.shape), grad_output,
+                (stride, padding, dilation, groups), W=weight)
 
 
 def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output: torch.Tensor,
@@ -85,12 +82,19 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
     True
     """
     check_tensors(input, grad_output)
-    w_shape, in_shape = _shape(weight_size, "weight_size"), tuple(input.shape)
+    w_shape = _shape(weight_size, "weight_size")
+    return _vjp("weight", tuple(input.shape), w_shape, grad_output,
+                (stride, padding, dilation, groups), X=input)
+
+
+def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
+         ) -> torch.Tensor:
+    """Validate the weight rank and ``grad_output``'s shape, then run the cached VJP program."""
     weight_ndim(w_shape)
-    args = (hashable(stride, "stride"), hashable(padding, "padding"),
-            hashable(dilation, "dilation"), hashable(groups, "groups"))
+    args = tuple(hashable(v, name) for v, name in
+                 zip(hyper, ("stride", "padding", "dilation", "groups")))
     _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
-    return _vjp_program("weight", in_shape, w_shape, *args)(X=input, V=grad_output)
+    return _vjp_program(which, in_shape, w_shape, *args)(V=grad_output, **tensors)
 
 
 @functools.lru_cache(maxsize=256)
