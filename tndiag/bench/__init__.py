@@ -58,14 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _reexec(argv: List[str]) -> int | None:
-    """Run this command again in a subprocess with the malloc settings (once)."""
+def _reexec(argv: List[str], module: str = "tndiag.bench") -> int | None:
+    """Run ``python -m module argv`` again in a subprocess with the malloc settings (once)."""
     if all(os.environ.get(k) == v for k, v in _MALLOC.items()):
         return None
     env = dict(os.environ, **_MALLOC)
     root = str(Path(__file__).resolve().parents[2])  # this tndiag, wherever it was imported from
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return subprocess.call([sys.executable, "-m", "tndiag.bench", *argv, "--no-reexec"],
+    return subprocess.call([sys.executable, "-m", module, *argv, "--no-reexec"],
                            env=env)
 
 

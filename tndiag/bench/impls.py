@@ -4,10 +4,10 @@ Every implementation is a zero-argument callable over pre-built tensors, so the 
 measures only the call. tndiag runs through ``tndiag.functional`` (``conv``,
 ``conv_input_vjp``, ``conv_weight_vjp``, ``kfc``, ``kfac_reduce``; unfold through its
 compiled diagram, in torch's layout), falling back to the hand-built diagrams of
-:mod:`tndiag.bench.diagrams` where a function is missing. Baselines are written to win: torch's native kernels for
-forward / VJPs / unfold, and for KFC / KFAC-reduce the unfold-based standard (as BackPACK
-and curvlinops do it) with both ``F.unfold`` and a zero-pad + strided-view unfold, the
-faster of which is the baseline.
+:mod:`tndiag.bench.diagrams` where a function is missing. Baselines are written to win:
+torch's native kernels for forward / VJPs / unfold, and for KFC / KFAC-reduce the
+unfold-based standard (as BackPACK and curvlinops do it) with both ``F.unfold`` and a
+zero-pad + strided-view unfold, the faster of which is the baseline.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def make_inputs(layer: Layer, device: str, dtype: torch.dtype) -> Dict[str, torc
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(layer.x_shape, generator=gen, dtype=dtype).to(device)
     w = torch.randn(layer.w_shape, generator=gen, dtype=dtype).to(device)
-    y = _CONV[layer["ndim"]](x[:1], w, None, **_torch_hyper(layer))
+    xp, pad = _padded(layer, x[:1])
+    y = _CONV[layer["ndim"]](xp, w, None, **dict(_torch_hyper(layer), padding=pad))
     v = torch.randn((layer["batch"], *y.shape[1:]), generator=gen, dtype=dtype).to(device)
     return {"X": x, "W": w, "V": v}
 
@@ -61,8 +62,8 @@ def strided_unfold(x: torch.Tensor, layer: Layer) -> torch.Tensor:
     pads = explicit_padding(layer)
     flat = [p for lr in reversed(pads) for p in lr]
     u = F.pad(x, flat) if any(flat) else x
-    nd = layer["ndim"]
-    for d, (k, s, dil) in enumerate(zip(layer["kernel"], layer["stride"], layer["dilation"])):
+    for d, (k, s, dil) in enumerate(zip(layer["kernel"], layer["stride"], layer["dilation"],
+                                        strict=True)):
         u = u.unfold(2 + d, dil * (k - 1) + 1, s)
     if any(dil > 1 for dil in layer["dilation"]):
         u = u[(Ellipsis, *(slice(None, None, dil) for dil in layer["dilation"]))]
@@ -106,16 +107,20 @@ def _kfac_reduce_standard(layer, x, how):
 def _baselines(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Dict[str, Callable]:
     nd, h = layer["ndim"], _torch_hyper(layer)
     x, w, v = t["X"], t["W"], t["V"]
-    if op == "forward":
-        return {"torch": lambda: _CONV[nd](x, w, None, **h)}
-    if isinstance(h["padding"], str):  # asymmetric 'same': run on the explicitly padded input
+    if not all(left == right for left, right in explicit_padding(layer)):
+        # asymmetric padding: run torch on the explicitly padded input
         xp, pad = _padded(layer, x)
         h = dict(h, padding=pad)
-        crop = tuple(slice(l, l + i) for (l, _), i in zip(explicit_padding(layer), x.shape[2:]))
+        crop = tuple(slice(l, l + i) for (l, _), i in zip(explicit_padding(layer), x.shape[2:],
+                                                          strict=True))
+        if op == "forward":
+            return {"torch": lambda: _CONV[nd](xp, w, None, **h)}
         if op == "input-vjp":
             return {"torch": lambda: _GRAD_INPUT[nd](xp.shape, w, v, **h)[(..., *crop)]}
         if op == "weight-vjp":
             return {"torch": lambda: _GRAD_WEIGHT[nd](xp, w.shape, v, **h)}
+    if op == "forward":
+        return {"torch": lambda: _CONV[nd](x, w, None, **h)}
     if op == "input-vjp":
         return {"torch": lambda: _GRAD_INPUT[nd](x.shape, w, v, **h)}
     if op == "weight-vjp":
