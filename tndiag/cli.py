@@ -1,4 +1,4 @@
-"""The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; bench; demo.
+"""The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; bench; paper; demo.
 
 Exit status: 0 on success, 1 when the input is wrong or an operation fails (one line
 ``tndiag: error: ...`` on stderr, no traceback unless ``--debug``), 2 on a usage error.
@@ -165,9 +165,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    module = "tndiag.bench.paper" if args.command == "paper" else "tndiag.bench"
     try:
-        bench = importlib.import_module("tndiag.bench")
-        entry = getattr(bench, "main")
+        bench = importlib.import_module(module)
+        entry = bench.main
     except (ImportError, AttributeError) as err:
         raise CommandError(f"benchmarks are not available in this installation ({err})") from None
     try:
@@ -256,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the benchmarks; every argument after 'bench' goes "
                        "to tndiag.bench (try: tndiag bench --help).", add_help=False)
     p.set_defaults(run=_cmd_bench, bench_args=[])
+    p = sub.add_parser("paper", parents=[common], help="the paper's experiments "
+                       "(tndiag.bench.paper)", add_help=False,
+                       description="Run the paper's experiments; every argument after 'paper' "
+                       "goes to tndiag.bench.paper (try: tndiag paper --help).")
+    p.set_defaults(run=_cmd_bench, bench_args=[])
     p = sub.add_parser("demo", parents=[common], help="run examples/quickstart.py",
                        description="Run the quick-start example.")
     p.set_defaults(run=_cmd_demo)
@@ -272,7 +278,7 @@ def _report(err: BaseException) -> None:
 def _split_bench(argv: List[str]):
     """``bench`` passes everything after it to the benchmark runner untouched."""
     for k, word in enumerate(argv):
-        if word == "bench":
+        if word in ("bench", "paper"):
             return argv[:k + 1], argv[k + 1:]
         if not word.startswith("-"):
             break
@@ -287,7 +293,7 @@ def main(argv: List[str] | None = None) -> int:
         args = build_parser().parse_args(head)
     except SystemExit as done:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
-    if args.command == "bench":
+    if args.command in ("bench", "paper"):
         args.bench_args = rest
     try:
         return args.run(args)

@@ -4,9 +4,10 @@ For every layer of layers.json and every op (forward, input VJP, weight VJP, unf
 KFAC-reduce) the implementations are timed in the same run, interleaved, as the median of
 ``--rounds`` repeats, with the peak extra memory of one warm call (see
 :mod:`tndiag.bench.timing`). Prints a markdown table of times, ratios and memory and a
-geometric-mean summary per op. The process re-executes itself once with glibc's
-``MALLOC_MMAP_MAX_=0`` and a large ``MALLOC_TRIM_THRESHOLD_`` so that every candidate meets
-a warm allocator.
+geometric-mean summary per op; shows a progress bar with ETA and warns when the load
+average makes the timings unreliable; ``--plot FILE`` draws the ratios and memory. The
+process re-executes itself once with glibc's ``MALLOC_MMAP_MAX_=0`` and a large
+``MALLOC_TRIM_THRESHOLD_`` so that every candidate meets a warm allocator.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-einconv", action="store_true", help="skip einconv")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="draw per-op box plots of the ratios and a peak-memory scatter "
+                   "(matplotlib; the format follows the extension: .png, .svg, .pdf)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not re-run under the warm-allocator malloc settings")
     return p
@@ -69,30 +74,41 @@ def _reexec(argv: List[str], module: str = "tndiag.bench") -> int | None:
                            env=env)
 
 
+def _selected(rows_json: List[dict], only: List[str] | None) -> List[dict]:
+    return [row for row in rows_json
+            if not only or any(s in f"{row['net']}/{row['name']}" for s in only)]
+
+
 def run_suite(args: argparse.Namespace, out=None) -> list:
-    """Run the benchmark described by parsed ``args``; print and return the rows."""
+    """Run the benchmark described by parsed ``args``; print and return the rows.
+
+    A progress bar with ETA goes to stderr (``--no-progress`` hides it); a banner warns
+    before and after the tables when the load average makes the timings unreliable.
+    """
     import torch
 
     out = out or sys.stdout
+    from tndiag.bench.progress import load_banner, progress
     from tndiag.bench.report import format_header, format_table, measure_row
 
     torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))
     path = args.layers or default_layers_file()
-    rows_json = json.loads(Path(path).read_text())["layers"]
+    rows_json = _selected(json.loads(Path(path).read_text())["layers"], args.only)
     rounds = args.rounds or (3 if args.quick else 7)
     dtype = getattr(torch, args.dtype)
-    print(format_header(args, path, rounds), file=out, flush=True)
-    results = []
-    for op in args.ops:
-        op_rows = []
-        for row in rows_json:
-            label = f"{row['net']}/{row['name']}"
-            if args.only and not any(s in label for s in args.only):
-                continue
-            batch = args.batch or (min(row["batch"], 2) if args.quick else None)
-            op_rows.append(measure_row(op, row, batch, rounds, dtype, args))
-        print(format_table(op, op_rows), file=out, flush=True)
-        results.extend(op_rows)
+    banner = load_banner()
+    print(format_header(args, path, rounds) + ("\n\n" + banner if banner else ""),
+          file=out, flush=True)
+    jobs = [(op, row) for op in args.ops for row in rows_json]
+    results: list = []
+    for k, (op, row) in enumerate(progress(jobs, len(jobs), not args.no_progress, "bench")):
+        batch = args.batch or (min(row["batch"], 2) if args.quick else None)
+        results.append(measure_row(op, row, batch, rounds, dtype, args))
+        if k + 1 == len(jobs) or jobs[k + 1][0] != op:
+            print(format_table(op, [r for r in results if r["op"] == op]), file=out, flush=True)
+    banner = load_banner(where="above")
+    if banner:
+        print("\n" + banner, file=out, flush=True)
     return results
 
 
@@ -109,4 +125,10 @@ def main(argv: List[str] | None = None) -> int:
     print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        from tndiag.bench.plots import plot_bench
+
+        title = " ".join(a for a in ["tndiag bench", *argv] if a != "--no-reexec")
+        plot_bench(results, args.plot, title)
+        print(f"plot: {args.plot}")
     return 0

@@ -221,6 +221,7 @@ def _cmd_kfac(args: argparse.Namespace) -> int:
 def main(argv: List[str] | None = None) -> int:
     """Entry point of ``tndiag paper`` (and ``python -m tndiag.bench.paper``)."""
     from tndiag.bench import _reexec
+    from tndiag.errors import TndiagError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -230,7 +231,11 @@ def main(argv: List[str] | None = None) -> int:
         if code is not None:
             return code
     start = time.perf_counter()
-    code = args.run(args)
+    try:
+        code = args.run(args)
+    except TndiagError as err:  # bad input: one line, as the tndiag command reports it
+        print(f"tndiag paper: error: {err}", file=sys.stderr)
+        return 1
     if args.experiment != "report":
         print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s")
     return code

@@ -54,8 +54,11 @@ def load_is_high(load: Optional[float], cores: Optional[int] = None) -> bool:
     return load > 0.5 * cores
 
 
-def load_banner(load: Optional[float] = None, cores: Optional[int] = None) -> str:
+def load_banner(load: Optional[float] = None, cores: Optional[int] = None,
+                where: str = "below") -> str:
     """A boxed warning when the load average makes timings unreliable, else ``""``.
+
+    ``where`` says where the timings are printed relative to the banner (below / above).
 
     >>> "WARNING" in load_banner(3.0, cores=2), load_banner(0.1, cores=2)
     (True, '')
@@ -66,5 +69,5 @@ def load_banner(load: Optional[float] = None, cores: Optional[int] = None) -> st
         return ""
     rule = "!" * 78
     return (f"{rule}\n! WARNING: load average {load:.2f} on {cores} logical cores: other "
-            f"processes compete\n! for the CPU and the timings below are unreliable (see the "
+            f"processes compete\n! for the CPU and the timings {where} are unreliable (see the "
             f"'load' column).\n{rule}")

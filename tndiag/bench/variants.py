@@ -6,7 +6,8 @@
   the same plain einsum.
 - ``tndiag``: the default compiled program, through ``tndiag.functional``.
 - ``PT``: torch's native kernels; for KFC / KFAC-reduce the unfold-based standard with
-  ``F.unfold`` (as BackPACK, ASDL and the KFAC libraries compute it).
+  ``F.unfold`` (as BackPACK, ASDL and the KFAC libraries compute it; a zero-pad +
+  strided-view unfold for 1-d and 3-d layers, which ``F.unfold`` does not take).
 
 ``TN`` and ``TN+opt`` are skipped, with the reason, when their planned peak memory (dense
 Π and intermediates) exceeds the memory budget.
@@ -76,7 +77,10 @@ def _einsum_variant(name: str, diagram, t: Dict[str, torch.Tensor], budget: int,
 
 def _pt(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
     base = _baselines(op, layer, t)
-    return base["std F.unfold"] if op in ("kfc", "kfac-reduce") else base["torch"]
+    if op not in ("kfc", "kfac-reduce"):
+        return base["torch"]
+    # F.unfold is 2-d only; other dimensions unfold through the zero-pad + strided view
+    return base["std F.unfold" if layer["ndim"] == 2 else "std view"]
 
 
 def build_variants(op: str, layer: Layer, t: Dict[str, torch.Tensor],
