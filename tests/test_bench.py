@@ -53,3 +53,60 @@ def test_geomean_of_nothing_is_nan():
 
 def test_diagram_table_covers_every_op():
     assert set(DIAGRAMS) == set(OPS)
+
+
+def test_quick_bench_plots_and_shows_progress(tmp_path, capsys):
+    from tndiag.cli import main as cli
+
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps({"layers": [SMALL, dict(SMALL, name="conv2", groups=1)]}))
+    plot = tmp_path / "out.png"
+    code = cli(["bench", "--quick", "--plot", str(plot), "--layers", str(layers), "--rounds",
+                "1", "--threads", "1", "--no-reexec", "--ops", "forward", "kfc"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert plot.read_bytes()[:4] == b"\x89PNG" and f"plot: {plot}" in captured.out
+    assert "bench:" in captured.err and "4/4" in captured.err  # tqdm's bar: rows done / total
+
+
+def test_bench_without_progress_bar(tmp_path, capsys):
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps({"layers": [SMALL]}))
+    assert main(["--quick", "--ops", "forward", "--layers", str(layers), "--rounds", "1",
+                 "--no-reexec", "--no-progress", "--no-memory", "--no-einconv"]) == 0
+    assert "bench:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("load, warned", [(9.5, True), (0.01, False)])
+def test_load_banner_before_and_after_the_tables(tmp_path, capsys, monkeypatch, load, warned):
+    from tndiag.bench import progress
+
+    monkeypatch.setattr(progress, "_load", lambda: load)
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps({"layers": [SMALL]}))
+    assert main(["--quick", "--ops", "forward", "--layers", str(layers), "--rounds", "1",
+                 "--no-reexec", "--no-progress", "--no-memory", "--no-einconv"]) == 0
+    out = capsys.readouterr().out
+    if warned:
+        assert out.count(f"WARNING: load average {load:.2f}") == 2
+        assert out.index("timings below") < out.index("### forward") < out.index("timings above")
+    else:
+        assert "WARNING" not in out
+
+
+def test_load_threshold_is_half_the_cores():
+    from tndiag.bench.progress import load_banner, load_is_high
+
+    assert load_is_high(1.01, cores=2) and not load_is_high(1.0, cores=2)
+    assert load_is_high(8.5, cores=16) and not load_is_high(7.9, cores=16)
+    assert "on 16 logical cores" in load_banner(9.0, cores=16)
+
+
+def test_bench_plot_draws_every_op(tmp_path):
+    from tndiag.bench.plots import plot_bench
+
+    rows = [{"op": op, "time": {"tndiag": 1.0, "torch": 2.0, "einconv": 4.0},
+             "memory": {"tndiag": 1 << 20, "torch": 2 << 20}} for op in ("forward", "kfc")]
+    path = plot_bench(rows, tmp_path / "b.svg", "title")
+    text = path.read_text()
+    assert text.startswith("<?xml") and "forward" in text and "kfc" in text

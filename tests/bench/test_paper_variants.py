@@ -200,3 +200,24 @@ def test_quick_selection_has_every_category_and_no_extremes():
     assert only and all(r["net"] == "resnet18" for r in only)
     with pytest.raises(InvalidArgumentError, match="unknown net"):
         select_layers(rows, nets=["resnet19"])
+
+
+def test_run_order_by_op_or_by_layer(monkeypatch, tmp_path):
+    import json
+
+    from tndiag.bench import paper_runtime
+
+    monkeypatch.setattr(paper_runtime, "measure",
+                        lambda op, r, *a, **k: {"op": op, "layer": r["name"]})
+    rows = [row(name="a", category="dense"), row(name="b", category="dense"),
+            row(name="c", category="general")]
+    kw = dict(batch=1, rounds=1, dtype=torch.float32, show_progress=False)
+    by_op = paper_runtime.run_runtime(rows, ["forward", "kfc"], **kw)
+    assert [(r["op"], r["layer"]) for r in by_op][:3] == [
+        ("forward", "a"), ("forward", "b"), ("forward", "c")]
+    out = tmp_path / "partial.json"
+    by_layer = paper_runtime.run_runtime(rows, ["forward", "kfc"], by_layer=True,
+                                         json_path=out, **kw)
+    assert [(r["op"], r["layer"]) for r in by_layer][:4] == [
+        ("forward", "c"), ("kfc", "c"), ("forward", "a"), ("kfc", "a")]
+    assert json.loads(out.read_text()) == by_layer

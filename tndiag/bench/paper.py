@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch", type=int, default=None, help="override every layer's batch")
     r.add_argument("--budget-mib", type=float, default=2048.0,
                    help="skip TN / TN+opt when their planned peak memory exceeds this (MiB)")
+    r.add_argument("--by-layer", action="store_true",
+                   help="all ops of a layer before the next, categories round-robin (a run "
+                   "stopped early still covers every op and category)")
     r.add_argument("--plot", type=Path, default=None, metavar="DIR",
                    help="write paper-runtime.png and paper-kfac-reduce-memory.png here")
     r.set_defaults(run=_cmd_runtime)
@@ -109,7 +112,7 @@ def _cmd_runtime(args: argparse.Namespace) -> int:
     results = run_runtime(rows, args.ops, batch=batch, rounds=rounds, dtype=torch.float32,
                           device=args.device, budget_bytes=int(args.budget_mib * (1 << 20)),
                           memory=not args.no_memory, json_path=args.json,
-                          show_progress=not args.no_progress)
+                          show_progress=not args.no_progress, by_layer=args.by_layer)
     print(_runtime_report(results, args.ops), flush=True)
     if args.plot:
         _plots(results, args.ops, args.plot, f"{args.device}, batch {batch or 'per layer'}")

@@ -23,7 +23,7 @@ from tndiag.bench.variants import build_variants, check_against_pt
 from tndiag.errors import InvalidArgumentError
 
 __all__ = ["CATEGORIES", "default_paper_layers", "load_layers", "select_layers", "measure",
-           "run_runtime", "unfolded_bytes"]
+           "interleave", "run_runtime", "unfolded_bytes"]
 
 CATEGORIES = ("general", "mixed", "dense", "down-sampling")
 
@@ -106,12 +106,36 @@ def measure(op: str, row: dict, batch: int | None, rounds: int, dtype: torch.dty
     return result
 
 
+def interleave(rows: Sequence[dict]) -> List[dict]:
+    """Rows reordered round-robin over the categories (general, mixed, dense, ...), so that
+    any prefix of a run covers every category in proportion.
+
+    >>> rows = [{"category": c, "name": n} for c, n in
+    ...         [("dense", 1), ("dense", 2), ("general", 3), ("mixed", 4)]]
+    >>> [r["name"] for r in interleave(rows)]
+    [3, 4, 1, 2]
+    """
+    queues = [[r for r in rows if r["category"] == c] for c in CATEGORIES]
+    queues.append([r for r in rows if r["category"] not in CATEGORIES])
+    out: List[dict] = []
+    while any(queues):
+        out += [q.pop(0) for q in queues if q]
+    return out
+
+
 def run_runtime(rows: Sequence[dict], ops: Sequence[str], *, batch: int | None, rounds: int,
                 dtype: torch.dtype, device: str = "cpu", budget_bytes: int = 2 << 30,
                 memory: bool = True, json_path: Path | None = None,
-                show_progress: bool = True) -> List[Dict]:
-    """Measure every (op, layer); rewrite ``json_path`` after each row (partial runs survive)."""
-    jobs = [(op, row) for op in ops for row in rows]
+                show_progress: bool = True, by_layer: bool = False) -> List[Dict]:
+    """Measure every (op, layer); rewrite ``json_path`` after each row (partial runs survive).
+
+    ``by_layer`` runs every op of one layer before the next layer (in :func:`interleave`
+    order) instead of one op over all layers at a time.
+    """
+    if by_layer:
+        jobs = [(op, row) for row in interleave(rows) for op in ops]
+    else:
+        jobs = [(op, row) for op in ops for row in rows]
     results: List[Dict] = []
     for op, row in progress(jobs, total=len(jobs), enabled=show_progress, desc="paper"):
         results.append(measure(op, row, batch, rounds, dtype, device, budget_bytes, memory))

@@ -26,7 +26,7 @@ def progress(items: Iterable[T], total: int, enabled: bool = True,
     if not enabled:
         yield from items
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     with tqdm(items, total=total, desc=desc, unit="row", file=sys.stderr,
               dynamic_ncols=True, leave=True) as bar:
@@ -69,5 +69,5 @@ def load_banner(load: Optional[float] = None, cores: Optional[int] = None,
         return ""
     rule = "!" * 78
     return (f"{rule}\n! WARNING: load average {load:.2f} on {cores} logical cores: other "
-            f"processes compete\n! for the CPU and the timings {where} are unreliable (see the "
-            f"'load' column).\n{rule}")
+            f"processes compete\n! for the CPU and the timings {where} are unreliable (each "
+            f"result records its load).\n{rule}")
