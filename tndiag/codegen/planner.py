@@ -374,6 +374,10 @@ def _is_int(size) -> bool:
 
 
 def _entry_kind(op: Operand) -> str:
+    """A pattern whose subscripts repeat a letter (a δ joined two of its legs) is a diagonal
+    of Π: no structured lowering applies to it, so it stays a plain dense tensor."""
+    if len(set(op.letters)) != len(op.letters):
+        return "tensor"
     if op.lowering == "dense-pattern":
         return "pattern"
     if op.lowering == "reduced-matrix":
