@@ -52,3 +52,15 @@ def test_delta_joining_pattern_legs_is_not_viewed(lowerings):
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert dense_value(g, {"X": x}).item() == 7.0
     assert tndiag.compile(g, lowerings=lowerings)(X=x).item() == 7.0
+
+
+@pytest.mark.parametrize("lowerings", SUBSETS, ids=str)
+def test_dense_pattern_with_free_o_and_k_is_not_reshaped(lowerings):
+    """Regression (found by the random diagrams): a dense pattern whose i leg is open and
+    whose o and k legs are on no other tensor sums to ones; the reshape lowering split the
+    output leg into letters no operand carried (opt_einsum raised)."""
+    g = tndiag.parse("index i: 4, o: 2, k: 2, n: 3\nX : input [n]\n"
+                     "P = pattern(i -> o, k; stride=2)\nY[n, i] = X * P\n")
+    x = torch.arange(3.0)
+    want = dense_value(g, {"X": x})
+    torch.testing.assert_close(tndiag.compile(g, lowerings=lowerings)(X=x), want)
