@@ -116,3 +116,24 @@ def test_quick_runtime_on_cuda(capsys):  # pragma: no cover - runs where a GPU i
                           "--no-reexec", "--no-progress"], capsys)
     assert code == 0, err
     assert "gpu:" in out
+
+
+def test_cpu_clock_times_the_process_and_refuses_cuda():
+    import time
+
+    from tndiag.bench.paper_runtime import clock_function
+    from tndiag.errors import InvalidArgumentError
+
+    assert clock_function("wall") is time.perf_counter
+    with pytest.raises(InvalidArgumentError, match="CPU devices only"):
+        clock_function("cpu", "cuda")
+    r = measure("forward", load_layers()[0], 1, 1, torch.float32, memory=False, clock="cpu")
+    assert r["clock"] == "cpu" and all(t > 0 for t in r["time"].values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_one_line(capsys):
+    code, _, err = run(["paper", "runtime", "--device", "cuda", "--no-reexec"], capsys)
+    assert code == 1 and "no CUDA device is available" in err and "Traceback" not in err
+    code, _, err = run(["paper", "kfac-reduce", "--device", "tpu", "--no-reexec"], capsys)
+    assert code == 1 and "--device must be cpu or cuda" in err

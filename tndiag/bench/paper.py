@@ -36,6 +36,9 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time elapsed (default) or CPU time of the process (steadier when "
+                   "other jobs load the machine; use with --threads 1)")
     p.add_argument("--json", type=Path, default=None, help="write the raw results here")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,10 +82,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(args: argparse.Namespace) -> None:
+    """Threads; the device and clock checked before anything runs."""
     import os
 
     import torch
 
+    from tndiag.bench.paper_runtime import clock_function
+    from tndiag.errors import InvalidArgumentError
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"--device {args.device}: no CUDA device is available to "
+                                   f"torch {torch.__version__}")
+    if not (args.device == "cpu" or args.device.startswith("cuda")):
+        raise InvalidArgumentError(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    clock_function(args.clock, args.device)
     torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))
 
 
@@ -107,12 +120,14 @@ def _cmd_runtime(args: argparse.Namespace) -> int:
     rounds = args.rounds or (3 if args.quick else 7)
     print(_header("tndiag paper runtime", args, [
         f"- layers: {len(rows)}, ops: {', '.join(args.ops)}, batch: {batch or 'per layer'}, "
-        f"rounds: {rounds}, device: {args.device}, dense-Π budget: {args.budget_mib:.0f} MiB"]),
+        f"rounds: {rounds}, device: {args.device}, clock: {args.clock}, "
+        f"dense-Π budget: {args.budget_mib:.0f} MiB"]),
         flush=True)
     results = run_runtime(rows, args.ops, batch=batch, rounds=rounds, dtype=torch.float32,
                           device=args.device, budget_bytes=int(args.budget_mib * (1 << 20)),
                           memory=not args.no_memory, json_path=args.json,
-                          show_progress=not args.no_progress, by_layer=args.by_layer)
+                          show_progress=not args.no_progress, by_layer=args.by_layer,
+                          clock=args.clock)
     print(_runtime_report(results, args.ops), flush=True)
     if args.plot:
         _plots(results, args.ops, args.plot, f"{args.device}, batch {batch or 'per layer'}")
@@ -165,14 +180,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def run_kfac_case(batch: int, rounds: int, device: str = "cpu", einconv: bool = True,
-                  memory: bool = True) -> Dict:
+                  memory: bool = True, clock: str = "wall") -> Dict:
     """Time and measure tndiag, the standard (``F.unfold`` and strided view) and einconv on
     :data:`KFAC_CASE`, after checking each against the ``F.unfold`` standard."""
     import torch
 
     from tndiag.bench.diagrams import layer_from_json
     from tndiag.bench.impls import implementations, make_inputs
-    from tndiag.bench.paper_runtime import unfolded_bytes
+    from tndiag.bench.paper_runtime import clock_function, unfolded_bytes
     from tndiag.bench.timing import loadavg, peak_extra_bytes, time_interleaved
     from tndiag.bench.variants import Variants, check_against_pt
 
@@ -183,7 +198,9 @@ def run_kfac_case(batch: int, rounds: int, device: str = "cpu", einconv: bool = 
     check_against_pt(variants)
     result: Dict = {"batch": batch, "input_bytes": t["X"].numel() * 4, "errors": variants.errors,
                     "unfolded_bytes": unfolded_bytes(layer), "load_before": loadavg()}
-    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1)
+    result["clock"] = clock
+    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1,
+                                      clock=clock_function(clock, device))
     result["load_after"] = loadavg()
     result["memory"] = ({n: peak_extra_bytes(f, device) for n, f in variants.impls.items()}
                         if memory else {})
@@ -211,10 +228,11 @@ def _cmd_kfac(args: argparse.Namespace) -> int:
     case = dict(KFAC_CASE, batch=args.batch)
     shape = [case["batch"], case["c_in"], *case["input"]]
     print(_header("tndiag paper kfac-reduce", args, [
-        f"- input {shape}, K=5, S=2, P=1, D=1, G=1; rounds: {rounds}, device: {args.device}"]),
+        f"- input {shape}, K=5, S=2, P=1, D=1, G=1; rounds: {rounds}, device: {args.device}, "
+        f"clock: {args.clock}"]),
         flush=True)
     result = run_kfac_case(args.batch, rounds, args.device, not args.no_einconv,
-                           not args.no_memory)
+                           not args.no_memory, args.clock)
     print("\n" + _kfac_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 
@@ -23,7 +24,7 @@ from tndiag.bench.variants import build_variants, check_against_pt
 from tndiag.errors import InvalidArgumentError
 
 __all__ = ["CATEGORIES", "default_paper_layers", "load_layers", "select_layers", "measure",
-           "interleave", "run_runtime", "unfolded_bytes"]
+           "interleave", "run_runtime", "unfolded_bytes", "clock_function"]
 
 CATEGORIES = ("general", "mixed", "dense", "down-sampling")
 
@@ -78,6 +79,20 @@ def select_layers(rows: Sequence[dict], nets: Sequence[str] | None = None,
     return picked
 
 
+def clock_function(clock: str, device: str = "cpu") -> Callable[[], float]:
+    """The timer of a ``--clock`` choice: ``wall`` or ``cpu`` (CPU time; not for CUDA).
+
+    >>> clock_function("cpu") is time.process_time
+    True
+    """
+    if clock == "wall":
+        return time.perf_counter
+    if clock == "cpu" and not device.startswith("cuda"):
+        return time.process_time
+    raise InvalidArgumentError(f"--clock must be 'wall' or 'cpu' (CPU devices only), got "
+                               f"{clock!r} on {device!r}")
+
+
 def unfolded_bytes(layer: Layer, element_size: int = 4) -> int:
     """Bytes of the layer's unfolded input ``[N, C·∏K, ∏O]`` (what the standard builds)."""
     from tndiag.bench.diagrams import forward
@@ -88,8 +103,12 @@ def unfolded_bytes(layer: Layer, element_size: int = 4) -> int:
 
 
 def measure(op: str, row: dict, batch: int | None, rounds: int, dtype: torch.dtype,
-            device: str = "cpu", budget_bytes: int = 2 << 30, memory: bool = True) -> Dict:
-    """Check, time and measure every variant of ``op`` on one layer; one result row."""
+            device: str = "cpu", budget_bytes: int = 2 << 30, memory: bool = True,
+            clock: str = "wall") -> Dict:
+    """Check, time and measure every variant of ``op`` on one layer; one result row.
+
+    ``clock`` is ``wall`` (elapsed time) or ``cpu`` (CPU time of this process, CPU only).
+    """
     layer = layer_from_json(row, batch)
     tensors = make_inputs(layer, device, dtype)
     variants = build_variants(op, layer, tensors, budget_bytes)
@@ -99,7 +118,9 @@ def measure(op: str, row: dict, batch: int | None, rounds: int, dtype: torch.dty
                     "unfolded_bytes": unfolded_bytes(layer, tensors["X"].element_size()),
                     "max_error": max_error, "skipped": variants.skipped,
                     "errors": variants.errors, "load_before": loadavg()}
-    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1)
+    result["clock"] = clock
+    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1,
+                                      clock=clock_function(clock, device))
     result["load_after"] = loadavg()
     result["memory"] = ({n: peak_extra_bytes(f, device) for n, f in variants.impls.items()}
                         if memory else {})
@@ -126,7 +147,8 @@ def interleave(rows: Sequence[dict]) -> List[dict]:
 def run_runtime(rows: Sequence[dict], ops: Sequence[str], *, batch: int | None, rounds: int,
                 dtype: torch.dtype, device: str = "cpu", budget_bytes: int = 2 << 30,
                 memory: bool = True, json_path: Path | None = None,
-                show_progress: bool = True, by_layer: bool = False) -> List[Dict]:
+                show_progress: bool = True, by_layer: bool = False,
+                clock: str = "wall") -> List[Dict]:
     """Measure every (op, layer); rewrite ``json_path`` after each row (partial runs survive).
 
     ``by_layer`` runs every op of one layer before the next layer (in :func:`interleave`
@@ -138,7 +160,8 @@ def run_runtime(rows: Sequence[dict], ops: Sequence[str], *, batch: int | None, 
         jobs = [(op, row) for op in ops for row in rows]
     results: List[Dict] = []
     for op, row in progress(jobs, total=len(jobs), enabled=show_progress, desc="paper"):
-        results.append(measure(op, row, batch, rounds, dtype, device, budget_bytes, memory))
+        results.append(measure(op, row, batch, rounds, dtype, device, budget_bytes, memory,
+                               clock))
         if json_path is not None:
             json_path.write_text(json.dumps(results, indent=1))
     return results

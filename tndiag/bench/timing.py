@@ -29,17 +29,22 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _inner_calls(fn: Callable, device: str, target: float = 2e-3) -> int:
-    start = time.perf_counter()
+def _inner_calls(fn: Callable, device: str, target: float = 2e-3,
+                 clock: Callable[[], float] = time.perf_counter) -> int:
+    start = clock()
     fn()
     _sync(device)
-    once = time.perf_counter() - start
+    once = clock() - start
     return max(1, min(1000, int(target / max(once, 1e-7))))
 
 
 def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu",
-                     warmup: int = 2) -> Dict[str, float]:
+                     warmup: int = 2,
+                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
     """Median seconds per call of each implementation, timed round-robin.
+
+    ``clock`` is wall time by default; ``time.process_time`` (CPU seconds of this process,
+    all threads) is steadier on a machine that other jobs keep busy.
 
     >>> t = time_interleaved({"a": lambda: sum(range(10)), "b": lambda: None}, rounds=3)
     >>> sorted(t) == ["a", "b"] and all(v > 0 for v in t.values())
@@ -50,7 +55,7 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
         for _ in range(warmup):
             impls[name]()
     _sync(device)
-    inner = {n: _inner_calls(impls[n], device) for n in names}
+    inner = {n: _inner_calls(impls[n], device, clock=clock) for n in names}
     samples: Dict[str, List[float]] = {n: [] for n in names}
     # Every ordering in turn, so each implementation follows each other one equally often,
     # and one untimed call first: a sample never pays for the caches and freed memory the
@@ -62,11 +67,11 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
             fn = impls[name]
             fn()
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(inner[name]):
                 fn()
             _sync(device)
-            samples[name].append((time.perf_counter() - start) / inner[name])
+            samples[name].append((clock() - start) / inner[name])
     return {n: statistics.median(s) for n, s in samples.items()}
 
 
