@@ -106,6 +106,9 @@ def _header(title: str, args: argparse.Namespace, extra: Sequence[str] = ()) -> 
     lines = [f"## {title}", "", f"- command: tndiag paper {' '.join(args.argv)}", *extra]
     lines += [f"- {k}: {v}" for k, v in machine_info(args.device).items()]
     banner = load_banner()
+    if banner and getattr(args, "clock", "wall") == "cpu":
+        banner += ("\n(--clock cpu: each call's CPU time is measured, which the load disturbs "
+                   "far less than elapsed time)")
     return "\n".join(lines) + ("\n\n" + banner if banner else "")
 
 
