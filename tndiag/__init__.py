@@ -30,9 +30,8 @@ from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
 from tndiag.passes.simplify import simplify
 from tndiag.passes.canonicalize import canonicalize
+from tndiag._version import __version__
 from tndiag.passes.differentiate import differentiate, jvp, vjp
-
-__version__ = "0.1.0"
 
 # Names resolved on first use, so that importing tndiag does not import torch, lark or graphviz.
 _LAZY = {
@@ -50,7 +49,7 @@ __all__ = [
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
     "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
-__all__ += ["canonicalize", "differentiate", "jvp", "vjp"]
+__all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
+from tndiag._version import __version__
 from tndiag.errors import DiagramSyntaxError, InvalidArgumentError, TndiagError
 
 __all__ = ["main", "build_parser"]
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[_common(False)],
         description="Tensor-network diagrams for convolutions: draw, compile, derive, export.")
-    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common(argparse.SUPPRESS)
     _add_render(sub, common)
