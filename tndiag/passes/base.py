@@ -199,6 +199,7 @@ SIZE = SizeOption
 
 def _check_size(pass_name: str, key: str, value: Any) -> Any:
     """A positive int or a capitalised symbol name; else a :class:`PassError` naming ``key``."""
+    given = value
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
@@ -208,7 +209,7 @@ def _check_size(pass_name: str, key: str, value: Any) -> Any:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         return value  # sympy expressions and other sizes: the pass checks them
     raise PassError(f"option {key!r} of pass {pass_name!r} expects a positive integer or a "
-                    f"size symbol starting with a capital letter (e.g. G), got {value!r}")
+                    f"size symbol starting with a capital letter (e.g. G), got {given!r}")
 
 
 def _convert(pass_name: str, key: str, value: str, kind: type) -> Any:
@@ -353,6 +354,14 @@ class PipelineResult:
         return "\n".join(str(t) for t in self.traces)
 
 
+def _in_pass(err: TndiagError, k: int, name: str) -> TndiagError:
+    """The same kind of error, its message prefixed with ``pass k (name): ``."""
+    try:
+        return type(err)(f"pass {k} ({name}): {err}")
+    except TypeError:  # an error class with a different constructor
+        return PassError(f"pass {k} ({name}): {err}")
+
+
 def run_pipeline(diagram: Diagram, pipeline: str | List[Tuple[str, Mapping[str, Any]]]
                  ) -> PipelineResult:
     """Run passes in order, checking ``verify()`` after each and naming the pass that broke it.
@@ -365,13 +374,16 @@ def run_pipeline(diagram: Diagram, pipeline: str | List[Tuple[str, Mapping[str, 
     steps = parse_pipeline(pipeline) if isinstance(pipeline, str) else list(pipeline)
     verify(diagram)
     traces = []
-    for name, opts in steps:
+    for k, (name, opts) in enumerate(steps, start=1):
         if name not in PASSES:
             raise UnknownNameError(f"unknown pass {name!r}; expected one of {sorted(PASSES)}")
-        diagram, trace = PASSES[name].traced(diagram, **dict(opts))
+        try:
+            diagram, trace = PASSES[name].traced(diagram, **dict(opts))
+        except TndiagError as err:
+            raise _in_pass(err, k, name) from err
         try:
             verify(diagram)
         except TndiagError as err:
-            raise PassError(f"pass {name!r} broke an invariant: {err}") from err
+            raise PassError(f"pass {k} ({name}) broke an invariant: {err}") from err
         traces.append(trace)
     return PipelineResult(diagram, tuple(traces))
