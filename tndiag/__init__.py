@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from tndiag import ir, ops, passes
@@ -50,6 +51,19 @@ __all__ = [
     "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
 __all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp"]
+
+
+def _register_jupyter() -> None:
+    """In IPython/Jupyter, show diagrams, pipeline results and programs as pictures."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        from tndiag.render.jupyter import register
+
+        register(shell)
+
+
+_register_jupyter()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """``to_svg``: the SVG parses as XML and shows the expected nodes, labels and glyphs."""
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -58,10 +59,51 @@ def test_delta_is_drawn_without_text():
     assert node.find(".//svg:ellipse", NS).get("fill") == "black"
 
 
-def test_repr_svg_for_jupyter():
-    graph = ops.conv((1, 2, 5), (3, 2, 3))
-    assert parse(graph._repr_svg_())[0] >= {"X", "W", "P1"}
-    assert "s1/B" in parse(ops.conv(ndim=1, bias=True)._repr_svg_())[0]
+def _shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from tndiag.render.jupyter import register
+
+    shell = InteractiveShell.instance()
+    register(shell)
+    return shell
+
+
+def test_jupyter_shows_diagrams_results_and_programs():
+    import tndiag
+
+    shell = _shell()
+    data, _ = shell.display_formatter.format(ops.conv((1, 2, 5), (3, 2, 3)))
+    assert parse(data["image/svg+xml"])[0] >= {"X", "W", "P1"}
+    assert data["text/plain"].startswith("Graph: result [n, co, o1]")
+    data, _ = shell.display_formatter.format(ops.conv(ndim=1, bias=True))
+    assert "s1/B" in parse(data["image/svg+xml"])[0]
+    data, _ = shell.display_formatter.format(run_pipeline(ops.conv(ndim=1), "vjp{wrt=W}"))
+    assert {"f0/W", "f1/V"} <= parse(data["image/svg+xml"])[0]
+    program = tndiag.compile(ops.conv((1, 2, 5), (3, 2, 3)))
+    data, _ = shell.display_formatter.format(program)
+    assert data["text/html"].startswith("<pre>equation:") and "-&gt;" in data["text/html"]
+
+
+def test_jupyter_without_dot_warns_once_and_shows_text(monkeypatch):
+    import tndiag.render.jupyter as jupyter
+
+    shell = _shell()
+    monkeypatch.setattr("tndiag.render.svg.shutil.which", lambda name: None)
+    monkeypatch.setattr(jupyter, "_warned", False)
+    with pytest.warns(RuntimeWarning, match="cannot draw diagrams here") as seen:
+        first, _ = shell.display_formatter.format(ops.conv(ndim=1))
+        second, _ = shell.display_formatter.format(ops.conv(ndim=2))
+    assert len(seen) == 1
+    assert "image/svg+xml" not in first and first["text/plain"].startswith("Graph:")
+    assert "image/svg+xml" not in second
+
+
+def test_ir_does_not_import_the_renderer():
+    import tndiag.ir.graph as graph
+
+    assert "render" not in Path(graph.__file__).read_text().replace("docs/rendering", "")
+    assert not hasattr(graph.Graph, "_repr_svg_") and not hasattr(graph.Sum, "_repr_svg_")
 
 
 def test_trace_strip_is_one_row_of_frames():
