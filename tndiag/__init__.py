@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from tndiag import ir, ops, passes
+from tndiag._version import __version__
 from tndiag.codegen import compile
 from tndiag.errors import (
     CompileError,
@@ -29,10 +30,9 @@ from tndiag.errors import (
 )
 from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
-from tndiag.passes.simplify import simplify
 from tndiag.passes.canonicalize import canonicalize
-from tndiag._version import __version__
 from tndiag.passes.differentiate import differentiate, jvp, vjp
+from tndiag.passes.simplify import simplify
 
 # Names resolved on first use, so that importing tndiag does not import torch, lark or graphviz.
 _LAZY = {

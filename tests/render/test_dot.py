@@ -59,7 +59,7 @@ def check_structure(graph: Graph, text: str, prefix: str = "", sizes: bool = Fal
     for ix in graph.indices().values():
         label = f"{ix.name}={ix.size}".replace(" ", "") if sizes else ix.name
         outs = [k for k, a in enumerate(graph.output) if ix in a]
-        expected = sorted([i for t, i in zip(graph.tensors, ids) if ix in t.indices]
+        expected = sorted([i for t, i in zip(graph.tensors, ids, strict=True) if ix in t.indices]
                           + [f"{prefix}out:a{k}" for k in outs])
         hub = f"{prefix}ix:{ix.name}"
         if len(expected) > 2:
