@@ -93,7 +93,8 @@ ORACLES = {
 
 
 def random_inputs(program):
-    return {name: torch.randn(shape) for name, shape in zip(program.inputs, program.input_shapes)}
+    pairs = zip(program.inputs, program.input_shapes, strict=True)
+    return {name: torch.randn(shape) for name, shape in pairs}
 
 
 def test_every_gallery_file_has_an_oracle():
