@@ -131,7 +131,8 @@ def _output_nodes(graph: Graph, prefix: str, opts: Options
     """
     if not graph.output:
         return [], {}
-    node, rows, where = f"{prefix}out", [], {}
+    node, rows = f"{prefix}out", []
+    where: Dict[str, Tuple[str, Dict[str, str]]] = {}
     for k, axis in enumerate(graph.output):
         text = " ".join(_leg_label(ix, opts) for ix in axis)
         text = text if len(axis) == 1 else f"({text})"
@@ -177,7 +178,7 @@ def graph_lines(graph: Graph, prefix: str = "", opts: Options = Options()) -> Li
     """DOT statements (nodes and edges) of one graph; node names start with ``prefix``."""
     ids = _node_ids(graph, prefix)
     lines = [] if graph.tensors else [f'{_quote(prefix + "unit")} [shape=plaintext, label="1"];']
-    shaded = []
+    shaded: List[str] = []
     for t, node in zip(graph.tensors, ids, strict=True):
         extra = node_attrs(t)
         if t.name in opts.highlight:

@@ -153,9 +153,9 @@ def _lark_error(text: str, exc) -> DiagramSyntaxError:
         expected = _expected(exc.accepts or exc.expected)
         message = f"unexpected {_describe(exc.token)}; expected {expected}"
     else:  # the end of the text: point just after its last character
-        expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None)
+        wanted = getattr(exc, "accepts", None) or getattr(exc, "expected", None)
         message = "unexpected end of the text" + (
-            f"; expected {_expected(expected)}" if expected else "")
+            f"; expected {_expected(wanted)}" if wanted else "")
         line = -1
     if line is None or line < 1:
         body = text.rstrip()
@@ -169,8 +169,9 @@ _OPTION_BEFORE = re.compile(r"\b(stride|padding|dilation|O)\s*=\s*\(?\s*(?:[0-9]
 
 def _explain(text: str, exc, accepts: set) -> Optional[Tuple[str, int, int]]:
     """A clearer message (and position) for a few common mistakes, or None."""
-    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-    if line is None or line < 1:
+    line: int = getattr(exc, "line", None) or -1
+    column: int = getattr(exc, "column", None) or 1
+    if line < 1:
         line, column = text.count("\n") + 1, len(text.rsplit("\n", 1)[-1]) + 1
     offset = _offset(text, line, column)
     opened = _unclosed(text, offset)
@@ -184,8 +185,9 @@ def _explain(text: str, exc, accepts: set) -> Optional[Tuple[str, int, int]]:
     prefix = text.split("\n")[line - 1][:column - 1]
     m = _OPTION_BEFORE.search(prefix)
     rest = text[offset:].split("\n", 1)[0]
-    if m and re.match(r"\.[0-9]|[eE]", rest):
-        value = m.group(2) + re.match(r"[.0-9eE+-]*", rest).group(0)
+    number = re.match(r"[.0-9eE+-]*", rest)
+    if m and number and re.match(r"\.[0-9]|[eE]", rest):
+        value = m.group(2) + number.group(0)
         return f"{m.group(1)} must be an integer, got {value}", line, column - len(m.group(2))
     head = re.match(r"\s*([^\W\d]\w*)\s*=\s*$", prefix)
     if head and "PATTERN" in accepts:
