@@ -81,7 +81,7 @@ def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram
     allowed = _allowed(lowerings)
     verify(diagram)
     if isinstance(diagram, Sum):
-        return _sum_program(tuple(compile_graph(t, allowed, concrete=False)
+        return sum_of(tuple(compile_graph(t, allowed, concrete=False)
                                   for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed, concrete=False)
 
@@ -154,21 +154,25 @@ def clear_cache() -> None:
 def _compile_uncached(diagram: Diagram, allowed) -> AnyProgram:
     verify(diagram)
     if isinstance(diagram, Sum):
-        return _sum_program(tuple(compile_graph(t, allowed) for t in diagram.terms), allowed)
+        return sum_of(tuple(compile_graph(t, allowed) for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed)
 
 
-def _sum_program(terms: Tuple[Program, ...], allowed: Tuple[str, ...]) -> AnyProgram:
+def sum_of(terms: Tuple[AnyProgram, ...], allowed: Tuple[str, ...]) -> AnyProgram:
     """The terms' programs added; a bias fused into its kernel or a broadcast term viewed
-    (:mod:`tndiag.codegen.fuse`). Inputs keep the order of the terms."""
+    (:mod:`tndiag.codegen.fuse`) when every term is a plain :class:`Program` (memory-bounded
+    terms are added as they are). Inputs keep the order of the terms."""
     names: Dict[str, Tuple] = {}
     for t in terms:
         for n, s in zip(t.inputs, t.input_shapes):
             names.setdefault(n, s)
-    combined = combine_terms(terms, allowed)
+    plain = [t for t in terms if isinstance(t, Program)]
+    if len(plain) < len(terms):
+        return SumProgram(terms, tuple(names), tuple(names.values()))
+    combined = combine_terms(plain, allowed)
     if len(combined) == 1:
         return dataclasses.replace(combined[0], inputs=tuple(names),
-                                   input_shapes=tuple(names.values()), cache={})
+                                   input_shapes=tuple(names.values()))
     return SumProgram(tuple(combined), tuple(names), tuple(names.values()))
 
 

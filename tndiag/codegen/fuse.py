@@ -70,8 +70,7 @@ def broadcast_term(program: Program) -> Optional[Program]:
                 cost.prod(spec.shape), 0)
     return dataclasses.replace(program, operands=operands, path=(step.positions,),
                                steps=(step,), scale=1.0, flops=step.flops,
-                               largest_intermediate=0, peak_memory=0, parts=(program,),
-                               cache={})
+                               largest_intermediate=0, peak_memory=0, parts=(program,))
 
 
 def _single_kernel(program: Program):
@@ -119,7 +118,7 @@ def fuse_bias(conv: Program, bias: Program) -> Optional[Program]:
     return dataclasses.replace(conv, equation=equation, operands=operands,
                                inputs=tuple(names), input_shapes=tuple(names.values()),
                                path=(fused.positions,), steps=(fused,), flops=fused.flops,
-                               parts=(conv,) + bias.parts, cache={})
+                               parts=(conv,) + bias.parts)
 
 
 def combine_terms(terms: Sequence[Program], allowed: Sequence[str]) -> List[Program]:
@@ -179,5 +178,5 @@ def unfused(program: AnyProgram) -> AnyProgram:
     split = tuple(p for t in terms for p in (t.parts or (t,)))
     if len(split) == 1:
         return dataclasses.replace(split[0], inputs=program.inputs,
-                                   input_shapes=program.input_shapes, cache={})
+                                   input_shapes=program.input_shapes)
     return SumProgram(split, program.inputs, program.input_shapes)
