@@ -28,9 +28,9 @@ from tndiag.errors import (
 )
 from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
-from tndiag.passes.simplify import simplify
 from tndiag.passes.canonicalize import canonicalize
 from tndiag.passes.differentiate import differentiate, jvp, vjp
+from tndiag.passes.simplify import simplify
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,6 @@ _LAZY = {
     "nn": ("tndiag.nn", None),
     "to_dot": ("tndiag.render", "to_dot"),
     "to_svg": ("tndiag.render", "to_svg"),
-    "export": ("tndiag.codegen.export", "export"),
     "parse": ("tndiag.syntax", "parse"),
     "to_text": ("tndiag.syntax", "to_text"),
 }
@@ -48,9 +47,28 @@ _LAZY = {
 __all__ = [
     "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
-    "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
+    "compile", "export", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
 __all__ += ["canonicalize", "differentiate", "jvp", "vjp"]
+
+
+def export(diagram_or_program: Any, **options: Any) -> str:
+    """Standalone torch source of a diagram or compiled program, its docstring quoting the
+    diagram's text form (options as :func:`tndiag.codegen.export.export`).
+
+    >>> source = export(ops.conv((1, 2, 5), (3, 2, 3)))
+    >>> "Diagram (tndiag text form)::" in source and "pattern(" in source
+    True
+    """
+    from tndiag.codegen.export import export as export_source
+    from tndiag.syntax import to_text
+
+    diagram = options.get("diagram")
+    if diagram is None and isinstance(diagram_or_program, (Graph, Sum)):
+        sizes = options.get("sizes")
+        diagram = diagram_or_program.substitute(dict(sizes)) if sizes else diagram_or_program
+    text = to_text(diagram) if isinstance(diagram, (Graph, Sum)) else None
+    return export_source(diagram_or_program, **options, text=text)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,10 +7,10 @@ on the drawn diagram and on its simplified form (where the structured lowerings 
 import pytest
 import torch
 from hypothesis import given
-
-import tndiag
 from oracle_settings import oracle_settings
 from random_diagrams import dense_value, diagrams, random_inputs
+
+import tndiag
 from tndiag.codegen.lowering import STRUCTURED
 
 SUBSETS = [None, ()] + [(name,) for name in STRUCTURED]

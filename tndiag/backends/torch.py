@@ -43,7 +43,7 @@ def dense_reduced(I: int, O: int, K: int, stride: int, pad_left: int, dilation: 
 
 
 def _pattern(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    p = op.tensor.params
     I, O, K = op.shape
     return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
 

@@ -76,9 +76,9 @@ def bounded(diagram: Diagram, allowed: Tuple[str, ...], memory_limit: int) -> An
     """The program of ``diagram`` whose peak stays under ``memory_limit`` bytes when it can.
 
     >>> from tndiag import ops
-    >>> p = bounded(ops.conv((16, 3, 10), (4, 3, 3)), ("native",), 1000)
-    >>> p.leg, [c.stop for c in p.plan_for(4).chunks][:3]
-    ('n', [2, 4, 6])
+    >>> p = bounded(ops.conv((16, 3, 10), (4, 3, 3)), (), 4000)  # the dense route
+    >>> p.leg, [c.stop for c in p.plan_for(4).chunks], p.plan_for(4).peak_bytes
+    ('n', [3, 6, 9, 12, 15, 16], 3872)
     """
     if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 1:
         raise InvalidArgumentError(f"memory_limit must be a positive number of bytes, got "

@@ -17,6 +17,7 @@ from tndiag.codegen.planner import Planner
 from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
+from tndiag.ir.canonical import canonical_form
 
 __all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache"]
 
@@ -104,14 +105,13 @@ def _cached(diagram: Diagram, allowed: Tuple[str, ...]) -> AnyProgram:
         _STATS["hits"] += 1
         return found
     canon = _canonical_key(diagram, allowed)
-    found = _BY_CANONICAL.get(canon) if canon is not None else None
+    found = _BY_CANONICAL.get(canon)
     if found is not None and found.inputs == _inputs_of(diagram):
         _STATS["canonical_hits"] += 1
     else:
         _STATS["misses"] += 1
         found = _compile_uncached(diagram, allowed)
-        if canon is not None:
-            _BY_CANONICAL[canon] = found
+        _BY_CANONICAL[canon] = found
     _BY_DIAGRAM[key] = found
     return found
 
@@ -122,15 +122,8 @@ def _inputs_of(diagram: Diagram) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _canonical_key(diagram: Diagram, allowed):
-    try:
-        from tndiag.passes.canonicalize import canonicalize
-    except ImportError:  # pragma: no cover - the passes package ships with tndiag
-        return None
-    try:
-        return (canonicalize(diagram), allowed)
-    except Exception:  # a diagram the canonical form does not handle: graph key only
-        return None
+def _canonical_key(diagram: Diagram, allowed: Tuple[str, ...]) -> tuple:
+    return (canonical_form(diagram), allowed)
 
 
 def cache_info() -> Dict[str, int]:

@@ -220,15 +220,14 @@ def _term_functions(program: SumProgram, args: Mapping[str, str],
     return lines
 
 
-def _text_form(diagram: Diagram | None) -> str:
-    """The diagram's text form (``tndiag.to_text``), or its repr when the syntax is missing."""
+def _text_form(diagram: Diagram | None, text: str | None) -> str:
+    """The diagram's text form when given (``tndiag.export`` passes ``tndiag.to_text``'s),
+    else its repr."""
+    if text is not None:
+        return text
     if diagram is None:
         return "(not available: exported from a compiled program)"
-    try:
-        from tndiag.syntax import to_text
-    except ImportError:
-        return repr(diagram)
-    return to_text(diagram)
+    return repr(diagram)
 
 
 def _summary(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
@@ -249,8 +248,8 @@ def _terms(program: AnyProgram) -> Tuple[Program, ...]:
 
 
 def _module_doc(program: AnyProgram, diagram: Diagram | None, call: str,
-                plans: Sequence[TermPlan]) -> List[str]:
-    text = _text_form(diagram).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+                plans: Sequence[TermPlan], text_form: str | None) -> List[str]:
+    text = _text_form(diagram, text_form).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     return (['"""Tensor-network program exported by tndiag; needs only torch.', "",
               "Diagram (tndiag text form)::", ""]
             + ["    " + ln if ln else "" for ln in text.splitlines()]
@@ -282,8 +281,10 @@ def _as_program(obj: Diagram | AnyProgram, sizes) -> Tuple[AnyProgram, Diagram |
 
 def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int] | None = None,
            name: str = "forward", diagram: Diagram | None = None,
-           lowering: str = "window") -> str:
+           lowering: str = "window", text: str | None = None) -> str:
     """Python source of a standalone module evaluating the diagram with torch alone.
+
+    :func:`tndiag.export` is this function with ``text`` set to the diagram's text form.
 
     Args:
         diagram_or_program: a Graph or Sum (compiled here) or a compiled Program/SumProgram.
@@ -293,6 +294,7 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         lowering: ``"window"`` (an index pattern on the ``i`` leg of a single tensor becomes
             a padded strided view of it; the rest are dense) or ``"dense"`` (every pattern a
             dense 0/1 tensor, the compiled program's steps).
+        text: the diagram's text form for the module docstring (default: its repr).
 
     Returns:
         The module's source text; its function ``name`` takes the inputs in program order.
@@ -320,8 +322,9 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     main = _main_function(program, name, args, plans)
     terms = _term_functions(program, args, plans) if isinstance(program, SumProgram) else []
     call = f"{name}({', '.join(args[n] for n in program.inputs)})"
-    lines = [*_module_doc(program, graph, call, plans), "", "from __future__ import annotations",
-             "", *(["import functools"] if helpers - {"window"} else []),
+    lines = [*_module_doc(program, graph, call, plans, text), "",
+             "from __future__ import annotations", "",
+             *(["import functools"] if helpers - {"window"} else []),
              "from typing import Dict, Tuple", "", "import torch", "",
              f'__all__ = ["{name}", "EQUATIONS", "PATHS", "INPUT_SHAPES", "OUTPUT_SHAPE"]', "",
              *_constants_block(program, plans)]

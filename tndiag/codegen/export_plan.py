@@ -137,8 +137,10 @@ def plan_term(program: Program, expr_of: Callable[[Operand], Tuple[str, str]],
     >>> from tndiag import compile, ops
     >>> program = compile(ops.conv((1, 2, 6), (3, 2, 3)), lowerings=())
     >>> plan = plan_term(program, lambda op: ("", op.name), "window")
-    >>> plan.windows, plan.steps, plan.setup[-1]
-    (['P1'], [((0, 1), 'abde,fbe->afd')], '_w0 = window(_x0, 2, 3, 1, 0, 0, 1)  # abde: X through P1')
+    >>> plan.windows, plan.steps
+    (['P1'], [((0, 1), 'abde,fbe->afd')])
+    >>> plan.setup[-1]
+    '_w0 = window(_x0, 2, 3, 1, 0, 0, 1)  # abde: X through P1'
     """
     if lowering not in LOWERING_MODES:
         raise InvalidArgumentError(f"lowering must be one of {list(LOWERING_MODES)}, "

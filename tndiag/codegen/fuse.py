@@ -3,10 +3,12 @@
 Recognised by structure (letters, lowerings and positions of the output legs; never by
 tensor names), after each term of a :class:`~tndiag.ir.Sum` has been compiled on its own:
 
-| name        | applies when                                          | becomes |
-|-------------|-------------------------------------------------------|---------|
-| ``broadcast`` | a term is one variable times constant fills on the output legs the variable lacks | the variable reshaped and ``expand``-ed to the output (a view), added in place |
-| ``bias``    | one term is a single native ``conv`` / ``transpose`` step and a broadcast term's variable sits exactly on that kernel's output-channel legs (groups included) | the variable handed to the kernel as its ``bias`` (one call, no broadcast tensor) |
+- ``broadcast``: a term is one variable times constant fills on the output legs the
+  variable lacks → the variable reshaped and ``expand``-ed to the output (a view), added in
+  place.
+- ``bias``: one term is a single native ``conv`` / ``transpose`` step and a broadcast term's
+  variable sits exactly on that kernel's output-channel legs (groups included) → the
+  variable handed to the kernel as its ``bias`` (one call, no broadcast tensor).
 """
 
 from __future__ import annotations

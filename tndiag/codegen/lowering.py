@@ -3,32 +3,39 @@
 The codegen asks :data:`LOWERINGS` what to do with a tensor; the backend has a matching
 table that turns each lowering into a runtime tensor.
 
-| kind       | lowering           | runtime operand |
-|------------|--------------------|-----------------|
-| variable   | ``input``          | the user's tensor, reshaped to its flat legs |
-| pattern    | ``dense-pattern``  | 0/1 tensor ``[I, O, K]`` (the fallback) |
-| reduced    | ``reduced-matrix`` | counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π |
-| delta      | ``merge`` or ``dense-delta`` | none: legs renamed to one letter; dense only when two legs are open |
-| constant   | ``scale`` or ``fill`` | a scalar factor; or a filled tensor when it has legs |
+- variable → ``input``: the user's tensor, reshaped to its flat legs.
+- pattern → ``dense-pattern``: the 0/1 tensor ``[I, O, K]`` (the fallback).
+- reduced → ``reduced-matrix``: counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π.
+- delta → ``merge`` (legs renamed to one letter, no tensor) or ``dense-delta`` (only when two
+  of its legs are open).
+- constant → ``scale`` (a scalar factor) or ``fill`` (a filled tensor when it has legs).
 
 Then, by structure of the letters (which legs of which operands a pattern joins, never by
 tensor names), the compiler replaces parts of the network with structured steps, cheapest
 first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices each):
 
-| name       | applies when                                          | becomes |
-|------------|-------------------------------------------------------|---------|
-| ``fold-constant`` | a constant's legs all lie on other operands     | a scalar factor |
-| ``reshape`` | a dense pattern (S = K, no padding, I = O·K) has its i leg open only | the output leg i is (o, k) fused: no Π, no kernel |
-| ``native`` | A, B and patterns form a conv / transposed conv / conv-weight-gradient (:mod:`~tndiag.codegen.native`) | one torch kernel call |
-| ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
-| ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
-| ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
-| ``scatter`` | a pattern's ``o`` and ``k`` legs are on one other operand alone and its ``i`` leg is open (col2im, fold) | per tap, the operand's slice added into a strided slice of a zero output |
-| ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
-| ``broadcast`` | a sum's term is a variable times constant fills  | an ``expand`` view added in place (:mod:`~tndiag.codegen.fuse`) |
-| ``bias``   | a sum is a native conv term plus a broadcast term on its output channels | the kernel's ``bias`` argument |
+- ``fold-constant``: a constant's legs all lie on other operands → a scalar factor.
+- ``reshape``: a dense pattern (S = K, no padding, I = O·K) has its i leg open only → the
+  output leg i is (o, k) fused: no Π, no kernel.
+- ``native``: A, B and patterns form a conv / transposed conv / conv weight gradient
+  (:mod:`~tndiag.codegen.native`) → one torch kernel call.
+- ``reduced``: a pattern's ``o`` leg is on no other operand nor the output → ``Σ_o Π`` as an
+  ``[I, K]`` matrix.
+- ``window-sum``: a summed pattern's ``i`` leg is on exactly one other operand → K window
+  sums along that axis (one pass; total minus borders at stride 1).
+- ``view``: a pattern's ``i`` leg is on exactly one other operand → zero-pad and
+  ``Tensor.unfold`` view (``slice`` when K = 1).
+- ``scatter``: a pattern's ``o`` and ``k`` legs are on one other operand alone and its ``i``
+  leg is open (col2im, fold) → per tap, the operand's slice added into a strided slice of a
+  zero output.
+- ``gram``: a pairwise step multiplies a tensor with itself → one reshape and ``M Mᵀ``.
+- ``broadcast``: a sum's term is a variable times constant fills → an ``expand`` view added
+  in place (:mod:`~tndiag.codegen.fuse`).
+- ``bias``: a sum is a native conv term plus a broadcast term on its output channels → the
+  kernel's ``bias`` argument.
 
-Anything else keeps the dense Π and plain einsum steps.
+A pattern whose subscripts repeat a letter (a δ joining two of its legs) gets no structured
+lowering. Anything else keeps the dense Π and plain einsum steps.
 """
 
 from __future__ import annotations

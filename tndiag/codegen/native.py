@@ -96,8 +96,9 @@ def _role_of(p: str, holders: Dict[str, List[int]], pi: int) -> Optional[Tuple[s
     return None
 
 
-def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str, sizes: Dict[str, object],
-                 params: Dict[int, tuple], max_ndim: int = 3) -> List[Tuple[Tuple[int, ...], NativeConv]]:
+def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str,
+                 sizes: Dict[str, object], params: Dict[int, tuple],
+                 max_ndim: int = 3) -> List[Tuple[Tuple[int, ...], NativeConv]]:
     """Find native convolutions among operands.
 
     Args:

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
-from tndiag.codegen.lowering import (exclusive_holder, gram_spec, reduced_patterns,
-                                     scatter_holder, scatter_spec, view_spec, window_spec)
+from tndiag.codegen.lowering import (
+    exclusive_holder,
+    gram_spec,
+    reduced_patterns,
+    scatter_holder,
+    scatter_spec,
+    view_spec,
+    window_spec,
+)
 from tndiag.codegen.native import match_native
 from tndiag.codegen.program import Operand, Step
 
@@ -140,7 +147,8 @@ class Planner:
         for n in reversed(range(len(self.ops))):
             op = self.ops[n]
             others = "".join(o.letters for m, o in enumerate(self.ops) if m != n)
-            if op.lowering == "fill" and len(self.ops) > 1 and all(ch in others for ch in op.letters):
+            if op.lowering == "fill" and len(self.ops) > 1 and all(ch in others
+                                                                    for ch in op.letters):
                 self.scale *= float(op.tensor.value)
                 del self.ops[n]
         self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
