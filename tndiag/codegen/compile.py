@@ -50,7 +50,8 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
 
     Raises:
         CompileError: when sizes remain symbolic.
-        InvalidArgumentError: for an unknown lowering name or a non-positive memory limit.
+        InvalidArgumentError: for a non-diagram, a size that is not a non-negative int
+            (named), an unknown lowering name or a non-positive memory limit.
 
     >>> from tndiag.ops import conv
     >>> prog = compile(conv((2, 3, 8), (4, 3, 3)))
@@ -59,8 +60,10 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
     >>> compile(conv((2, 3, 8), (4, 3, 3)), lowerings=()).equation
     'abc,cde,fbe->afd'
     """
-    if sizes:
-        diagram = diagram.substitute(dict(sizes))
+    _check_diagram(diagram, "compile")
+    values = _checked_sizes(sizes) if sizes is not None else None
+    if values:
+        diagram = diagram.substitute(values)
     allowed = _allowed(lowerings)
     if memory_limit is not None:
         from tndiag.codegen.bounded import bounded
@@ -79,12 +82,36 @@ def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram
     >>> [step.label for step in p.steps]
     ['conv1d']
     """
+    _check_diagram(diagram, "plan")
     allowed = _allowed(lowerings)
     verify(diagram)
     if isinstance(diagram, Sum):
         return sum_of(tuple(compile_graph(t, allowed, concrete=False)
                                   for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed, concrete=False)
+
+
+def _check_diagram(diagram: object, what: str) -> None:
+    if not isinstance(diagram, (Graph, Sum)):
+        raise InvalidArgumentError(f"{what} expects a diagram (a Graph or Sum), got "
+                                   f"{type(diagram).__name__}")
+
+
+def _checked_sizes(sizes: object) -> Dict[str, int]:
+    """``sizes`` as a dict of symbol name -> non-negative int; the culprit named otherwise."""
+    if not isinstance(sizes, Mapping):
+        raise InvalidArgumentError(f"sizes must be a mapping of symbol names to ints, got "
+                                   f"{type(sizes).__name__}")
+    checked = {}
+    for name, value in sizes.items():
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"sizes: the key {name!r} is not a symbol name")
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise InvalidArgumentError(f"sizes[{name!r}] must be an int, got {value!r}")
+        if value.__index__() < 0:
+            raise InvalidArgumentError(f"sizes[{name!r}] must not be negative, got {value!r}")
+        checked[name] = value.__index__()
+    return checked
 
 
 def _allowed(lowerings) -> Tuple[str, ...]:
