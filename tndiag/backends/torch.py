@@ -43,7 +43,7 @@ def dense_reduced(I: int, O: int, K: int, stride: int, pad_left: int, dilation: 
 
 
 def _pattern(op: Operand, device, dtype) -> torch.Tensor:
-    p = op.tensor.params
+    p = op.tensor.pattern_params
     I, O, K = op.shape
     return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
 
@@ -54,13 +54,13 @@ def _out_size(t) -> int:
 
 
 def _reduced(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    t, p = op.tensor, op.tensor.pattern_params
     I, K = op.shape
     return dense_reduced(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
 
 
 def _reduced_matrix(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    t, p = op.tensor, op.tensor.pattern_params
     I, K = op.shape
     return reduced_matrix(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
 
@@ -74,7 +74,7 @@ def _delta(op: Operand, device, dtype) -> torch.Tensor:
 
 
 def _fill(op: Operand, device, dtype) -> torch.Tensor:
-    return torch.full(op.shape, float(op.tensor.value), device=device, dtype=dtype)
+    return torch.full(op.shape, op.tensor.fill_value, device=device, dtype=dtype)
 
 
 #: Lowering name -> builder of the runtime operand (``input`` is handled by ``run``).

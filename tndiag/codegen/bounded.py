@@ -16,7 +16,7 @@ unsliced program's, the unsliced program runs. When no plan meets the limit, a
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from tndiag.codegen.cost import prod
 from tndiag.codegen.program import AnyProgram, Chunk, ChunkPlan, Program, SlicedProgram
@@ -46,7 +46,7 @@ def _leading_axis(axes, leg: str):
     return None
 
 
-def slice_candidates(graph: Graph) -> List[Tuple[str, Tuple[Optional[int], ...], object]]:
+def slice_candidates(graph: Graph) -> List[Tuple[str, Tuple[Optional[int], ...], Optional[int]]]:
     """Legs that may be sliced: ``(name, axis per input, output axis or None)``.
 
     >>> from tndiag import ops
@@ -92,19 +92,19 @@ def bounded(diagram: Diagram, allowed: Tuple[str, ...], memory_limit: int) -> An
     return _bounded_graph(diagram, allowed, memory_limit)
 
 
-def _bounded_graph(graph: Graph, allowed: Tuple[str, ...], limit: int) -> AnyProgram:
-    from tndiag.codegen.compile import _cached, _require_concrete
+def _bounded_graph(graph: Graph, allowed: Tuple[str, ...],
+                   limit: int) -> Union[Program, SlicedProgram]:
+    from tndiag.codegen.compile import _require_concrete
 
     _require_concrete(graph)
-    whole = _cached(graph, allowed)
-    assert isinstance(whole, Program)
+    whole = _program(graph, allowed)
     candidates = slice_candidates(graph)
     if int(whole.peak_memory) * ITEMSIZES[-1] <= limit or not candidates:
         _warn_if_over(limit, int(whole.peak_memory) * 4, "no leg can be sliced"
                       if not candidates else "")
         return whole
     leg, axes, out_axis = min(candidates, key=lambda c: (
-        int(_cached(_with_size(graph, c[0], 1), allowed).peak_memory),
+        int(_program(_with_size(graph, c[0], 1), allowed).peak_memory),
         -int(graph.index(c[0]).size)))
     size = int(graph.index(leg).size)
     per = tuple(int(shape[a]) // size if a is not None else 1
@@ -121,13 +121,11 @@ def _plan(graph: Graph, leg: str, allowed, whole: Program, budget: int,
           itemsize: int) -> ChunkPlan:
     """The chunks for an element budget: the largest chunk that fits, else the smallest
     chunk when it still lowers the peak, else the unsliced program."""
-    from tndiag.codegen.compile import _cached
-
     total = int(graph.index(leg).size)
     result = int(prod(whole.output_shape))
 
     def peak(c: int) -> int:
-        return int(_cached(_with_size(graph, leg, c), allowed).peak_memory) + result
+        return int(_program(_with_size(graph, leg, c), allowed).peak_memory) + result
 
     full_peak = int(whole.peak_memory)
     if full_peak <= budget or total == 1 or peak(1) >= full_peak:
@@ -139,9 +137,18 @@ def _plan(graph: Graph, leg: str, allowed, whole: Program, budget: int,
     chunks = []
     for start in range(0, total, lo):
         stop = min(total, start + lo)
-        chunks.append(Chunk(start, stop, _cached(_with_size(graph, leg, stop - start),
-                                                 allowed)))
+        chunks.append(Chunk(start, stop, _program(_with_size(graph, leg, stop - start),
+                                                  allowed)))
     return ChunkPlan(itemsize, tuple(chunks), max(peak(c.stop - c.start) for c in chunks))
+
+
+def _program(graph: Graph, allowed: Tuple[str, ...]) -> Program:
+    """The (cached) program of one concrete graph."""
+    from tndiag.codegen.compile import _cached
+
+    program = _cached(graph, allowed)
+    assert isinstance(program, Program)
+    return program
 
 
 def _warn_if_over(limit: int, achieved: int, how: str) -> None:

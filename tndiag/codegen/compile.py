@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Dict, Iterable, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Sequence, Tuple, Union
 
 from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
 from tndiag.codegen.planner import Planner
-from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
+from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
 from tndiag.ir.canonical import canonical_form
@@ -178,7 +178,8 @@ def _compile_uncached(diagram: Diagram, allowed) -> AnyProgram:
     return compile_graph(diagram, allowed)
 
 
-def sum_of(terms: Tuple[AnyProgram, ...], allowed: Tuple[str, ...]) -> AnyProgram:
+def sum_of(terms: Tuple[Union[Program, SlicedProgram], ...],
+           allowed: Tuple[str, ...]) -> AnyProgram:
     """The terms' programs added; a bias fused into its kernel or a broadcast term viewed
     (:mod:`tndiag.codegen.fuse`) when every term is a plain :class:`Program` (memory-bounded
     terms are added as they are). Inputs keep the order of the terms."""

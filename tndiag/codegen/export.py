@@ -81,15 +81,16 @@ def _check(name: str, tensor: torch.Tensor, shape: Tuple[int, ...]) -> None:
 
 
 def _pattern_expr(op: Operand) -> Tuple[str, str]:
-    p = op.tensor.params
+    p = op.tensor.pattern_params
     I, O, K = op.shape
     args = f"{I}, {O}, {K}, {p.stride}, {p.pad_left}, {p.dilation}"
     return "index_pattern", f"index_pattern({args}, _device, _dtype)"
 
 
 def _reduced_expr(op: Operand) -> Tuple[str, str]:
-    p, t = op.tensor.params, op.tensor
+    p, t = op.tensor.pattern_params, op.tensor
     I, K = op.shape
+    assert t.out_size is not None  # verify() guarantees it for a reduced pattern
     args = f"{I}, {int(t.out_size)}, {K}, {p.stride}, {p.pad_left}, {p.dilation}"
     return "summed_pattern", f"summed_pattern({args}, _device, _dtype)"
 
@@ -177,7 +178,7 @@ def _signature(name: str, inputs: Sequence[str], args: Mapping[str, str]) -> str
 
 
 def _roles(program: AnyProgram) -> Dict[str, str]:
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
+    terms = _terms(program)
     return {op.name: op.tensor.role.value if op.tensor.role else "input"
             for t in terms for op in t.operands if op.lowering == "input"}
 
@@ -199,19 +200,19 @@ def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],
     body += _runtime_lines(program.inputs, args)
     if isinstance(program, SumProgram):
         calls = []
-        for k, term in enumerate(program.terms):
+        for k, term in enumerate(_terms(program)):
             call_args = ", ".join(["_device", "_dtype"] + [args[n] for n in term.inputs])
             calls.append(f"_term{k}({call_args})")
         body.append("return " + " + ".join(calls))
     else:
-        body += _term_body(program, plans[0])
+        body += _term_body(_terms(program)[0], plans[0])
     return [_signature(name, program.inputs, args), *doc, *("    " + ln for ln in body)]
 
 
 def _term_functions(program: SumProgram, args: Mapping[str, str],
                     plans: Sequence[TermPlan]) -> List[str]:
     lines: List[str] = []
-    for k, term in enumerate(program.terms):
+    for k, term in enumerate(_terms(program)):
         params = ", ".join(["_device", "_dtype"] + [f"{args[n]}: torch.Tensor"
                                                     for n in term.inputs])
         lines += ["", "", f"def _term{k}({params}) -> torch.Tensor:",
@@ -244,7 +245,12 @@ def _summary(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
 
 
 def _terms(program: AnyProgram) -> Tuple[Program, ...]:
-    return program.terms if isinstance(program, SumProgram) else (program,)
+    terms = program.terms if isinstance(program, SumProgram) else (program,)
+    plain = tuple(t for t in terms if isinstance(t, Program))
+    if len(plain) != len(terms):
+        raise InvalidArgumentError("a memory-bounded program cannot be exported; export the "
+                                   "diagram instead")
+    return plain
 
 
 def _module_doc(program: AnyProgram, diagram: Diagram | None, call: str,

@@ -71,21 +71,21 @@ def _holder(p: int, entries: Sequence[Optional[Entry]], out: str) -> Optional[in
     if len(holders) != 1:
         return None
     h = entries[holders[0]]
-    if h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or k in h.letters:
+    if h is None or h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or k in h.letters:
         return None
     return holders[0]
 
 
 def _windows(entries: List[Optional[Entry]], out: str, setup: List[str]) -> List[str]:
     """Replace every pattern that has a holder by a window of the holder; return their names."""
-    done = []
+    done: List[str] = []
     for p, e in enumerate(entries):
         if e is None or e.pattern is None:
             continue
         q = _holder(p, entries, out)
         if q is None:
             continue
-        h, params = entries[q], e.pattern.tensor.params
+        h, params = entries[q], e.pattern.tensor.pattern_params
         i, o, k = e.letters
         axis = h.letters.index(i)  # type: ignore[union-attr]
         letters = h.letters[:axis] + o + h.letters[axis + 1:] + k  # type: ignore[union-attr]

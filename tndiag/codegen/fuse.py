@@ -60,7 +60,7 @@ def broadcast_term(program: Program) -> Optional[Program]:
         return None
     factor = program.scale
     for n in fills:
-        factor *= float(ops[n].tensor.value)
+        factor *= ops[n].tensor.fill_value
     sizes = {ch: s for op in ops for ch, s in zip(op.letters, op.shape)}
     order = "".join(ch for ch in out if ch in x.letters)
     spec = BroadcastSpec(tuple(x.letters.index(ch) for ch in order),
@@ -177,7 +177,8 @@ def unfused(program: AnyProgram) -> AnyProgram:
     if not isinstance(program, (Program, SumProgram)) or not any(
             isinstance(t, Program) and t.parts for t in terms):
         return program
-    split = tuple(p for t in terms for p in (t.parts or (t,)))
+    split = tuple(p for t in terms for p in (
+        t.parts if isinstance(t, Program) and t.parts else (t,)))
     if len(split) == 1:
         return dataclasses.replace(split[0], inputs=program.inputs,
                                    input_shapes=program.input_shapes)

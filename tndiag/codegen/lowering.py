@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tndiag.ir import Kind, Tensor
+from tndiag.ir.sizes import Size
 
 __all__ = ["LOWERINGS", "STRUCTURED", "lowering_for", "ViewSpec", "GramSpec", "view_spec",
            "WindowSpec", "window_spec",
@@ -109,7 +110,7 @@ class ViewSpec:
     strides: Tuple[int, ...]
     pads: Tuple[Tuple[int, int], ...]
     dilations: Tuple[int, ...]
-    kernels: Tuple[object, ...]
+    kernels: Tuple[Size, ...]
 
     @property
     def label(self) -> str:
@@ -118,7 +119,7 @@ class ViewSpec:
 
 
 def view_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
-              kernels: Sequence[object]) -> Tuple[ViewSpec, str]:
+              kernels: Sequence[Size]) -> Tuple[ViewSpec, str]:
     """The view of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
     >>> spec, out = view_spec("ncij", ["iok", "jpl"], [(2, 1, 1, 1), (1, 0, 0, 1)], [3, 2])
@@ -179,13 +180,13 @@ class ScatterSpec:
     ndim: int
     o_axes: Tuple[int, ...]
     k_axes: Tuple[int, ...]
-    sizes: Tuple[object, ...]
+    sizes: Tuple[Size, ...]
     strides: Tuple[int, ...]
     taps: Tuple[Tuple[Tuple[int, int, int, int], ...], ...]
 
 
 def scatter_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
-                 sizes: Sequence[Tuple[object, object, object]]) -> Tuple[ScatterSpec, str]:
+                 sizes: Sequence[Sequence[Size]]) -> Tuple[ScatterSpec, str]:
     """The scatter of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
     ``params`` are (stride, pad_left, pad_right, dilation) and ``sizes`` (I, O, K) per pattern.
@@ -218,9 +219,9 @@ class GramSpec:
     """``T`` contracted with itself: ``perm`` orders T as (batch, kept, summed) legs."""
 
     perm: Tuple[int, ...]
-    batch: Tuple[object, ...]
-    kept: Tuple[object, ...]
-    summed: object
+    batch: Tuple[Size, ...]
+    kept: Tuple[Size, ...]
+    summed: Size
     result: str
     out_perm: Tuple[int, ...]
 
@@ -236,7 +237,9 @@ def gram_spec(a: str, b: str, result: str, shape: Sequence) -> Optional[GramSpec
     """
     if len(a) != len(b) or len(set(a)) != len(a) or len(set(b)) != len(b):
         return None
-    batch, kept, summed = [], [], []
+    batch: List[int] = []
+    kept: List[int] = []
+    summed: List[int] = []
     for j, (x, y) in enumerate(zip(a, b)):
         if x == y:
             (batch if x in result else summed).append(j)

@@ -116,6 +116,7 @@ class _Structure:
         tensors = []
         for ti in order:
             t = g.tensors[ti]
+            axes: Tuple[Tuple[Index, ...], ...]
             if t.kind in _SYMMETRIC:
                 legs = sorted(t.indices, key=lambda ix: icol[pos[ix.name]])
                 axes = tuple((name_of(ix),) for ix in legs)

@@ -104,13 +104,14 @@ def _check_pattern(t: Tensor) -> None:
         raise VerifyError(f"pattern {t.name!r} must have exactly three single legs (i, o, k)")
     _check_params(t)
     i, o, k = t.indices
-    want = t.params.output_size(i.size, k.size)
+    want = t.pattern_params.output_size(i.size, k.size)
     if sizes_equal(o.size, want) is False:
         raise VerifyError(f"pattern {t.name!r}: o leg {o.name!r} has size {o.size}, but "
                           f"I={i.size}, K={k.size}, {t.params} give O={want}")
     if isinstance(want, int) and want < 1:
         raise VerifyError(f"pattern {t.name!r}: kernel (K={k.size}, dilation "
-                          f"{t.params.dilation}) is larger than the padded input (I={i.size})")
+                          f"{t.pattern_params.dilation}) is larger than the padded input "
+                          f"(I={i.size})")
 
 
 def _check_params(t: Tensor) -> None:
@@ -128,7 +129,7 @@ def _check_reduced(t: Tensor) -> None:
         raise VerifyError(f"reduced pattern {t.name!r} must have exactly two single legs (i, k)")
     _check_params(t)
     i, k = t.indices
-    want = t.params.output_size(i.size, k.size)
+    want = t.pattern_params.output_size(i.size, k.size)
     if t.out_size is None or sizes_equal(t.out_size, want) is False:
         raise VerifyError(f"reduced pattern {t.name!r}: summed size {t.out_size} but "
                           f"I={i.size}, K={k.size}, {t.params} give O={want}")

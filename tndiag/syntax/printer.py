@@ -270,7 +270,7 @@ def _legs(axes: Sequence[Axis]) -> str:
 
 
 def _options(t: Tensor, head: tuple) -> str:
-    p = t.params
+    p = t.pattern_params
     parts = []
     if p.stride != 1:
         parts.append(f"stride={p.stride}")

@@ -12,7 +12,7 @@ dense rule to whichever spatial dimensions qualify (e.g. the 1 of a 1×7 kernel)
 >>> g = down_sampling(ops.conv((2, 3, 8), (4, 3, 1), stride=2))
 >>> g.tensors[0], g.tensors[1]
 (X:variable input[n:2, ci:3, (i1_o:4 i1_s:2)], P1_o:delta[o1:4, i1_o:4])
->>> g.tensors[2].kind.value, g.tensors[2].indices, g.tensors[2].params.stride
+>>> g.tensors[2].kind.value, g.tensors[2].indices, g.tensors[2].pattern_params.stride
 ('reduced', (i1_s:2, k1:1), 2)
 """
 
@@ -31,7 +31,7 @@ __all__ = ["DOWN_SAMPLING", "down_sampling", "mixed_dense"]
 def _precondition(graph: Graph, site: Site) -> Verdict:
     t = graph.tensors[site.tensors[0]]
     i, k = t.indices[0], t.indices[-1]
-    S = t.params.stride
+    S = t.pattern_params.stride
     if is_output(graph, i.name):
         return Verdict.no(f"i leg {i.name!r} is an output leg")
     if t.kind is Kind.REDUCED and equal(i.size, S):
@@ -48,7 +48,7 @@ def _rewrite(graph: Graph, site: Site) -> Graph:
     position = site.tensors[0]
     t = graph.tensors[position]
     i, k = t.indices[0], t.indices[-1]
-    S = t.params.stride
+    S = t.pattern_params.stride
     i_o = fresh_index(graph, f"{i.name}_o", quotient(i.size, S))
     i_s = fresh_index(graph, f"{i.name}_s", S, taken=[i_o.name])
     new = [reduced_pattern(t.name, i_s, k, 1, stride=S)]
