@@ -71,7 +71,8 @@ def _holder(p: int, entries: Sequence[Optional[Entry]], out: str) -> Optional[in
     if len(holders) != 1:
         return None
     h = entries[holders[0]]
-    if h is None or h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or k in h.letters:
+    if h is None or h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or \
+            k in h.letters:
         return None
     return holders[0]
 

@@ -1,12 +1,12 @@
 """Indices, node kinds and tensors: the vocabulary of a tensor-network diagram.
 
-| kind              | legs              | attributes                               | meaning |
-|-------------------|-------------------|------------------------------------------|---------|
-| ``variable``      | any               | role: input / parameter / vector         | a tensor the user supplies at run time |
-| ``pattern`` (Π)   | (i, o, k)         | stride, pad_left, pad_right, dilation    | ``Π[i,o,k] = 1`` iff ``i = o·S + k·D − P_l`` |
-| ``reduced``       | (i, k)            | as Π, plus the summed-out size ``O``     | ``Σ_o Π[i,o,k]`` (KFAC-reduce) |
-| ``delta`` (δ)     | 2+ of one size    | —                                        | Kronecker delta / copy tensor |
-| ``constant``      | any               | value (a number)                         | a tensor filled with ``value`` (scales, ones) |
+| kind            | legs           | attributes                 | meaning                      |
+|-----------------|----------------|----------------------------|------------------------------|
+| ``variable``    | any            | role: input/parameter/vector | supplied at run time       |
+| ``pattern`` (Π) | (i, o, k)      | stride, pad_left/right, dilation | ``[i = o·S + k·D − P_l]`` |
+| ``reduced``     | (i, k)         | as Π, plus the summed ``O`` | ``Σ_o Π[i,o,k]`` (KFAC-reduce) |
+| ``delta`` (δ)   | 2+ of one size | —                          | Kronecker delta / copy tensor |
+| ``constant``    | any            | value (a number)           | filled with ``value``        |
 
 ``I`` and ``K`` of a pattern are the sizes of its ``i`` and ``k`` legs; ``O`` is the size of
 its ``o`` leg and must equal :func:`~tndiag.ir.sizes.pattern_output_size`.

@@ -8,9 +8,9 @@ Invariants (each failure raises :class:`~tndiag.errors.VerifyError` naming the c
 2. an index name has one size everywhere; no tensor carries an index twice;
 3. output indices are distinct and each sits on some tensor (no free-floating legs);
 4. each kind's legs and attributes match ``KIND_TABLE`` (pattern: three single legs, positive
-   stride/dilation, non-negative left padding (a negative right padding crops: that is how a transposed
-   convolution's ``output_padding`` is expressed), ``O`` consistent with ``I, K``; δ: 2+ legs of
-   one size; variable: a role; constant: a number);
+   stride/dilation, non-negative left padding (a negative right padding crops: that is how a
+   transposed convolution's ``output_padding`` is expressed), ``O`` consistent with ``I, K``;
+   δ: 2+ legs of one size; variable: a role; constant: a number);
 5. a :class:`Sum` has terms with identical outputs and consistent variables.
 """
 
