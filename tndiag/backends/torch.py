@@ -203,9 +203,7 @@ def _run_sum(program: SumProgram, bound: Dict[str, Any]) -> torch.Tensor:
 
 def _allocates(program: Program) -> bool:
     """Whether the last step returns a new tensor (not a view of an operand)."""
-    last = program.steps[-1] if program.steps else None
-    return last is not None and (last.kind in ("gram", "native", "scatter", "window-sum") or (
-        last.kind == "einsum" and len(last.positions) > 1))
+    return bool(program.steps) and program.steps[-1].allocates
 
 
 def _run_sliced(program: SlicedProgram, bound: Dict[str, Any], own: bool) -> torch.Tensor:

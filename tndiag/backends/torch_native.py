@@ -8,7 +8,7 @@ step's result letters as axes (see :mod:`tndiag.codegen.lowering`). Per-spec pre
 from __future__ import annotations
 
 import itertools
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tndiag.codegen.fuse import BroadcastSpec
 from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
-from tndiag.codegen.program import Step
+from tndiag.codegen.program import Step, StepKind
 
 __all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
            "prepare_broadcast", "prepare_scatter", "reduced_matrix"]
@@ -401,6 +401,7 @@ def prepare_einsum(step: Step) -> Callable:
 
 
 #: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
-PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
-             "gram": prepare_gram, "window-sum": prepare_window_sum,
-             "broadcast": prepare_broadcast, "scatter": prepare_scatter}
+PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
+    StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
+    StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
+    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter}

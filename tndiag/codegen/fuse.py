@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
-from tndiag.codegen.program import AnyProgram, Operand, Program, Step, SumProgram
+from tndiag.codegen.program import AnyProgram, Operand, Program, Step, StepKind, SumProgram
 from tndiag.ir.sizes import Size
 
 __all__ = ["BroadcastSpec", "broadcast_term", "fuse_bias", "combine_terms", "unfused"]
@@ -68,8 +68,8 @@ def broadcast_term(program: Program) -> Optional[Program]:
                          tuple(sizes[ch] for ch in out), factor)
     operands = tuple(op if n in inputs else dataclasses.replace(op, lowering="broadcast")
                      for n, op in enumerate(ops))
-    step = Step(tuple(inputs + fills), program.equation, "broadcast", spec, "broadcast",
-                cost.prod(spec.shape), 0)
+    step = Step(tuple(inputs + fills), program.equation, StepKind.BROADCAST, spec,
+                "broadcast", cost.prod(spec.shape), 0)
     return dataclasses.replace(program, operands=operands, path=(step.positions,),
                                steps=(step,), scale=1.0, flops=step.flops,
                                largest_intermediate=0, peak_memory=0, parts=(program,))
@@ -111,8 +111,8 @@ def fuse_bias(conv: Program, bias: Program) -> Optional[Program]:
     info = dataclasses.replace(spec, bias=letters, bias_scale=factor)
     step = conv.steps[0]
     fused = Step(step.positions + (len(conv.operands),), f"{step.equation} + {letters}",
-                 "native", info, step.label + "+bias", step.flops + cost.prod(conv.output_shape),
-                 step.memory)
+                 StepKind.NATIVE, info, step.label + "+bias",
+                 step.flops + cost.prod(conv.output_shape), step.memory)
     operands = conv.operands + (Operand(x.tensor, letters, x.shape, "input"),)
     names = dict(zip(conv.inputs, conv.input_shapes))
     names.update(zip(bias.inputs, bias.input_shapes))

@@ -24,7 +24,7 @@ from tndiag.codegen.lowering import (
     window_spec,
 )
 from tndiag.codegen.native import match_native
-from tndiag.codegen.program import Operand, Step
+from tndiag.codegen.program import Operand, Step, StepKind
 
 __all__ = ["Planner", "NOMINAL"]
 
@@ -124,8 +124,8 @@ class Planner:
         positions = self._positions(uids)
         taken = [self.stack[p].letters for p in positions]
         memory = self._size(result) if memory is None else memory
-        self.steps.append(Step(positions, ",".join(taken) + "->" + result, kind, info, label,
-                               flops, memory))
+        self.steps.append(Step(positions, ",".join(taken) + "->" + result, StepKind(kind), info,
+                               label, flops, memory))
         self.results.append(memory)
         self.temps.append(temp)
         for p in sorted(positions, reverse=True):
@@ -316,7 +316,7 @@ class Planner:
         equation = t.letters + "," + b_letters + "->" + final_out
         flops = cost.einsum_flops(equation, self.sizes)
         positions = self._positions([t.uid])
-        self.steps.append(Step(positions, equation, "gram", spec, "gram", flops,
+        self.steps.append(Step(positions, equation, StepKind.GRAM, spec, "gram", flops,
                                self._size(final_out)))
         self.results.append(self._size(final_out))
         self.temps.append(self._size(t.letters))

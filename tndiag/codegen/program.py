@@ -9,6 +9,7 @@ sympy formulas for symbolic ones (:func:`tndiag.codegen.plan`).
 
 from __future__ import annotations
 
+import enum
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
@@ -17,8 +18,8 @@ from tndiag.errors import UnknownNameError
 from tndiag.ir import Tensor
 from tndiag.ir.sizes import Size
 
-__all__ = ["Operand", "Step", "Program", "SumProgram", "SlicedProgram", "Chunk", "ChunkPlan",
-           "AnyProgram", "BACKENDS", "backend"]
+__all__ = ["Operand", "Step", "StepKind", "Program", "SumProgram", "SlicedProgram", "Chunk",
+           "ChunkPlan", "AnyProgram", "BACKENDS", "backend"]
 
 #: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
 #: module is imported on first use, so codegen never imports a backend; a second backend is
@@ -66,6 +67,27 @@ class Operand:
         return self.tensor.name
 
 
+class StepKind(str, enum.Enum):
+    """The kinds of contraction step; each backend has one runner per kind.
+
+    >>> StepKind("window-sum").allocates, StepKind.VIEW.allocates
+    (True, False)
+    """
+
+    EINSUM = "einsum"
+    NATIVE = "native"
+    VIEW = "view"
+    GRAM = "gram"
+    WINDOW_SUM = "window-sum"
+    BROADCAST = "broadcast"
+    SCATTER = "scatter"
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the step's result is a new tensor (an einsum of one operand may be a view)."""
+        return self not in (StepKind.VIEW, StepKind.BROADCAST, StepKind.EINSUM)
+
+
 @dataclass(frozen=True)
 class Step:
     """One contraction step: pop the operands at ``positions``, push the result.
@@ -84,11 +106,20 @@ class Step:
 
     positions: Tuple[int, ...]
     equation: str
-    kind: str = "einsum"
+    kind: StepKind = StepKind.EINSUM
     info: Any = None
     label: str = "einsum"
     flops: Size = 0
     memory: Size = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, StepKind):
+            object.__setattr__(self, "kind", StepKind(self.kind))
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the result is a new tensor, never a view of an operand."""
+        return self.kind.allocates or (self.kind is StepKind.EINSUM and len(self.positions) > 1)
 
 
 @dataclass(frozen=True)
