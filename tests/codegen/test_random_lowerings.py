@@ -7,10 +7,11 @@ on the drawn diagram and on its simplified form (where the structured lowerings 
 import pytest
 import torch
 from hypothesis import given
-from oracle_settings import oracle_settings
-from random_diagrams import dense_value, diagrams, random_inputs
 
 import tndiag
+from diagram_checks import inputs_for as random_inputs
+from oracle_settings import oracle_settings
+from random_diagrams import dense_value, diagrams
 from tndiag.codegen.lowering import STRUCTURED
 
 SUBSETS = [None, ()] + [(name,) for name in STRUCTURED]
@@ -52,3 +53,15 @@ def test_delta_joining_pattern_legs_is_not_viewed(lowerings):
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert dense_value(g, {"X": x}).item() == 7.0
     assert tndiag.compile(g, lowerings=lowerings)(X=x).item() == 7.0
+
+
+@pytest.mark.parametrize("lowerings", SUBSETS, ids=str)
+def test_dense_pattern_with_free_o_and_k_is_not_reshaped(lowerings):
+    """Regression (found by the random diagrams): a dense pattern whose i leg is open and
+    whose o and k legs are on no other tensor sums to ones; the reshape lowering split the
+    output leg into letters no operand carried (opt_einsum raised)."""
+    g = tndiag.parse("index i: 4, o: 2, k: 2, n: 3\nX : input [n]\n"
+                     "P = pattern(i -> o, k; stride=2)\nY[n, i] = X * P\n")
+    x = torch.arange(3.0)
+    want = dense_value(g, {"X": x})
+    torch.testing.assert_close(tndiag.compile(g, lowerings=lowerings)(X=x), want)
