@@ -18,6 +18,7 @@ DOC = ROOT / "docs" / "architecture.md"
 #: A layer is a subpackage or a top-level module of ``tndiag``; ``tndiag`` is the package's
 #: own ``__init__``. The standard library is always allowed.
 LAYERS: Tuple[Tuple[str, str, Tuple[str, ...], Tuple[str, ...]], ...] = (
+    ("_version", "the version string", (), ()),
     ("errors", "`TndiagError` and its subclasses", (), ()),
     ("ir", "`Index`, `Tensor`, `Kind`, `Graph`, `Sum`, sizes, `verify()`, canonical form",
      ("errors",), ("sympy", "networkx")),
@@ -32,7 +33,7 @@ LAYERS: Tuple[Tuple[str, str, Tuple[str, ...], Tuple[str, ...]], ...] = (
     ("backends", "runs programs (found by name in `codegen.program.BACKENDS`)",
      ("errors", "ir", "codegen"), ("torch",)),
     ("tndiag", "the package's top-level names (`import tndiag`)",
-     ("errors", "ir", "passes", "ops", "syntax", "render", "codegen"), ()),
+     ("_version", "errors", "ir", "passes", "ops", "syntax", "render", "codegen"), ()),
     ("functional", "torch-signature drop-ins",
      ("errors", "ir", "passes", "ops", "codegen", "backends", "tndiag"), ("torch",)),
     ("nn", "drop-in `torch.nn` modules",
@@ -41,11 +42,11 @@ LAYERS: Tuple[Tuple[str, str, Tuple[str, ...], Tuple[str, ...]], ...] = (
      ("errors", "ir", "passes", "ops", "codegen", "backends", "functional", "tndiag"),
      ("torch", "scipy", "tqdm")),
     ("bench", "benchmark layers, implementations, timing, reports",
-     ("errors", "ir", "passes", "ops", "codegen", "backends", "functional", "curvature",
+     ("_version", "errors", "ir", "passes", "ops", "codegen", "backends", "functional", "curvature",
       "tndiag"), ("torch", "einconv", "matplotlib", "tqdm", "platformdirs")),
     ("cli", "the `tndiag` command",
-     ("errors", "ir", "passes", "ops", "syntax", "render", "codegen", "backends", "functional",
-      "curvature", "bench", "tndiag"), ()),
+     ("_version", "errors", "ir", "passes", "ops", "syntax", "render", "codegen", "backends",
+      "functional", "curvature", "bench", "tndiag"), ()),
     ("__main__", "`python -m tndiag`", ("cli",), ()),
 )
 
