@@ -6,42 +6,73 @@ from typing import List, Sequence, Tuple
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Index, Size, Tensor, as_size, pattern
-from tndiag.ops.hyper import ConvSpec
+from tndiag.ops.hyper import MAX_INT, ConvSpec, check_int, check_ndim
 
 __all__ = ["shape_or_symbols", "infer_ndim", "spatial_patterns", "channel_axis",
-           "check_groups", "group_size"]
+           "check_groups", "group_size", "as_shape", "check_size"]
+
+
+def as_shape(shape: object, what: str) -> Tuple[object, ...]:
+    """``shape`` as a tuple, refusing a string or any other non-sequence (names ``what``).
+
+    >>> as_shape([2, "C"], "input")
+    (2, 'C')
+    """
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise InvalidArgumentError(
+            f"{what} shape must be a sequence of sizes (ints or symbol names), got {shape!r}")
+    return tuple(shape)
+
+
+def check_size(value: object, what: str) -> Size:
+    """One entry of a shape: an int in ``[1, MAX_INT]``, a symbol name or a sympy expression."""
+    if isinstance(value, str) and not value.isidentifier():
+        raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names "
+                                   f"(identifiers), got {value!r}")
+    try:
+        size = as_size(value)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names, got "
+                                   f"{value!r}") from None
+    if isinstance(size, int) and not 1 <= size <= MAX_INT:
+        raise InvalidArgumentError(f"{what} sizes must be between 1 and 2**63 - 1, got {value!r}")
+    return size
 
 
 def infer_ndim(ndim, *shapes_and_ranks) -> int:
-    """Number of spatial dims from ``ndim`` or from the first given shape (rank minus extra)."""
-    for shape, extra in shapes_and_ranks:
+    """Number of spatial dims from ``ndim`` or from the first given shape (rank minus extra).
+
+    ``shapes_and_ranks`` are ``(shape, extra, name)`` triples; ``name`` is used in errors.
+    """
+    if ndim is not None:
+        ndim = check_ndim(ndim)
+    for shape, extra, name in shapes_and_ranks:
         if shape is not None:
-            n = len(shape) - extra
+            n = len(as_shape(shape, name)) - extra
             if ndim is not None and ndim != n:
                 raise InvalidArgumentError(
                     f"shape {tuple(shape)} has {n} spatial dimensions but ndim={ndim}")
             if n < 1:
                 raise InvalidArgumentError(
                     f"shape {tuple(shape)} needs at least {extra + 1} dimensions")
-            return n
+            return check_ndim(n)
     if ndim is None:
         raise InvalidArgumentError("give ndim or a shape to fix the number of spatial dimensions")
-    if not isinstance(ndim, int) or ndim < 1:
-        raise InvalidArgumentError(f"ndim must be a positive int, got {ndim!r}")
-    return ndim
+    return check_ndim(ndim)
 
 
 def shape_or_symbols(shape, symbols: Sequence[object], what: str) -> Tuple[Size, ...]:
     """Sizes from a given shape (checked for rank and positivity) or from default symbols."""
     if shape is None:
         return tuple(as_size(s) for s in symbols)
+    shape = as_shape(shape, what)
     if len(shape) != len(symbols):
         raise InvalidArgumentError(
             f"{what} must have {len(symbols)} dimensions, got shape {tuple(shape)}")
-    sizes = tuple(as_size(s) for s in shape)
-    if any(isinstance(s, int) and s < 1 for s in sizes):
-        raise InvalidArgumentError(f"{what} sizes must be positive, got {tuple(shape)}")
-    return sizes
+    for s in shape:
+        if isinstance(s, int) and not isinstance(s, bool) and s < 1:
+            raise InvalidArgumentError(f"{what} sizes must be positive, got {tuple(shape)}")
+    return tuple(check_size(s, what) for s in shape)
 
 
 def group_size(total: Size, groups: int, what: str) -> Size:
@@ -56,9 +87,10 @@ def group_size(total: Size, groups: int, what: str) -> Size:
 
 def check_groups(groups: object) -> int:
     """Validate ``groups`` (a positive int)."""
-    if not hasattr(groups, "__index__") or isinstance(groups, bool) or groups < 1:  # type: ignore
-        raise InvalidArgumentError(f"groups must be a positive int, got {groups!r}")
-    return int(groups)  # type: ignore[arg-type]
+    try:
+        return check_int(groups, "groups", 1)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"groups must be a positive int, got {groups!r}") from None
 
 
 def channel_axis(g: Index | None, c: Index) -> Tuple[Index, ...]:
