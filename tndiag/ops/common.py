@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
+import sympy
+
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Index, Size, Tensor, as_size, pattern
-from tndiag.ops.hyper import MAX_INT, ConvSpec, check_int, check_ndim
+from tndiag.ops.hyper import MAX_INT, ConvSpec, check_int, check_ndim, is_int
 
 __all__ = ["shape_or_symbols", "infer_ndim", "spatial_patterns", "channel_axis",
            "check_groups", "group_size", "as_shape", "check_size"]
@@ -25,16 +27,21 @@ def as_shape(shape: object, what: str) -> Tuple[object, ...]:
 
 
 def check_size(value: object, what: str) -> Size:
-    """One entry of a shape: an int in ``[1, MAX_INT]``, a symbol name or a sympy expression."""
+    """One entry of a shape: an int in ``[1, MAX_INT]``, a symbol name or a sympy expression.
+
+    >>> check_size("C_in", "input"), check_size(3, "input")
+    (C_in, 3)
+    """
     if isinstance(value, str) and not value.isidentifier():
         raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names "
                                    f"(identifiers), got {value!r}")
-    try:
-        size = as_size(value)
-    except InvalidArgumentError:
+    if isinstance(value, (str, sympy.Basic)):
+        return as_size(value)
+    if not is_int(value):
         raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names, got "
-                                   f"{value!r}") from None
-    if isinstance(size, int) and not 1 <= size <= MAX_INT:
+                                   f"{value!r}")
+    size = int(value.__index__())  # type: ignore[attr-defined]
+    if not 1 <= size <= MAX_INT:
         raise InvalidArgumentError(f"{what} sizes must be between 1 and 2**63 - 1, got {value!r}")
     return size
 

@@ -10,14 +10,13 @@ from tndiag.ir.nodes import _prod
 from tndiag.ir.sizes import as_size
 from tndiag.ops.common import (as_shape, channel_axis, check_groups, check_size, group_size,
                                infer_ndim, shape_or_symbols, spatial_patterns)
-from tndiag.ops.hyper import PaddingArg, check_fits, conv_spec
+from tndiag.ops.hyper import PaddingArg, check_fits, conv_spec, is_int
 
 __all__ = ["unfold", "fold", "unfold_kernel"]
 
 
 def _single(value: object) -> bool:
-    return isinstance(value, (int, str)) or hasattr(value, "free_symbols") or (
-        hasattr(value, "__index__") and not isinstance(value, Sequence))
+    return isinstance(value, (int, str)) or hasattr(value, "free_symbols") or is_int(value)
 
 
 def _kernel(kernel_size, ndim: int | None):

@@ -121,6 +121,10 @@ class Pass:
                                 f"expected one of {sorted(known) or 'none'}")
             if known[key] is tuple and isinstance(options[key], str):
                 options[key] = _convert(self.name, key, options[key], tuple)
+            elif known[key] is tuple and not isinstance(options[key], (tuple, list)):
+                raise InvalidArgumentError(
+                    f"option {key!r} of pass {self.name!r} must be text ('a|b') or a "
+                    f"sequence, got {options[key]!r}")
         return options
 
 
