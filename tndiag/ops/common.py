@@ -27,22 +27,26 @@ def as_shape(shape: object, what: str) -> Tuple[object, ...]:
 
 
 def check_size(value: object, what: str) -> Size:
-    """One entry of a shape: an int in ``[1, MAX_INT]``, a symbol name or a sympy expression.
+    """A size: an int in ``[1, MAX_INT]``, a symbol name or a sympy expression.
 
-    >>> check_size("C_in", "input"), check_size(3, "input")
+    ``what`` names the value in errors (``"input sizes"``, ``"kernel_size"``).
+
+    >>> check_size("C_in", "input sizes"), check_size(3, "input sizes")
     (C_in, 3)
     """
     if isinstance(value, str) and not value.isidentifier():
-        raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names "
+        raise InvalidArgumentError(f"{what} must be positive ints or symbol names "
                                    f"(identifiers), got {value!r}")
     if isinstance(value, (str, sympy.Basic)):
         return as_size(value)
     if not is_int(value):
-        raise InvalidArgumentError(f"{what} sizes must be positive ints or symbol names, got "
+        raise InvalidArgumentError(f"{what} must be positive ints or symbol names, got "
                                    f"{value!r}")
     size = int(value.__index__())  # type: ignore[attr-defined]
-    if not 1 <= size <= MAX_INT:
-        raise InvalidArgumentError(f"{what} sizes must be between 1 and 2**63 - 1, got {value!r}")
+    if size < 1:
+        raise InvalidArgumentError(f"{what} must be positive, got {value!r}")
+    if size > MAX_INT:
+        raise InvalidArgumentError(f"{what} must be at most 2**63 - 1, got {value!r}")
     return size
 
 
@@ -79,7 +83,7 @@ def shape_or_symbols(shape, symbols: Sequence[object], what: str) -> Tuple[Size,
     for s in shape:
         if isinstance(s, int) and not isinstance(s, bool) and s < 1:
             raise InvalidArgumentError(f"{what} sizes must be positive, got {tuple(shape)}")
-    return tuple(check_size(s, what) for s in shape)
+    return tuple(check_size(s, f"{what} sizes") for s in shape)
 
 
 def group_size(total: Size, groups: int, what: str) -> Size:

@@ -50,7 +50,7 @@ def _concrete(shape, what: str, rank: int) -> Tuple[int, ...]:
     """A concrete shape of at least ``rank`` positive ints (the leading ones and >= 1 spatial)."""
     if shape is None:
         raise InvalidArgumentError(f"{what} must be a concrete shape of positive ints, got None")
-    sizes = tuple(check_size(s, what) for s in as_shape(shape, what))
+    sizes = tuple(check_size(s, f"{what} sizes") for s in as_shape(shape, what))
     if not all(isinstance(s, int) for s in sizes):
         raise InvalidArgumentError(
             f"{what} must be a concrete shape of positive ints, got {shape!r}")
