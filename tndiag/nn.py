@@ -40,8 +40,8 @@ def _torch_base(cls: type) -> type:
 def _checked_init(module: torch.nn.Module, transposed: bool, ndim: int, args: Any,
                   kwargs: Any) -> None:
     """Validate a convolution module's arguments with tndiag's rules, then run torch's init."""
-    base = _torch_base(type(module))
-    a = inspect.signature(base.__init__).bind(module, *args, **kwargs)
+    init = _torch_base(type(module)).__dict__["__init__"]
+    a = inspect.signature(init).bind(module, *args, **kwargs)
     a.apply_defaults()
     v = a.arguments
     for name in ("in_channels", "out_channels"):
@@ -60,7 +60,7 @@ def _checked_init(module: torch.nn.Module, transposed: bool, ndim: int, args: An
         check_output_padding(v["output_padding"], spec)
     check_flag(v["bias"], "bias")
     try:
-        base.__init__(module, *args, **kwargs)
+        init(module, *args, **kwargs)
     except (ValueError, TypeError, RuntimeError) as err:
         raise InvalidArgumentError(f"{type(module).__name__}: {err}") from None
 

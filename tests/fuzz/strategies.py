@@ -61,7 +61,8 @@ def tensor_variants(shape: Tuple[int, ...]) -> List[Callable[[], Any]]:
             make(shape, dtype=torch.int32), make(shape, dtype=torch.bool),
             make(shape, dtype=torch.complex128), make((0, *shape[1:])), make(shape[:-1]),
             make((*shape, 1)), make((*shape[:-1], shape[-1] + 1)), make(()),
-            make(shape, device="meta"), lambda: torch.ones(shape[::-1]).permute(*reversed(range(len(shape)))),
+            make(shape, device="meta"),
+            lambda: torch.ones(shape[::-1]).permute(*reversed(range(len(shape)))),
             make(shape, requires_grad=True), lambda: None, lambda: [1.0, 2.0],
             lambda: np.ones(shape), lambda: 3.0, lambda: "x"]
 

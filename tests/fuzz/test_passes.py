@@ -7,11 +7,11 @@ values (see ``strategies.py``).
 
 import pytest
 import torch
+from corpus import CORPUS
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tndiag
-from corpus import CORPUS
 from fuzz.strategies import BAD_INTS, FUZZ, ODD, TENSOR_LIKE, check_rule
 from tndiag.passes.base import PASSES
 

@@ -14,8 +14,16 @@ import torch
 from tndiag import ops
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
-from tndiag.functional._common import (batched, check_tensors, compile_for, empty_batch,
-                                       hashable, lowerings_for, run_program, weight_ndim)
+from tndiag.functional._common import (
+    batched,
+    check_tensors,
+    compile_for,
+    empty_batch,
+    hashable,
+    lowerings_for,
+    run_program,
+    weight_ndim,
+)
 
 __all__ = ["conv", "conv_transpose"]
 

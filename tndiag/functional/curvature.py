@@ -15,8 +15,15 @@ import torch
 from tndiag import ops
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
-from tndiag.functional._common import (check_tensors, compile_for, hashable, lowerings_for,
-                                       pad_batch, run_program, weight_ndim)
+from tndiag.functional._common import (
+    check_tensors,
+    compile_for,
+    hashable,
+    lowerings_for,
+    pad_batch,
+    run_program,
+    weight_ndim,
+)
 from tndiag.ops.hyper import check_flag
 
 __all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_ggn_diag",

@@ -10,8 +10,15 @@ import torch
 from tndiag import ops
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
-from tndiag.functional._common import (check_tensors, compile_for, empty_batch, hashable,
-                                       lowerings_for, run_program, weight_ndim)
+from tndiag.functional._common import (
+    check_tensors,
+    compile_for,
+    empty_batch,
+    hashable,
+    lowerings_for,
+    run_program,
+    weight_ndim,
+)
 from tndiag.ops.hyper import ntuple
 
 __all__ = ["unfold", "fold", "unfold_kernel"]

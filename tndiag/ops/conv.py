@@ -7,10 +7,22 @@ from typing import Sequence
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Index, Role, Sum, constant, variable
-from tndiag.ops.common import (channel_axis, check_groups, group_size, infer_ndim,
-                               shape_or_symbols, spatial_patterns)
-from tndiag.ops.hyper import (PaddingArg, check_fits, check_flag, check_output_padding,
-                              conv_spec, transposed_input_size)
+from tndiag.ops.common import (
+    channel_axis,
+    check_groups,
+    group_size,
+    infer_ndim,
+    shape_or_symbols,
+    spatial_patterns,
+)
+from tndiag.ops.hyper import (
+    PaddingArg,
+    check_fits,
+    check_flag,
+    check_output_padding,
+    conv_spec,
+    transposed_input_size,
+)
 
 __all__ = ["conv", "conv_transpose"]
 
@@ -99,7 +111,8 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
     I = transposed_input_size(spec, Oin, op)
     # output_padding extends the result on the right: as a pattern, that is right padding
     # reduced by output_padding (possibly negative), which keeps O = Oin exactly.
-    spec = replace(spec, padding=tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op)))
+    pads = tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op, strict=True))
+    spec = replace(spec, padding=pads)
     pats, ins, outs, ks = spatial_patterns(spec, I, Oin)
     n = Index("n", N)
     g = Index("g", groups) if groups > 1 else None

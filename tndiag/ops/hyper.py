@@ -105,7 +105,7 @@ def ntuple(value: object, ndim: int, name: str, minimum: int | None = None) -> T
     (2, 2, 2)
     """
     if is_int(value):
-        values = (int(value.__index__()),) * ndim  # type: ignore[union-attr]
+        values = (int(value.__index__()),) * ndim  # type: ignore[attr-defined]
     elif isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
         values = tuple(int(v.__index__()) for v in value)
         if len(values) == 1 and ndim > 1:
@@ -138,10 +138,11 @@ def resolve_padding(padding: PaddingArg, ndim: int, kernel: Sequence[Size],
         if padding == "same":
             if any(s != 1 for s in stride):
                 raise InvalidArgumentError(
-                    f"padding='same' requires stride 1 in every dimension, got stride {tuple(stride)}")
+                    f"padding='same' requires stride 1 in every dimension, got stride "
+                    f"{tuple(stride)}")
             if not all(isinstance(k, int) for k in kernel):
                 raise InvalidArgumentError("padding='same' needs concrete kernel sizes")
-            totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
             return tuple((t // 2, t - t // 2) for t in totals)
         raise InvalidArgumentError(
             f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")

@@ -8,8 +8,15 @@ from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Graph, Index, Role, delta, variable
 from tndiag.ir.nodes import _prod
 from tndiag.ir.sizes import as_size
-from tndiag.ops.common import (as_shape, channel_axis, check_groups, check_size, group_size,
-                               infer_ndim, shape_or_symbols, spatial_patterns)
+from tndiag.ops.common import (
+    as_shape,
+    check_groups,
+    check_size,
+    group_size,
+    infer_ndim,
+    shape_or_symbols,
+    spatial_patterns,
+)
 from tndiag.ops.hyper import PaddingArg, check_fits, conv_spec, is_int
 
 __all__ = ["unfold", "fold", "unfold_kernel"]
