@@ -205,6 +205,9 @@ CASES += [  # the bad arguments that used to escape as AttributeError, unpacking
      r"groups=2 must divide out_channels=3"),
     ("nn-torch-refusal", lambda: tndiag.nn.Conv1d(4, 4, 3, padding_mode="x"),
      InvalidArgumentError, r"Conv1d: padding_mode must be one of"),
+    ("nn-output-size", lambda: tndiag.nn.ConvTranspose1d(2, 3, 3, stride=2)(
+        torch.randn(1, 2, 5), output_size=[100]), InvalidArgumentError,
+     r"output_size=\[100\]: requested an output size of \[100\]"),
     ("nn-unfold-kernel", lambda: tndiag.nn.Unfold(2.5), InvalidArgumentError,
      r"kernel_size must be an int or a sequence of ints, got 2.5"),
 ]

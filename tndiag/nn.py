@@ -97,9 +97,12 @@ class _TndiagConvTranspose:
 
     def forward(self, input: torch.Tensor,
                 output_size: Optional[List[int]] = None) -> torch.Tensor:
-        output_padding = self._output_padding(  # type: ignore[attr-defined]
-            input, output_size, self.stride, self.padding,  # type: ignore[attr-defined]
-            self.kernel_size, self._ndim, self.dilation)  # type: ignore[attr-defined]
+        try:
+            output_padding = self._output_padding(  # type: ignore[attr-defined]
+                input, output_size, self.stride, self.padding,  # type: ignore[attr-defined]
+                self.kernel_size, self._ndim, self.dilation)  # type: ignore[attr-defined]
+        except (ValueError, TypeError, AttributeError) as err:  # torch's check of output_size
+            raise InvalidArgumentError(f"output_size={output_size!r}: {err}") from None
         return F.conv_transpose(input, self.weight, self.bias,  # type: ignore[attr-defined]
                                 self.stride, self.padding,  # type: ignore[attr-defined]
                                 output_padding, self.groups,  # type: ignore[attr-defined]

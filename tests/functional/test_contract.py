@@ -220,3 +220,16 @@ def test_one_tap_unfold_and_fold_never_alias_their_input(c, batched):
 def test_results_never_alias_inputs(thunk):
     x = torch.randn(2, 3, 4, 4)
     _assert_fresh(thunk(x), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64], ids=str)
+@pytest.mark.parametrize("big", [2**31, 2**63 - 1], ids=["2**31", "2**63-1"])
+def test_huge_strides_and_dilations_that_change_nothing_match_torch(dtype, big):
+    """torch accepts any int64 stride; with one output (or one tap) it changes nothing."""
+    x, w = _ints((2, 2, 5, 4), dtype), _ints((3, 2, 2, 1), dtype)
+    assert torch.equal(F.conv(x, w, stride=(big, 1), dilation=(1, big)),
+                       conv_reference(x, w, None, (big, 1), 0, (1, big), 1))
+    y = x.double()
+    assert torch.equal(F.unfold(y, (2, 1), stride=big, dilation=(1, big)),
+                       torch.nn.functional.unfold(y, (2, 1), stride=big, dilation=(1, big)))
+    assert torch.equal(nn.Unfold(2, stride=big)(y), torch.nn.Unfold(2, stride=big)(y))

@@ -92,6 +92,7 @@ MODULES += [
                                "dilation": Arg("int", 1), "padding": Arg("pad", 0),
                                "stride": Arg("int", 1)}),
 ]
+OUTPUT_SIZES = [None, [100], "ab", [3.5], [-1], [2**63], (4, 4, 4), torch.Size([4]), [None]]
 INPUTS = {"Conv1d": (2, 4, 5), "Conv2d": (1, 4, 4, 4), "Conv3d": (1, 4, 3, 3, 3),
           "ConvTranspose1d": (2, 4, 5), "ConvTranspose2d": (1, 4, 3, 3),
           "ConvTranspose3d": (1, 4, 2, 2, 2), "Unfold": (1, 2, 4, 4), "Fold": (1, 8, 9)}
@@ -107,5 +108,8 @@ def test_nn_modules_follow_the_error_rule(template, data):
     if module is not None:
         x = torch.ones(INPUTS[template.name], dtype=module.weight.dtype
                        if hasattr(module, "weight") else torch.float64)
-        result = check_rule(lambda: module(x), what + " forward")
+        extra = {}
+        if template.name.startswith("ConvTranspose"):
+            extra["output_size"] = data.draw(st.sampled_from(OUTPUT_SIZES), label="output_size")
+        result = check_rule(lambda: module(x, **extra), f"{what} forward({extra})")
         assert result is None or isinstance(result, torch.Tensor), what

@@ -119,7 +119,7 @@ def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch
     """Run ``program``; refuse a plan whose intermediates exceed the physical memory, and
     copy a result that shares memory with an input (a view), so it never aliases one."""
     peak, limit = getattr(program, "peak_memory", 0), _physical_memory()
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     if limit is not None and isinstance(peak, int) and peak * itemsize > limit:
         raise InvalidArgumentError(
             f"{what}: the sizes and hyper-parameters need {peak * itemsize / 2**30:.1f} GiB of "

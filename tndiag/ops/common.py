@@ -109,6 +109,26 @@ def channel_axis(g: Index | None, c: Index) -> Tuple[Index, ...]:
     return (g, c) if g is not None else (c,)
 
 
+#: Strides and dilations above this that change no entry of Π are replaced (see _equivalent).
+_IRRELEVANT_ABOVE = 2**31 - 1
+
+
+def _equivalent(I: Size, O: Size, K: Size, stride: int, pad_left: int, pad_right: int,
+                dilation: int) -> Tuple[int, int]:
+    """The smallest equivalent stride and dilation when a huge one changes nothing.
+
+    With one output (``O = 1``) the stride does not matter, with one tap (``K = 1``) the
+    dilation does not; a huge value there (up to ``2**63 - 1``, which torch accepts) would
+    only overflow the ``int64`` strides of a runtime view, so it is replaced by the smallest
+    value with the same pattern.
+    """
+    if stride > _IRRELEVANT_ABOVE and O == 1 and all(isinstance(v, int) for v in (I, K)):
+        stride = max(1, I + pad_left + pad_right - dilation * (K - 1))  # type: ignore
+    if dilation > _IRRELEVANT_ABOVE and K == 1:
+        dilation = 1
+    return stride, dilation
+
+
 def spatial_patterns(spec: ConvSpec, input_size: Sequence[Size], output_size: Sequence[Size],
                      i: str = "i", o: str = "o", k: str = "k", name: str = "P"
                      ) -> Tuple[List[Tensor], List[Index], List[Index], List[Index]]:
@@ -119,8 +139,9 @@ def spatial_patterns(spec: ConvSpec, input_size: Sequence[Size], output_size: Se
         ox = Index(f"{o}{d + 1}", output_size[d])
         kx = Index(f"{k}{d + 1}", spec.kernel[d])
         pl, pr = spec.padding[d]
-        patterns.append(pattern(f"{name}{d + 1}", ix, ox, kx, spec.stride[d], pl, pr,
-                                spec.dilation[d]))
+        stride, dilation = _equivalent(input_size[d], output_size[d], spec.kernel[d],
+                                       spec.stride[d], pl, pr, spec.dilation[d])
+        patterns.append(pattern(f"{name}{d + 1}", ix, ox, kx, stride, pl, pr, dilation))
         ins.append(ix)
         outs.append(ox)
         ks.append(kx)

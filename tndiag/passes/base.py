@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from tndiag.errors import InvalidArgumentError, PassError, TndiagError, UnknownNameError
-from tndiag.ir import Diagram, Graph, Sum, verify
+from tndiag.ir import Diagram, Graph, Sum, Tensor, verify
 
 __all__ = ["Event", "Trace", "Recorder", "Pass", "PASSES", "register", "parse_pipeline",
            "run_pipeline", "PipelineResult", "map_terms", "fresh_name", "index_names"]
@@ -121,10 +121,10 @@ class Pass:
                                 f"expected one of {sorted(known) or 'none'}")
             if known[key] is tuple and isinstance(options[key], str):
                 options[key] = _convert(self.name, key, options[key], tuple)
-            elif known[key] is tuple and not isinstance(options[key], (tuple, list)):
+            elif known[key] is tuple and not isinstance(options[key], (tuple, list, Tensor)):
                 raise InvalidArgumentError(
-                    f"option {key!r} of pass {self.name!r} must be text ('a|b') or a "
-                    f"sequence, got {options[key]!r}")
+                    f"option {key!r} of pass {self.name!r} must be text ('a|b'), a tensor or "
+                    f"a sequence, got {options[key]!r}")
         return options
 
 
