@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import torch
 from hypothesis import assume
@@ -27,7 +27,7 @@ from tndiag.errors import VerifyError
 from tndiag.ir import (Graph, Index, Kind, PatternParams, Role, Sum, Tensor, constant, delta,
                        variable, verify)
 
-__all__ = ["networks", "diagrams", "dense_value", "random_inputs", "MAX_ELEMENTS"]
+__all__ = ["networks", "diagrams", "dense_value", "MAX_ELEMENTS"]
 
 #: Bound on the product of all index sizes, so that the dense oracle stays cheap.
 MAX_ELEMENTS = 100_000
@@ -245,15 +245,3 @@ def dense_value(diagram, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
     """The value of a diagram by one dense einsum per term (independent of tndiag's codegen)."""
     terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
     return sum(_graph_value(term, inputs) for term in terms)
-
-
-def random_inputs(diagram, seed: int = 0) -> Dict[str, torch.Tensor]:
-    """A float64 random tensor per variable name of ``diagram``."""
-    gen = torch.Generator().manual_seed(seed)
-    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
-    shapes: Dict[str, Sequence[int]] = {}
-    for term in terms:
-        for t in term.variables():
-            shapes.setdefault(t.name, [int(s) for s in t.shape])
-    return {n: torch.randn(list(s), generator=gen, dtype=torch.float64)
-            for n, s in shapes.items()}

@@ -9,8 +9,9 @@ import torch
 from hypothesis import given
 
 import tndiag
+from diagram_checks import inputs_for as random_inputs
 from oracle_settings import oracle_settings
-from random_diagrams import dense_value, diagrams, random_inputs
+from random_diagrams import dense_value, diagrams
 from tndiag.codegen.lowering import STRUCTURED
 
 SUBSETS = [None, ()] + [(name,) for name in STRUCTURED]

@@ -7,8 +7,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tndiag
+from diagram_checks import inputs_for as random_inputs
 from oracle_settings import oracle_settings
-from random_diagrams import dense_value, diagrams, random_inputs
+from random_diagrams import dense_value, diagrams
 from tndiag.ir import Sum, verify
 from tndiag.passes.base import PASSES
 

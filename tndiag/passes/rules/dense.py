@@ -1,4 +1,4 @@
-"""Dense patterns (PAPER.md §4.1): with ``K == S``, no padding, ``D == 1`` and ``I % K == 0``,
+"""Dense patterns (docs/method.md §4.1): with ``K == S``, no padding, ``D == 1`` and ``I % K == 0``,
 ``Π[i,o,k] = δ(o, ĩ)·δ(k, k̃)`` once ``i`` is split into ``(ĩ, k̃)`` of sizes ``(I/K, K)``.
 A reduced pattern ``Σ_o Π`` with the same parameters becomes ``δ(k, k̃)`` (``ĩ`` is summed;
 when no other tensor carries ``ĩ``, a ones vector over it keeps the factor ``I/K``).

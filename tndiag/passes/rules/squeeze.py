@@ -1,4 +1,4 @@
-"""Squeeze (PAPER.md §4.6): size-1 legs disappear.
+"""Squeeze (docs/method.md §4.6): size-1 legs disappear.
 
 An index of size 1 is removed from every tensor. A variable keeps its runtime shape: an axis
 that held only the removed index becomes the empty axis ``()`` (size 1), and a fused axis
