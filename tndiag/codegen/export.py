@@ -316,7 +316,8 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     >>> namespace["INPUT_SHAPES"], namespace["STEPS"]
     ({'X': (1, 2, 5), 'W': (3, 2, 3)}, (('abde,fbe->afd',),))
     """
-    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
+            or name.startswith("_")):
         raise InvalidArgumentError(f"name must be a public Python identifier, got {name!r}")
     program, graph = _as_program(diagram_or_program, sizes)
     graph = diagram if diagram is not None else graph

@@ -7,10 +7,22 @@ from typing import Sequence
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Index, Role, Sum, constant, variable
-from tndiag.ops.common import (channel_axis, check_groups, group_size, infer_ndim,
-                               shape_or_symbols, spatial_patterns)
-from tndiag.ops.hyper import (PaddingArg, check_fits, check_output_padding, conv_spec,
-                              transposed_input_size)
+from tndiag.ops.common import (
+    channel_axis,
+    check_groups,
+    group_size,
+    infer_ndim,
+    shape_or_symbols,
+    spatial_patterns,
+)
+from tndiag.ops.hyper import (
+    PaddingArg,
+    check_fits,
+    check_flag,
+    check_output_padding,
+    conv_spec,
+    transposed_input_size,
+)
 
 __all__ = ["conv", "conv_transpose"]
 
@@ -21,7 +33,7 @@ def _spatial_symbols(prefix: str, ndim: int):
 
 def _with_bias(graph: Graph, bias: bool, channel) -> Diagram:
     """``graph`` plus a broadcast bias term ``B[(g co)] · 1[other output legs]``."""
-    if not bias:
+    if not check_flag(bias, "bias"):
         return graph
     others = [ix for ix in graph.output_indices if ix not in channel]
     term = Graph.of([variable("B", [channel], Role.PARAMETER), constant("one", 1, others)],
@@ -45,7 +57,7 @@ def conv(input_shape: Sequence | None = None, weight_shape: Sequence | None = No
     (8, 6, 16, 16)
     """
     groups = check_groups(groups)
-    ndim = infer_ndim(ndim, (input_shape, 2), (weight_shape, 2))
+    ndim = infer_ndim(ndim, (input_shape, 2, "input"), (weight_shape, 2, "weight"))
     N, C_in, *I = shape_or_symbols(input_shape, ["N", "C_in", *_spatial_symbols("I", ndim)],
                                    "input")
     Cg = group_size(C_in, groups, "input channels")
@@ -81,7 +93,7 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
     (2, 3, 12)
     """
     groups = check_groups(groups)
-    ndim = infer_ndim(ndim, (input_shape, 2), (weight_shape, 2))
+    ndim = infer_ndim(ndim, (input_shape, 2, "input"), (weight_shape, 2, "weight"))
     N, C_in, *Oin = shape_or_symbols(input_shape, ["N", "C_in", *_spatial_symbols("I", ndim)],
                                      "input")
     C_w, Cog, *K = shape_or_symbols(
@@ -99,7 +111,8 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
     I = transposed_input_size(spec, Oin, op)
     # output_padding extends the result on the right: as a pattern, that is right padding
     # reduced by output_padding (possibly negative), which keeps O = Oin exactly.
-    spec = replace(spec, padding=tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op)))
+    pads = tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op, strict=True))
+    spec = replace(spec, padding=pads)
     pats, ins, outs, ks = spatial_patterns(spec, I, Oin)
     n = Index("n", N)
     g = Index("g", groups) if groups > 1 else None
