@@ -6,9 +6,21 @@ import pytest
 import sympy
 
 from tndiag.errors import InvalidArgumentError
-from tndiag.ir import (KIND_TABLE, Index, Kind, PatternParams, Role, Tensor, as_size,
-                       constant, delta, pattern, pattern_output_size, reduced_pattern,
-                       variable)
+from tndiag.ir import (
+    KIND_TABLE,
+    Index,
+    Kind,
+    PatternParams,
+    Role,
+    Tensor,
+    as_size,
+    constant,
+    delta,
+    pattern,
+    pattern_output_size,
+    reduced_pattern,
+    variable,
+)
 from tndiag.ir.nodes import flat
 from tndiag.ir.sizes import sizes_equal, substitute_size
 

@@ -65,7 +65,7 @@ def conv(input_shape: Sequence | None = None, weight_shape: Sequence | None = No
         weight_shape, ["C_out", Cg, *_spatial_symbols("K", ndim)], "weight")
     if isinstance(C_w, int) and isinstance(Cg, int) and C_w != Cg:
         raise InvalidArgumentError(
-            f"weight of shape {tuple(weight_shape)} expects {C_w * groups} input channels "
+            f"weight of shape {tuple(weight_shape or ())} expects {C_w * groups} input channels "
             f"(weight.shape[1] * groups), but the input has {C_in} channels")
     Co = group_size(C_out, groups, "output channels (weight.shape[0])")
     spec = conv_spec(ndim, K, stride, padding, dilation)
@@ -100,7 +100,7 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
         weight_shape, [C_in, "C_out", *_spatial_symbols("K", ndim)], "weight")
     if isinstance(C_w, int) and isinstance(C_in, int) and C_w != C_in:
         raise InvalidArgumentError(
-            f"weight of shape {tuple(weight_shape)} expects {C_w} input channels "
+            f"weight of shape {tuple(weight_shape or ())} expects {C_w} input channels "
             f"(weight.shape[0]), but the input has {C_in} channels")
     Cig = group_size(C_in, groups, "input channels")
     if isinstance(padding, str):

@@ -23,9 +23,18 @@ from typing import Iterable, List
 import sympy
 
 from tndiag.ir import Graph, Kind, Size, Tensor, as_size, constant, delta
-from tndiag.passes.rules.common import (carriers, describe, divides, equal, fresh_index,
-                                        fresh_tensor_name, is_output, pattern_sites,
-                                        replace_tensor, split_index)
+from tndiag.passes.rules.common import (
+    carriers,
+    describe,
+    divides,
+    equal,
+    fresh_index,
+    fresh_tensor_name,
+    is_output,
+    pattern_sites,
+    replace_tensor,
+    split_index,
+)
 from tndiag.passes.simplify import Rule, Site, Verdict, add_rule, rule_pass
 
 __all__ = ["DENSE", "dense", "combine", "sites", "splittable", "quotient", "without_padding"]

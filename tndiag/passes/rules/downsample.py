@@ -19,9 +19,17 @@ dense rule to whichever spatial dimensions qualify (e.g. the 1 of a 1×7 kernel)
 from __future__ import annotations
 
 from tndiag.ir import Graph, Kind, delta, reduced_pattern
-from tndiag.passes.rules.common import (describe, divides, equal, fresh_index,
-                                        fresh_tensor_name, is_output, less, replace_tensor,
-                                        split_index)
+from tndiag.passes.rules.common import (
+    describe,
+    divides,
+    equal,
+    fresh_index,
+    fresh_tensor_name,
+    is_output,
+    less,
+    replace_tensor,
+    split_index,
+)
 from tndiag.passes.rules.dense import combine, quotient, sites, splittable, without_padding
 from tndiag.passes.simplify import Rule, Site, Verdict, add_rule, rule_pass
 
