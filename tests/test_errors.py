@@ -281,3 +281,9 @@ def test_failed_call_is_not_cached_and_valid_call_still_works():
     with pytest.raises(InvalidArgumentError):
         conv(x4(), w4(), stride=0, groups=2)
     assert conv(x4(), w4(), stride=1, groups=2).shape == (2, 6, 6, 6)
+
+
+@pytest.mark.parametrize("sizes", [3, "N=2", [("N", 2)], {"N": None}, {"N": 2.5}, {"N": -1}])
+def test_export_sizes_that_are_not_a_mapping_of_ints_name_the_culprit(sizes):
+    with pytest.raises(tndiag.InvalidArgumentError, match="sizes"):
+        tndiag.export(tndiag.ops.conv(ndim=1), sizes=sizes)

@@ -73,13 +73,16 @@ def export(diagram_or_program: Any, **options: Any) -> str:
     >>> "Diagram (tndiag text form)::" in source and "pattern(" in source
     True
     """
+    from tndiag.codegen.compile import checked_sizes
     from tndiag.codegen.export import export as export_source
     from tndiag.syntax import to_text
 
     diagram = options.get("diagram")
+    if options.get("sizes") is not None:
+        options["sizes"] = checked_sizes(options["sizes"])
     if diagram is None and isinstance(diagram_or_program, (Graph, Sum)):
         sizes = options.get("sizes")
-        diagram = diagram_or_program.substitute(dict(sizes)) if sizes else diagram_or_program
+        diagram = diagram_or_program.substitute(sizes) if sizes else diagram_or_program
     text = to_text(diagram) if isinstance(diagram, (Graph, Sum)) else None
     return export_source(diagram_or_program, **options, text=text)
 

@@ -19,7 +19,7 @@ from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
 from tndiag.ir.canonical import canonical_form
 
-__all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache"]
+__all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache", "checked_sizes"]
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 
@@ -61,7 +61,7 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
     'abc,cde,fbe->afd'
     """
     _check_diagram(diagram, "compile")
-    values = _checked_sizes(sizes) if sizes is not None else None
+    values = checked_sizes(sizes) if sizes is not None else None
     if values:
         diagram = diagram.substitute(values)
     allowed = _allowed(lowerings)
@@ -97,8 +97,12 @@ def _check_diagram(diagram: object, what: str) -> None:
                                    f"{type(diagram).__name__}")
 
 
-def _checked_sizes(sizes: object) -> Dict[str, int]:
-    """``sizes`` as a dict of symbol name -> non-negative int; the culprit named otherwise."""
+def checked_sizes(sizes: object) -> Dict[str, int]:
+    """``sizes`` as a dict of symbol name -> non-negative int; the culprit named otherwise.
+
+    >>> checked_sizes({"N": 8})
+    {'N': 8}
+    """
     if not isinstance(sizes, Mapping):
         raise InvalidArgumentError(f"sizes must be a mapping of symbol names to ints, got "
                                    f"{type(sizes).__name__}")
