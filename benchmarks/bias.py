@@ -25,15 +25,20 @@ PLANS = {
 }
 
 
+def _call(fn, *args):
+    """``fn(*args)`` as a thunk bound to these arguments."""
+    return lambda: fn(*args)
+
+
 def main():
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, load {loadavg()}")
     for x_shape, w_shape in [((1, 2, 8, 8), (3, 2, 3, 3)), ((8, 64, 56, 56), (64, 64, 3, 3))]:
         x, w, b = torch.randn(x_shape), torch.randn(w_shape), torch.randn(w_shape[0])
         diagram = tndiag.ops.conv(x_shape, w_shape, padding=1, bias=True)
-        impls = {name: (lambda p=tndiag.compile(diagram, lowerings=plan): p(x, w, b))
+        impls = {name: _call(tndiag.compile(diagram, lowerings=plan), x, w, b)
                  for name, plan in PLANS.items()}
-        impls["torch F.conv2d(x, w, b)"] = lambda: F.conv2d(x, w, b, 1, 1)
+        impls["torch F.conv2d(x, w, b)"] = _call(F.conv2d, x, w, b, 1, 1)
         times = time_interleaved(impls, rounds=9)
         print(f"input {list(x_shape)}, weight {list(w_shape)}")
         for name, t in times.items():

@@ -88,7 +88,8 @@ def main():
     geo = 1.0
     for r in ratios:
         geo *= r
-    print(f"geometric mean tndiag / F.fold: {geo ** (1 / len(ratios)):.2f}x over {len(ratios)} layers")
+    mean = geo ** (1 / len(ratios))
+    print(f"geometric mean tndiag / F.fold: {mean:.2f}x over {len(ratios)} layers")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Per-call overhead of tndiag.functional.conv on a tiny input, against torch (see docs/benchmarks.md).
+"""Per-call overhead of tndiag.functional.conv on a tiny input, against torch.
+
+Results: docs/benchmarks.md.
 
     .venv/bin/python benchmarks/overhead.py
 """

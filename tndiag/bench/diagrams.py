@@ -7,10 +7,10 @@ convention for the curvature factors: one ``[C/G·∏K, C/G·∏K]`` block per g
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 from tndiag import ops
-from tndiag.ir import Graph, Index, Kind, Role, Sum, constant, variable
+from tndiag.ir import Diagram, Graph, Index, Kind, Role, Sum, constant, variable
 from tndiag.ops.hyper import conv_spec
 
 __all__ = ["Layer", "layer_from_json", "forward", "input_vjp", "weight_vjp", "unfold", "kfc",
@@ -36,7 +36,7 @@ class Layer(dict):
         return (self["c_out"], self["c_in"] // self["groups"], *self["kernel"])
 
     @property
-    def hyper(self) -> Dict[str, object]:
+    def hyper(self) -> Dict[str, Any]:
         """stride, padding, dilation, groups as keyword arguments."""
         pad = self["padding"]
         return dict(stride=tuple(self["stride"]), dilation=tuple(self["dilation"]),
@@ -58,7 +58,7 @@ def explicit_padding(layer: Layer) -> Tuple[Tuple[int, int], ...]:
     return tuple(spec.padding)
 
 
-def forward(layer: Layer) -> Graph:
+def forward(layer: Layer) -> Diagram:
     """``Y = conv(X, W)``."""
     return ops.conv(layer.x_shape, layer.w_shape, **layer.hyper)
 
@@ -120,7 +120,7 @@ def _factor(layer: Layer, reduce: bool) -> Graph:
         for p in pats:
             O *= int(p.indices[1].size)
         scale /= O * O
-    out = [(ci, *ks), (ci_, *ks_)]
+    out: list = [(ci, *ks), (ci_, *ks_)]
     if layer["groups"] > 1:
         out = [Index("g", layer["groups"])] + out
     return Graph.of([*first, *second, constant("s", scale)], out)

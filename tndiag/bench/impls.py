@@ -16,6 +16,7 @@ from typing import Callable, Dict
 
 import torch
 import torch.nn.functional as F
+from torch.nn import grad as nn_grad
 
 import tndiag
 from tndiag.bench.diagrams import DIAGRAMS, Layer, explicit_padding
@@ -23,10 +24,8 @@ from tndiag.bench.diagrams import DIAGRAMS, Layer, explicit_padding
 __all__ = ["make_inputs", "implementations", "strided_unfold"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_GRAD_INPUT = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input,
-               3: torch.nn.grad.conv3d_input}
-_GRAD_WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight,
-                3: torch.nn.grad.conv3d_weight}
+_GRAD_INPUT = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input, 3: nn_grad.conv3d_input}
+_GRAD_WEIGHT = {1: nn_grad.conv1d_weight, 2: nn_grad.conv2d_weight, 3: nn_grad.conv3d_weight}
 
 
 def make_inputs(layer: Layer, device: str, dtype: torch.dtype) -> Dict[str, torch.Tensor]:
@@ -66,7 +65,8 @@ def strided_unfold(x: torch.Tensor, layer: Layer) -> torch.Tensor:
                                         strict=True)):
         u = u.unfold(2 + d, dil * (k - 1) + 1, s)
     if any(dil > 1 for dil in layer["dilation"]):
-        u = u[(Ellipsis, *(slice(None, None, dil) for dil in layer["dilation"]))]
+        every = tuple(slice(None, None, dil) for dil in layer["dilation"])
+        u = u[(Ellipsis,) + every]
     return u  # [N, C, O1.., K1..]
 
 
@@ -111,12 +111,12 @@ def _baselines(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Dict[str, C
         # asymmetric padding: run torch on the explicitly padded input
         xp, pad = _padded(layer, x)
         h = dict(h, padding=pad)
-        crop = tuple(slice(l, l + i) for (l, _), i in zip(explicit_padding(layer), x.shape[2:],
-                                                          strict=True))
+        spans = zip(explicit_padding(layer), x.shape[2:], strict=True)
+        crop = (Ellipsis,) + tuple(slice(left, left + i) for (left, _), i in spans)
         if op == "forward":
             return {"torch": lambda: _CONV[nd](xp, w, None, **h)}
         if op == "input-vjp":
-            return {"torch": lambda: _GRAD_INPUT[nd](xp.shape, w, v, **h)[(..., *crop)]}
+            return {"torch": lambda: _GRAD_INPUT[nd](xp.shape, w, v, **h)[crop]}
         if op == "weight-vjp":
             return {"torch": lambda: _GRAD_WEIGHT[nd](xp, w.shape, v, **h)}
     if op == "forward":
@@ -134,10 +134,8 @@ def _baselines(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Dict[str, C
 def _einconv(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
     import importlib
 
-    class ex:  # noqa: N801 - the einconv expression modules, imported explicitly
-        pass
-    for mod in ("convNd_input_vjp", "convNd_weight_vjp", "convNd_kfc", "convNd_kfac_reduce"):
-        setattr(ex, mod, importlib.import_module(f"einconv.expressions.{mod}"))
+    ex = {mod: importlib.import_module(f"einconv.expressions.{mod}") for mod in (
+        "convNd_input_vjp", "convNd_weight_vjp", "convNd_kfc", "convNd_kfac_reduce")}
     from einconv.functionals import convNd, unfoldNd
 
     x, w, v, h = t["X"], t["W"], t["V"], layer.hyper
@@ -149,13 +147,13 @@ def _einconv(op: str, layer: Layer, t: Dict[str, torch.Tensor]) -> Callable:
     if op == "unfold":
         return lambda: unfoldNd(x, tuple(layer["kernel"]), **kw)
     if op == "input-vjp":
-        expr = lambda: ex.convNd_input_vjp.einsum_expression(  # noqa: E731
+        expr = lambda: ex["convNd_input_vjp"].einsum_expression(  # noqa: E731
             w, v, tuple(layer["input"]), groups=h["groups"], **kw)
     elif op == "weight-vjp":
-        expr = lambda: ex.convNd_weight_vjp.einsum_expression(  # noqa: E731
+        expr = lambda: ex["convNd_weight_vjp"].einsum_expression(  # noqa: E731
             x, v, tuple(layer["kernel"]), groups=h["groups"], **kw)
     else:
-        mod = ex.convNd_kfc if op == "kfc" else ex.convNd_kfac_reduce
+        mod = ex["convNd_kfc" if op == "kfc" else "convNd_kfac_reduce"]
         expr = lambda: mod.einsum_expression(  # noqa: E731
             x, tuple(layer["kernel"]), groups=h["groups"], **kw)
 
