@@ -40,10 +40,10 @@ class _Factors:
     def on_grad(self, layer: Layer, g: Optional[torch.Tensor]) -> None:
         d = layer.out_channels // layer.groups
         if g is None:
-            ref = layer.module.weight
-            self.B[layer] = ref.new_zeros(layer.groups, d, d)
-            return
-        self.B[layer] = factors.grad_output_factor(layer, layer.as_conv_output(g), self.reduce)
+            B = layer.module.weight.new_zeros(layer.groups, d, d)
+        else:
+            B = factors.grad_output_factor(layer, layer.as_conv_output(g), self.reduce)
+        self.B[layer] = B + self.B[layer] if layer in self.B else B
 
     def result(self, layer: Layer) -> LayerFactors:
         B = self.B[layer]
@@ -125,17 +125,21 @@ class _Diag:
     def on_input(self, layer: Layer, x: torch.Tensor, y_shape: torch.Size) -> None:
         u = layer.as_conv_input(x)
         hyper = layer.hyper(u, layer.conv_output_shape(y_shape))
-        self.inputs[layer] = (u, hyper, y_shape)
+        self.inputs[layer] = (u, hyper, y_shape)  # released with this object
 
     def on_grad(self, layer: Layer, g: Optional[torch.Tensor]) -> None:
-        u, hyper, y_shape = self.inputs.pop(layer)
+        u, hyper, y_shape = self.inputs[layer]
         if g is None:
             g = u.new_zeros(y_shape)
         S = layer.as_conv_output(g).unflatten(0, (-1, y_shape[0]))
         if layer.weight is not None:
-            self.out[id(layer.weight)] = factors.weight_ggn_diag(layer, u, S, hyper)
+            self._add(layer.weight, factors.weight_ggn_diag(layer, u, S, hyper))
         if layer.bias is not None:
-            self.out[id(layer.bias)] = factors.bias_ggn_diag(S)
+            self._add(layer.bias, factors.bias_ggn_diag(S))
+
+    def _add(self, p: torch.Tensor, value: torch.Tensor) -> None:
+        key = id(p)
+        self.out[key] = value + self.out[key] if key in self.out else value
 
 
 def ggn_diag(model: nn.Module, loss_fn: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,

@@ -11,6 +11,7 @@ Every hook is removed when the context exits, also when the model or the loss ra
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
@@ -20,6 +21,9 @@ from tndiag.errors import InvalidArgumentError
 from tndiag.curvature.layers import Layer
 
 __all__ = ["capture", "Recorder"]
+
+#: Most layer-output elements (all layers, all columns of one chunk) alive in a batched backward.
+COLUMN_BUDGET = 1 << 26
 
 OnInput = Callable[[Layer, torch.Tensor, torch.Size], None]
 OnGrad = Callable[[Layer, Optional[torch.Tensor]], None]
@@ -49,18 +53,27 @@ class Recorder:
         return forward_hook
 
     def backward(self, output: torch.Tensor, S: torch.Tensor, on_grad: OnGrad) -> None:
-        """Propagate ``S`` (``[Z, *output.shape]``) and hand each layer's gradient to
-        ``on_grad`` (``[Z·N, ...]`` flattened over ``z`` and ``n``; None if unreachable)."""
+        """Propagate ``S`` (``[Z, *output.shape]``) and hand each layer's gradients to
+        ``on_grad`` (``[Z'·N, ...]``, flattened over ``z`` and ``n``; None if unreachable).
+
+        With ``Z > 1`` the columns travel in chunks of at most ``COLUMN_BUDGET`` elements
+        of layer outputs each, so ``on_grad`` may be called several times per layer (once
+        per chunk): it must accumulate.
+        """
         missing = [l.name for l in self.layers if l not in self.edges]
         if missing:
             raise InvalidArgumentError(f"layers {missing} were not called in the forward pass")
-        if S.shape[0] > 1:
-            grads = torch.autograd.grad(output, [self.edges[l] for l in self.layers], S,
-                                        is_grads_batched=True, allow_unused=True)
+        if S.shape[0] == 1:
+            self._streamed(output, S[0], on_grad)
+            return
+        per_column = sum(math.prod(shape) for shape in self.shapes.values())
+        chunks = S.split(max(1, COLUMN_BUDGET // max(per_column, 1)))
+        edges = [self.edges[l] for l in self.layers]
+        for i, chunk in enumerate(chunks):
+            grads = torch.autograd.grad(output, edges, chunk, is_grads_batched=True,
+                                        retain_graph=i + 1 < len(chunks), allow_unused=True)
             for layer, g in zip(self.layers, grads):
                 on_grad(layer, None if g is None else g.flatten(0, 1))
-            return
-        self._streamed(output, S[0], on_grad)
 
     def _streamed(self, output: torch.Tensor, S: torch.Tensor, on_grad: OnGrad) -> None:
         sources = self._sources()
