@@ -84,7 +84,7 @@ def columns(loss_fn, f, y, fisher_type, mc_samples=1, generator=None) -> torch.T
     if fisher_type == "type-2":
         for n in range(N):
             H = torch.autograd.functional.hessian(
-                lambda fn: _per_sample_loss(loss_fn, fn.reshape(f.shape[1:]), y[n]),
+                lambda fn, n=n: _per_sample_loss(loss_fn, fn.reshape(f.shape[1:]), y[n]),
                 f[n].reshape(-1))
             evals, evecs = torch.linalg.eigh(R * H)
             cols.append((evecs * evals.clamp(min=0).sqrt()).T.reshape(-1, *f.shape[1:]))
@@ -110,7 +110,7 @@ def output_grads(f, outs: List[torch.Tensor], S: torch.Tensor) -> List[torch.Ten
     per = [[] for _ in outs]
     for z in range(S.shape[0]):
         gs = torch.autograd.grad(f, outs, S[z], retain_graph=True, allow_unused=True)
-        for lst, g, o in zip(per, gs, outs):
+        for lst, g, o in zip(per, gs, outs, strict=True):
             lst.append(torch.zeros_like(o) if g is None else g)
     return [torch.stack(p) for p in per]
 
@@ -122,7 +122,7 @@ def kfac_ref(model, loss_fn, x, y, approx, fisher_type, merged=False, mc_samples
     S = columns(loss_fn, f, y, fisher_type, mc_samples, generator)
     grads = output_grads(f, [o for _, o in io.values()], S)
     out = {}
-    for (name, (inp, _)), g in zip(io.items(), grads):
+    for (name, (inp, _)), g in zip(io.items(), grads, strict=True):
         m = model.get_submodule(name)
         G, U = groups(m), unfolded(m, inp)
         if merged and m.bias is not None:
@@ -148,7 +148,6 @@ def kfac_ref(model, loss_fn, x, y, approx, fisher_type, merged=False, mc_samples
 
 def flat_positions(m: nn.Module, offset: int, merged: bool):
     """Per block ``(kind, [G, d_out, d_in] flat parameter positions)``, from explicit loops."""
-    blocks = []
     G = groups(m)
     w = m.weight
     if isinstance(m, nn.Linear):
@@ -195,7 +194,7 @@ def dense_ref(model, factors, merged) -> torch.Tensor:
 
 def ggn_diag_ref(model, loss_fn, x, y) -> Dict[str, torch.Tensor]:
     """Brute force: ``R Σ_n diag(J_nᵀ H_n J_n)`` with per-sample Jacobians and Hessians."""
-    names, params = zip(*model.named_parameters())
+    names, params = zip(*model.named_parameters(), strict=True)
     f = model(x)
     R = reduction(loss_fn, f)
     flat_f = f.reshape(f.shape[0], -1)
@@ -204,13 +203,13 @@ def ggn_diag_ref(model, loss_fn, x, y) -> Dict[str, torch.Tensor]:
         for j in range(flat_f.shape[1]):
             gs = torch.autograd.grad(flat_f[n, j], params, retain_graph=True, allow_unused=True)
             rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                                   for g, p in zip(gs, params)]))
+                                   for g, p in zip(gs, params, strict=True)]))
     J = torch.stack(rows).reshape(f.shape[0], flat_f.shape[1], -1)
     diag = torch.zeros(J.shape[-1], dtype=J.dtype)
     for n in range(f.shape[0]):
         H = torch.autograd.functional.hessian(
-            lambda fn: _per_sample_loss(loss_fn, fn.reshape(f.shape[1:]), y[n]),
+            lambda fn, n=n: _per_sample_loss(loss_fn, fn.reshape(f.shape[1:]), y[n]),
             f[n].detach().reshape(-1))
         diag += R * torch.einsum("ap,ab,bp->p", J[n], H, J[n])
     parts = diag.split([p.numel() for p in params])
-    return {n: t.reshape(p.shape) for n, t, p in zip(names, parts, params)}
+    return {n: t.reshape(p.shape) for n, t, p in zip(names, parts, params, strict=True)}

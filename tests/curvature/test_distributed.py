@@ -64,7 +64,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     expected = _results(model, x, ys)
     got = torch.load(path)
     assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 

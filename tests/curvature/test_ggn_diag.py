@@ -61,7 +61,7 @@ def test_mc_and_empirical_diagonals_equal_the_squared_backpropagated_columns(fis
         for n in range(x.shape[0]):
             fz = model(x[n:n + 1])
             gs = torch.autograd.grad(fz, list(params.values()), S[z, n:n + 1])
-            for k, g in zip(params, gs):
+            for k, g in zip(params, gs, strict=True):
                 ref[k] += g.square()
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], **TOL, msg=k)

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import tndiag.curvature as tc
-from tndiag.errors import InvalidArgumentError, ShapeError, TndiagError
 from tests.curvature.models import GRID, grid_model, inputs_for, targets_for
+from tndiag.errors import InvalidArgumentError, ShapeError, TndiagError
 
 CE = nn.CrossEntropyLoss()
 
@@ -31,7 +31,7 @@ def test_grads_hooks_and_graph_are_left_as_they_were(fn):
     before = [p.grad.clone() for p in model.parameters()]
     result = fn(model, CE, x, y, fisher_type="type-2")
     assert _hooks(model) == 0
-    for p, g in zip(model.parameters(), before):
+    for p, g in zip(model.parameters(), before, strict=True):
         torch.testing.assert_close(p.grad, g, rtol=0, atol=0)
     tensors = (result.to_dense(),) if isinstance(result, tc.KFAC) else tuple(result.values())
     assert all(t.grad_fn is None and not t.requires_grad for t in tensors)

@@ -103,11 +103,12 @@ def layers(draw):
     K = tuple(draw(st.integers(1, 3)) for _ in range(ndim))
     S = tuple(draw(st.integers(1, 2)) for _ in range(ndim))
     D = tuple(draw(st.integers(1, 2)) for _ in range(ndim))
-    I = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 3)) for k, d in zip(K, D))
+    I = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 3))
+              for k, d in zip(K, D, strict=True))
     bias = draw(st.booleans())
     if transposed:
-        P = tuple(draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(K, D))
-        op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(S, D))
+        P = tuple(draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(K, D, strict=True))
+        op = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(S, D, strict=True))
         cls = getattr(nn, f"ConvTranspose{ndim}d")
         layer = cls(cin, cout, K, stride=S, padding=P, output_padding=op, groups=G,
                     dilation=D, bias=bias)

@@ -13,7 +13,7 @@ compiled KFC, KFAC-reduce, grad-output and GGN-diagonal diagrams. Under
 >>> K = tc.kfac(net, torch.nn.CrossEntropyLoss(), torch.randn(8, 1, 4, 4),
 ...             torch.randint(0, 3, (8,)), kfac_approx="reduce")
 >>> (K.inverse(damping=1e-2) @ torch.ones(K.dim)).shape
-torch.Size([55])
+torch.Size([91])
 """
 
 from tndiag.curvature.api import ggn_diag, kfac

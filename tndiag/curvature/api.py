@@ -157,7 +157,8 @@ def ggn_diag(model: nn.Module, loss_fn: nn.Module, inputs: torch.Tensor, targets
         parameter name (as in ``model.named_parameters()``) → tensor shaped like it.
 
     >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
-    >>> d = ggn_diag(net, nn.CrossEntropyLoss(), torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]))
+    >>> x, y = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    >>> d = ggn_diag(net, nn.CrossEntropyLoss(), x, y)
     >>> {k: tuple(v.shape) for k, v in d.items()}
     {'0.weight': (2, 1, 3, 3), '0.bias': (2,), '2.weight': (3, 8), '2.bias': (3,)}
     """

@@ -17,8 +17,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 import torch
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
-from tndiag.errors import InvalidArgumentError
 from tndiag.curvature.layers import Layer
+from tndiag.errors import InvalidArgumentError
 
 __all__ = ["capture", "Recorder"]
 
@@ -72,7 +72,7 @@ class Recorder:
         for i, chunk in enumerate(chunks):
             grads = torch.autograd.grad(output, edges, chunk, is_grads_batched=True,
                                         retain_graph=i + 1 < len(chunks), allow_unused=True)
-            for layer, g in zip(self.layers, grads):
+            for layer, g in zip(self.layers, grads, strict=True):
                 on_grad(layer, None if g is None else g.flatten(0, 1))
 
     def _streamed(self, output: torch.Tensor, S: torch.Tensor, on_grad: OnGrad) -> None:
@@ -85,7 +85,7 @@ class Recorder:
                     handles.append(edge.node.register_prehook(_pre(layer, edge, on_grad)))
             grads = torch.autograd.grad(output, [self.edges[l] for l in sources], S,
                                         allow_unused=True)
-            for layer, g in zip(sources, grads):
+            for layer, g in zip(sources, grads, strict=True):
                 on_grad(layer, g)
         finally:
             for h in handles:

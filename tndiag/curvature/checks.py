@@ -7,8 +7,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from tndiag.errors import InvalidArgumentError, ShapeError, TndiagError
 from tndiag.curvature.losses import FISHER_TYPES, check_loss
+from tndiag.errors import InvalidArgumentError, ShapeError, TndiagError
 
 __all__ = ["NotATensorError", "check_call", "unwrap"]
 

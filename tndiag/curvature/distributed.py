@@ -40,5 +40,5 @@ def all_reduce_weighted(averaged: List[torch.Tensor], summed: List[torch.Tensor]
     flat = torch.cat([t.reshape(-1) * weight for t in averaged] +
                      [t.reshape(-1) for t in summed])
     dist.all_reduce(flat, group=process_group)
-    for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+    for t, part in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
         t.copy_(part.reshape(t.shape))

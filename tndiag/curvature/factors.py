@@ -17,10 +17,10 @@ from typing import Dict, Hashable
 import torch
 
 from tndiag import functional
-from tndiag.ops import curvature as diagrams
 from tndiag.codegen import compile
 from tndiag.codegen.program import AnyProgram
 from tndiag.curvature.layers import Layer
+from tndiag.ops import curvature as diagrams
 
 __all__ = ["input_factor", "mean_patch", "grad_output_factor", "weight_ggn_diag",
            "bias_ggn_diag"]

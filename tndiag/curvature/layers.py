@@ -93,8 +93,8 @@ class Layer:
         """The output padding actually used (``forward(x, output_size=...)`` may change it)."""
         m = self.module
         base = [(i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(
-            x.shape[2:], m.stride, m.padding, m.dilation, m.kernel_size)]
-        return tuple(int(o - b) for o, b in zip(y_shape[2:], base))
+            x.shape[2:], m.stride, m.padding, m.dilation, m.kernel_size, strict=True)]
+        return tuple(int(o - b) for o, b in zip(y_shape[2:], base, strict=True))
 
     def weight_view(self, w: torch.Tensor) -> torch.Tensor:
         """A weight-shaped tensor viewed as ``[G, d_out, d_in]`` (see the module docstring)."""

@@ -8,8 +8,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.curvature.layers import Layer
+from tndiag.errors import InvalidArgumentError, ShapeError
 
 __all__ = ["LayerFactors", "KFAC"]
 
@@ -68,7 +68,7 @@ class KFAC:
         self.params = [p for l in layers for p in (l.weight, l.bias) if p is not None]
         self.param_names = [param_names[id(p)] for p in self.params]
         starts = [0, *torch.tensor([p.numel() for p in self.params]).cumsum(0).tolist()]
-        self._offsets = {id(p): s for p, s in zip(self.params, starts)}
+        self._offsets = {id(p): s for p, s in zip(self.params, starts[:-1], strict=True)}
         self.dim = starts[-1]
         self._block_list: Optional[list] = None
 
@@ -109,7 +109,8 @@ class KFAC:
             out[idx] = B @ x[idx] @ A.mT
         if flat:
             return out
-        return [t.reshape(p.shape) for t, p in zip(out.split(self._sizes()), self.params)]
+        parts = out.split(self._sizes())
+        return [t.reshape(p.shape) for t, p in zip(parts, self.params, strict=True)]
 
     def _sizes(self) -> List[int]:
         return [p.numel() for p in self.params]
@@ -119,7 +120,8 @@ class KFAC:
                               grad_output=fn(f.grad_output),
                               bias_input=None if f.bias_input is None else fn(f.bias_input))
                    for k, f in self._factors.items()}
-        return KFAC(self._layers, factors, dict(zip(map(id, self.params), self.param_names)))
+        names = dict(zip(map(id, self.params), self.param_names, strict=True))
+        return KFAC(self._layers, factors, names)
 
     def inverse(self, damping: float = 1e-3) -> "KFAC":
         """``⊕ (B + √λ I)⁻¹ ⊗ (A + √λ I)⁻¹``: each factor damped by ``√damping``, inverted.
