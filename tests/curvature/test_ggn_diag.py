@@ -76,3 +76,14 @@ def test_diagonal_covers_only_the_chosen_params():
     for k in got:
         torch.testing.assert_close(got[k], ref[k], **TOL)
     assert isinstance(model[0], nn.Conv1d)
+
+
+def test_per_sample_chunks_give_the_same_diagonal(monkeypatch):
+    from tndiag.curvature import factors
+    model, (_, shape) = grid_model("conv2d-depthwise"), GRID["conv2d-depthwise"]
+    x, y = inputs_for(shape), targets_for(LOSSES[0])
+    whole = tc.ggn_diag(model, LOSSES[0], x, y)
+    monkeypatch.setattr(factors, "PER_SAMPLE_BUDGET", 1)  # one column z at a time
+    chunked = tc.ggn_diag(model, LOSSES[0], x, y)
+    for k in whole:
+        torch.testing.assert_close(chunked[k], whole[k], rtol=1e-12, atol=1e-14)

@@ -65,11 +65,28 @@ def grad_output_factor(layer: Layer, g: torch.Tensor, reduce: bool) -> torch.Ten
     return B if layer.groups > 1 else B.unsqueeze(0)
 
 
+#: Most elements of per-sample weight gradients ``[Z', N, *W]`` formed at once.
+PER_SAMPLE_BUDGET = 1 << 25
+
+
 def weight_ggn_diag(layer: Layer, x: torch.Tensor, S: torch.Tensor,
                     hyper: Dict[str, Hashable]) -> torch.Tensor:
-    """GGN diagonal of the weight, shaped like it, from ``S`` of shape ``[Z, N, C, *O]``."""
-    diag = _program("weight_ggn_diag", tuple(x.shape), tuple(S.shape), **hyper)(X=x, S=S)
-    return diag.reshape(layer.module.weight.shape)
+    """GGN diagonal of the weight, shaped like it, from ``S`` of shape ``[Z, N, C, *O]``.
+
+    The weight-GGN-diagonal diagram is two identical copies of the per-sample weight VJP
+    joined over ``z``, ``n`` and the weight legs; the compiled plan would contract each copy
+    separately, so one copy is compiled and squared (in chunks over ``z``).
+    """
+    W = layer.module.weight
+    chunk = max(1, PER_SAMPLE_BUDGET // max(1, S.shape[1] * W.numel()))
+    diag = None
+    for part in S.split(chunk):
+        grads = _program("per_sample_weight_vjp", tuple(x.shape), tuple(part.shape),
+                         **hyper)(X=x, S=part)
+        term = grads.square().sum((0, 1))
+        diag = term if diag is None else diag + term
+    assert diag is not None
+    return diag.reshape(W.shape)
 
 
 def bias_ggn_diag(S: torch.Tensor) -> torch.Tensor:
