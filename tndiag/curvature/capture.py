@@ -76,24 +76,33 @@ class Recorder:
                 on_grad(layer, None if g is None else g.flatten(0, 1))
 
     def _streamed(self, output: torch.Tensor, S: torch.Tensor, on_grad: OnGrad) -> None:
-        sources = self._sources()
-        handles = []
+        """Every layer's gradient in a pre-hook of its backward node, freed right after.
+
+        Autograd is asked for the gradients of the *parameters* of the source layers only
+        (see :meth:`_sources`), so every covered layer's node runs and no layer-output
+        gradient is kept until the end; the few source-layer parameter gradients are
+        discarded (``.grad`` is never written).
+        """
+        seen: set = set()
+
+        def consume(layer: Layer, g: Optional[torch.Tensor]) -> None:
+            seen.add(layer)
+            on_grad(layer, g)
+        handles = [self.edges[l].node.register_prehook(_pre(l, self.edges[l], consume))
+                   for l in self.layers]
         try:
-            for layer in self.layers:
-                if layer not in sources:
-                    edge = self.edges[layer]
-                    handles.append(edge.node.register_prehook(_pre(layer, edge, on_grad)))
-            grads = torch.autograd.grad(output, [self.edges[l] for l in sources], S,
-                                        allow_unused=True)
-            for layer, g in zip(sources, grads, strict=True):
-                on_grad(layer, g)
+            targets = [l.weight if l.weight is not None else l.bias for l in self._sources()]
+            torch.autograd.grad(output, targets, S, allow_unused=True)
         finally:
             for h in handles:
                 h.remove()
+        for layer in self.layers:
+            if layer not in seen:
+                on_grad(layer, None)
 
     def _sources(self) -> List[Layer]:
-        """Layers whose backward node reaches no other layer's node: requesting their output
-        gradients makes autograd run every other layer's node (and its pre-hook)."""
+        """Layers whose backward node reaches no other layer's node: requesting gradients
+        behind them makes autograd run every layer's node (and its pre-hook)."""
         nodes = {self.edges[l].node: l for l in self.layers}
         return [l for l in self.layers if not _reaches(self.edges[l].node, nodes)]
 
