@@ -54,3 +54,17 @@ def test_notebook_runs():
     assert "K @ v matches the dense matrix: True" in text
     assert "dense inverse matches: True" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_the_python_block_of_docs_curvature_runs():
+    text = (ROOT / "docs" / "curvature.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/curvature.md", "exec"), scope)
+    K = scope["K"]
+    assert K.modules == ["0", "2", "4"]
+    assert tuple(K["2"].input.shape) == (8, 16, 16)
+    assert tuple(K["2"].grad_output.shape) == (8, 1, 1)
+    assert set(scope["diag"]) == {n for n, _ in scope["model"].named_parameters()}
