@@ -19,7 +19,7 @@ def _env() -> dict:
 def test_training_example_runs_and_writes_its_plot(tmp_path):
     plot = tmp_path / "kfac.png"
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "kfac_training.py"),
-                             "--epochs", "2", "--plot", str(plot)], cwd=ROOT, env=_env(),
+                             "--epochs", "1", "--plot", str(plot)], cwd=ROOT, env=_env(),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     losses = dict((name, (float(a), float(b))) for name, a, b in re.findall(

@@ -91,7 +91,8 @@ class Recorder:
         handles = [self.edges[l].node.register_prehook(_pre(l, self.edges[l], consume))
                    for l in self.layers]
         try:
-            targets = [l.weight if l.weight is not None else l.bias for l in self._sources()]
+            targets = [p for p in (l.weight if l.weight is not None else l.bias
+                                   for l in self._sources()) if p is not None]
             torch.autograd.grad(output, targets, S, allow_unused=True)
         finally:
             for h in handles:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Dict, Hashable
+from typing import Any, Dict, Hashable
 
 import torch
 
@@ -38,7 +38,7 @@ def _positions(layer: Layer, y_shape) -> int:
     return math.prod(y_shape[2:])
 
 
-def input_factor(layer: Layer, x: torch.Tensor, hyper: Dict[str, Hashable], y_shape,
+def input_factor(layer: Layer, x: torch.Tensor, hyper: Dict[str, Any], y_shape,
                  reduce: bool) -> torch.Tensor:
     """``A`` of shape ``[G, d_in, d_in]`` from the (conv-shaped) layer input ``x``.
 
@@ -54,7 +54,7 @@ def input_factor(layer: Layer, x: torch.Tensor, hyper: Dict[str, Hashable], y_sh
     return A if reduce else A.div_(_positions(layer, y_shape))
 
 
-def mean_patch(x: torch.Tensor, hyper: Dict[str, Hashable]) -> torch.Tensor:
+def mean_patch(x: torch.Tensor, hyper: Dict[str, Any]) -> torch.Tensor:
     """``[G, d_in]``: the mean (transpose-)unfolded input column over samples and positions."""
     return _program("patch_mean", tuple(x.shape), **hyper)(X=x)
 
@@ -70,7 +70,7 @@ PER_SAMPLE_BUDGET = 1 << 25
 
 
 def weight_ggn_diag(layer: Layer, x: torch.Tensor, S: torch.Tensor,
-                    hyper: Dict[str, Hashable]) -> torch.Tensor:
+                    hyper: Dict[str, Any]) -> torch.Tensor:
     """GGN diagonal of the weight, shaped like it, from ``S`` of shape ``[Z, N, C, *O]``.
 
     The weight-GGN-diagonal diagram is two identical copies of the per-sample weight VJP

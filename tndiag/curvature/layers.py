@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ class Layer:
     """One covered layer: module, kind (``conv``, ``transposed``, ``linear``) and parameters."""
 
     name: str
-    module: nn.Module
+    module: Any  # one of SUPPORTED (typed loosely: torch types its attributes as Tensor | Module)
     weight: Optional[nn.Parameter]
     bias: Optional[nn.Parameter]
     kind: str = field(init=False)
@@ -76,7 +76,7 @@ class Layer:
             return (y_shape[0], y_shape[-1], math.prod(y_shape[1:-1]))
         return tuple(y_shape)
 
-    def hyper(self, x: torch.Tensor, y_shape: Sequence[int]) -> Dict[str, Hashable]:
+    def hyper(self, x: torch.Tensor, y_shape: Sequence[int]) -> Dict[str, Any]:
         """Keyword arguments of the per-layer diagrams for input ``x`` (as :meth:`as_conv_input`)
         and output shape ``y_shape`` (``[N, C_out, *O]``)."""
         m = self.module
@@ -111,7 +111,7 @@ class Layer:
         return b.reshape(self.groups, -1, 1)
 
 
-def _covered(module: nn.Module, chosen: Optional[set]) -> List[Optional[nn.Parameter]]:
+def _covered(module: Any, chosen: Optional[set]) -> List[Optional[nn.Parameter]]:
     out = []
     for p in (module.weight, module.bias):
         wanted = p is not None and p.requires_grad and (chosen is None or id(p) in chosen)
