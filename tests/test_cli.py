@@ -35,7 +35,7 @@ def symbolic(tmp_path):
     return str(path)
 
 
-@pytest.mark.parametrize("command", ["render", "compile", "derive", "export", "demo"])
+@pytest.mark.parametrize("command", ["render", "compile", "derive", "export", "passes", "demo"])
 def test_help_for_each_command(command, capsys):
     code, out, _ = run([command, "--help"], capsys)
     assert code == 0 and out.startswith(f"usage: tndiag {command}")
@@ -68,7 +68,7 @@ def test_render_pipeline_and_trace(tmp_path, capsys):
     out = tmp_path / "t.dot"
     source = str(ROOT / "examples" / "kfac_reduce.tnd")
     assert run(["render", source, "-p", "simplify", "--trace", "-o", str(out)], capsys)[0] == 0
-    assert '"p0b/X"' in out.read_text() and "1. simplify" in out.read_text()
+    assert '"f0/X"' in out.read_text() and "1. simplify" in out.read_text()
     assert run(["render", source, "-p", "simplify", "-o", str(out)], capsys)[0] == 0
     assert "ΣΠ" in out.read_text()
     code, _, err = run(["render", source, "--trace", "-o", str(out)], capsys)
@@ -183,10 +183,74 @@ def test_demo_runs_the_quickstart(capsys):
 def test_python_dash_m_and_console_script():
     done = subprocess.run([sys.executable, "-m", "tndiag", "--version"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "tndiag 0.1.0"
+    assert done.returncode == 0 and done.stdout.strip() == f"tndiag {tndiag.__version__}"
     done = subprocess.run([sys.executable, "-m", "tndiag", "--debug", "compile", "missing.tnd"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" in done.stderr
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     assert "tndiag = tndiag.cli:main" in config["options.entry_points"]["console_scripts"]
+
+
+def test_one_version_string():
+    """setup.cfg, tndiag.__version__ and --version all read tndiag/_version.py."""
+    from tndiag._version import __version__
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert config["metadata"]["version"] == "attr: tndiag._version.__version__"
+    assert tndiag.__version__ == __version__
+
+
+def test_broken_pipe_is_silent():
+    """``tndiag render ... | head`` stops quietly when the reader closes the pipe."""
+    for argv in (["render", "examples/kfc.tnd"], ["passes"]):
+        proc = subprocess.Popen([sys.executable, "-m", "tndiag", *argv], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader is gone before tndiag writes anything
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert proc.wait(timeout=120) == 0 and err == "", argv
+
+
+def test_set_with_an_unknown_symbol_lists_the_file_symbols(symbolic, capsys):
+    code, _, err = run(["compile", symbolic, "--set", "N=2,Q=2"], capsys)
+    assert code == 1 and len(err.splitlines()) == 1
+    assert f"--set Q: {symbolic} has no size symbol 'Q'; its symbols are C, I1, N" in err
+    code, _, err = run(["compile", FORWARD, "--set", "N=2"], capsys)
+    assert code == 1 and "has no size symbol 'N'; its sizes are all concrete" in err
+
+
+@pytest.mark.parametrize("name", ["window", "torch", "EQUATIONS", "Dict"])
+def test_export_name_clashing_with_the_module_is_rejected(name, capsys):
+    code, out, err = run(["export", FORWARD, "--name", name], capsys)
+    assert code == 1 and out == ""
+    assert f"--name {name!r} clashes with a name the exported module uses itself" in err
+    assert "torch" in err.split("taken:")[1] and "_check" not in err
+
+
+def test_export_name_that_is_free_still_works(tmp_path, capsys):
+    target = tmp_path / "m.py"
+    assert run(["export", FORWARD, "-o", str(target), "--name", "conv_fwd"], capsys)[0] == 0
+    assert "def conv_fwd(" in target.read_text()
+
+
+def test_passes_lists_every_pass_with_options(capsys):
+    from tndiag.passes import PASSES
+
+    code, out, _ = run(["passes"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and [ln.split("{")[0].split()[0] for ln in lines] == sorted(PASSES)
+    assert any(ln.startswith("vjp{wrt=A|B,vector=NAME} ") for ln in lines)
+    assert any(ln.startswith("expand-groups{groups=SIZE,legs=A|B,index=NAME,into=NAME} ")
+               for ln in lines)
+    assert all(len(ln.split(None, 1)) == 2 for ln in lines)  # every pass has a description
+
+
+def test_compile_takes_the_lowering_switch(capsys):
+    code, out, _ = run(["compile", FORWARD, "--lowering", "dense"], capsys)
+    dense = tndiag.compile(tndiag.parse(Path(FORWARD).read_text()), lowerings=())
+    assert code == 0 and out == str(dense) + "\n"
+    code, out, _ = run(["compile", FORWARD, "--lowering", "window"], capsys)
+    assert out == str(tndiag.compile(tndiag.parse(Path(FORWARD).read_text()))) + "\n"
+    assert run(["compile", FORWARD, "--lowering", "fast"], capsys)[0] == 2

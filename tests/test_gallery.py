@@ -93,7 +93,8 @@ ORACLES = {
 
 
 def random_inputs(program):
-    return {name: torch.randn(shape) for name, shape in zip(program.inputs, program.input_shapes)}
+    pairs = zip(program.inputs, program.input_shapes, strict=True)
+    return {name: torch.randn(shape) for name, shape in pairs}
 
 
 def test_every_gallery_file_has_an_oracle():
@@ -150,19 +151,32 @@ def test_render_gallery_script(tmp_path):
             assert {prefix(k) + t for t in term.names} <= titles, name
 
 
-def test_notebook_runs(monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    # the kernel runs in notebooks/: make this checkout's tndiag importable there
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    notebook = nbformat.read(ROOT / "notebooks" / "01-diagrams.ipynb", as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT / "notebooks")}})
-    client.execute()
+def test_notebook_runs_from_any_directory(tmp_path, monkeypatch):
+    pytest.importorskip("nbclient")
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # execute() extends it
+    from execute_notebooks import execute
+
+    notebook = execute(ROOT / "notebooks" / "01-diagrams.ipynb", tmp_path)  # not notebooks/
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/svg+xml" in o.get("data", {}) for o in outputs)
+    kinds = {key for o in outputs for key in o.get("data", {})}
+    assert {"image/svg+xml", "text/html"} <= kinds  # diagrams, film strips and programs display
+
+
+def test_committed_notebook_carries_its_outputs():
+    """Pictures show on a code host: the notebook is committed executed (see
+    scripts/execute_notebooks.py)."""
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(ROOT / "notebooks" / "01-diagrams.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code)
+    outputs = [o for cell in code for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    svgs = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
+    assert len(svgs) >= 5
+    last_expression = [cell for cell in code if cell.source.strip().splitlines()[-1].isidentifier()]
+    assert all(cell.outputs for cell in last_expression)
 
 
 BUILDERS = {

@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from tndiag import ir, ops, passes
+from tndiag._version import __version__
 from tndiag.codegen import compile
 from tndiag.errors import (
     CompileError,
@@ -28,11 +30,9 @@ from tndiag.errors import (
 )
 from tndiag.ir import Graph, Index, Sum, verify
 from tndiag.passes import run_pipeline
-from tndiag.passes.simplify import simplify
 from tndiag.passes.canonicalize import canonicalize
 from tndiag.passes.differentiate import differentiate, jvp, vjp
-
-__version__ = "0.1.0"
+from tndiag.passes.simplify import simplify
 
 # Names resolved on first use, so that importing tndiag does not import torch, lark or graphviz.
 _LAZY = {
@@ -50,7 +50,20 @@ __all__ = [
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
     "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
-__all__ += ["canonicalize", "differentiate", "jvp", "vjp"]
+__all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp"]
+
+
+def _register_jupyter() -> None:
+    """In IPython/Jupyter, show diagrams, pipeline results and programs as pictures."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        from tndiag.render.jupyter import register
+
+        register(shell)
+
+
+_register_jupyter()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; bench; demo.
+"""The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; passes; bench.
 
 Exit status: 0 on success, 1 when the input is wrong or an operation fails (one line
 ``tndiag: error: ...`` on stderr, no traceback unless ``--debug``), 2 on a usage error.
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
+from tndiag._version import __version__
 from tndiag.errors import DiagramSyntaxError, InvalidArgumentError, TndiagError
 
 __all__ = ["main", "build_parser"]
@@ -76,6 +77,7 @@ def _load(args: argparse.Namespace):
         raise _located(err, args.file) from None
     sizes = _parse_sets(getattr(args, "set", None) or [])
     if sizes:
+        _check_symbols(diagram, sizes, args.file)
         diagram = diagram.substitute(sizes)
     result = None
     if getattr(args, "pipeline", None):
@@ -84,6 +86,22 @@ def _load(args: argparse.Namespace):
         result = run_pipeline(diagram, args.pipeline)
         diagram = result.diagram
     return diagram, result
+
+
+def _symbols(diagram: Any) -> List[str]:
+    terms = getattr(diagram, "terms", (diagram,))
+    return sorted({sym.name for term in terms for sym in term.free_symbols()})
+
+
+def _check_symbols(diagram: Any, sizes: Dict[str, int], path: str) -> None:
+    """``--set`` may only name size symbols the diagram has (a typo is not silently ignored)."""
+    known = _symbols(diagram)
+    unknown = [name for name in sizes if name not in known]
+    if unknown:
+        has = (f"its symbols are {', '.join(known)}" if known
+               else "its sizes are all concrete")
+        raise InvalidArgumentError(f"--set {unknown[0]}: {path} has no size symbol "
+                                   f"{unknown[0]!r}; {has}")
 
 
 def _located(err: DiagramSyntaxError, path: str) -> DiagramSyntaxError:
@@ -131,12 +149,13 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from tndiag.codegen import compile, plan
 
     diagram, _ = _load(args)
+    lowerings = () if args.lowering == "dense" else None
     if not diagram.is_concrete():
         print("# symbolic sizes: costs are formulas; give values with --set NAME=VALUE,...")
-        print(plan(diagram))
+        print(plan(diagram, lowerings=lowerings))
         return 0
     try:
-        program = compile(diagram)
+        program = compile(diagram, lowerings=lowerings)
     except TndiagError as err:
         raise _compile_hint(err) from None
     print(program)
@@ -160,14 +179,59 @@ def _cmd_export(args: argparse.Namespace) -> int:
         source = export(diagram, name=args.name, lowering=args.lowering)
     except TndiagError as err:
         raise _compile_hint(err) from None
+    _check_export_name(source, args.name)
     _write(args.output, source)
     return 0
+
+
+def _check_export_name(source: str, name: str) -> None:
+    """``--name`` must not clash with a name the exported module defines or imports itself."""
+    import ast
+
+    defined: List[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined += [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined += [t.id for t in targets if isinstance(t, ast.Name)]
+    if defined.count(name) > 1:
+        taken = sorted({n for n in defined if not n.startswith("_") and n != "annotations"})
+        raise InvalidArgumentError(f"--name {name!r} clashes with a name the exported module "
+                                   f"uses itself; choose another (taken: {', '.join(taken)})")
+
+
+def _cmd_passes(args: argparse.Namespace) -> int:
+    from tndiag.passes import PASSES
+
+    rows = [(name + _option_signature(p.options), _summary(p.doc))
+            for name, p in sorted(PASSES.items())]
+    width = max(len(head) for head, _ in rows)
+    for head, doc in rows:
+        print(f"{head:<{width}}  {doc}".rstrip())
+    return 0
+
+
+def _summary(doc: str) -> str:
+    """A docstring's first paragraph, on one line."""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def _option_signature(options: Sequence[Any]) -> str:
+    from tndiag.passes.base import SIZE
+
+    kinds = {str: "NAME", tuple: "A|B", int: "INT", float: "NUMBER", bool: "true|false",
+             SIZE: "SIZE"}
+    parts = [f"{key}={kinds.get(kind, kind.__name__.upper())}" for key, kind in options]
+    return "{" + ",".join(parts) + "}" if parts else ""
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         bench = importlib.import_module("tndiag.bench")
-        entry = getattr(bench, "main")
+        entry = bench.main
     except (ImportError, AttributeError) as err:
         raise CommandError(f"benchmarks are not available in this installation ({err})") from None
     try:
@@ -222,6 +286,7 @@ def _add_compile_derive_export(sub, common: argparse.ArgumentParser) -> None:
                        description="Compile a diagram and print its einsum program (with "
                        "cost formulas when sizes are symbolic).")
     _add_input(p)
+    _add_lowering(p)
     p.set_defaults(run=_cmd_compile)
 
     p = sub.add_parser("derive", parents=[common], help="run passes, print the text form",
@@ -236,10 +301,14 @@ def _add_compile_derive_export(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="-", metavar="OUT.py",
                    help="where to write the module ('-' or none: stdout)")
     p.add_argument("--name", default="forward", help="name of the exported function")
-    p.add_argument("--lowering", choices=("window", "dense"), default="window",
-                   help="index patterns as strided windows of a tensor where possible "
-                   "(default), or all dense 0/1 tensors")
+    _add_lowering(p)
     p.set_defaults(run=_cmd_export)
+
+
+def _add_lowering(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lowering", choices=("window", "dense"), default="window",
+                   help="index patterns as strided windows or native kernels where possible "
+                   "(default), or all dense 0/1 tensors contracted by einsum")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[_common(False)],
         description="Tensor-network diagrams for convolutions: draw, compile, derive, export.")
-    parser.add_argument("--version", action="version", version=f"{PROG} 0.1.0")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common(argparse.SUPPRESS)
     _add_render(sub, common)
@@ -256,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the benchmarks; every argument after 'bench' goes "
                        "to tndiag.bench (try: tndiag bench --help).", add_help=False)
     p.set_defaults(run=_cmd_bench, bench_args=[])
+    p = sub.add_parser("passes", parents=[common], help="list every pass and its options",
+                       description="List the passes a --pipeline can name, with options.")
+    p.set_defaults(run=_cmd_passes)
     p = sub.add_parser("demo", parents=[common], help="run examples/quickstart.py",
                        description="Run the quick-start example.")
     p.set_defaults(run=_cmd_demo)
@@ -279,6 +351,17 @@ def _split_bench(argv: List[str]):
     return argv, []
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output)
+        pass
+
+
 def main(argv: List[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -290,7 +373,12 @@ def main(argv: List[str] | None = None) -> int:
     if args.command == "bench":
         args.bench_args = rest
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at exit
+        return code
+    except BrokenPipeError:  # `tndiag ... | head`: the reader has seen enough
+        _silence_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
     except (TndiagError, OSError) as err:

@@ -166,7 +166,7 @@ def test_curvature_builder_errors():
         ops.kfc((2, 3, 6), 3, padding="same", transposed=True)
 
 
-# -- the text-language gallery (examples/*.tnd, written by hand from PAPER.md §2) -------------
+# -- the text-language gallery (examples/*.tnd, written by hand from docs/method.md §2) ---------
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 X2, W2, HYPER = (4, 6, 8, 7), (4, 3, 3, 2), dict(stride=2, padding=1, groups=2)

@@ -37,7 +37,7 @@ def test_parse_pipeline_options_and_types():
     steps = parse_pipeline(" differentiate{wrt=X|W} , vjp{ wrt = W , vector = V },canonicalize")
     assert steps == [("differentiate", {"wrt": ("X", "W")}),
                      ("vjp", {"wrt": ("W",), "vector": "V"}), ("canonicalize", {})]
-    assert parse_pipeline("expand-batch{size=3,tensors=X}")[0][1] == {"size": "3",
+    assert parse_pipeline("expand-batch{size=3,tensors=X}")[0][1] == {"size": 3,
                                                                      "tensors": ("X",)}
 
 
@@ -47,7 +47,7 @@ def test_parse_pipeline_options_and_types():
     ("differentiate{bogus=1}", PassError, r"no option 'bogus'; expected one of \['wrt'\]"),
     ("differentiate{wrt}", PassError, "must be key=value"),
     ("identity{x=1}", PassError, "no option 'x'; expected one of none"),
-    ("differentiate{wrt=W", PassError, "cannot parse pipeline"),
+    ("differentiate{wrt=W", PassError, "unclosed .{. of pass .differentiate."),
     ("", PassError, "empty pipeline"),
 ])
 def test_bad_pipelines_raise_precise_errors(text, error, match):
@@ -63,9 +63,9 @@ def test_bad_option_type(temporary_pass):
 
     assert parse_pipeline("test-typed{count=3,flag=true}") == [
         ("test-typed", {"count": 3, "flag": True})]
-    with pytest.raises(PassError, match="option 'count' of pass 'test-typed' expects a int"):
+    with pytest.raises(PassError, match="option 'count' of pass 'test-typed' expects an integer"):
         parse_pipeline("test-typed{count=three}")
-    with pytest.raises(PassError, match="expects a bool"):
+    with pytest.raises(PassError, match="expects true or false"):
         parse_pipeline("test-typed{flag=maybe}")
 
 
@@ -87,14 +87,14 @@ def test_run_pipeline_names_the_pass_that_breaks_an_invariant(temporary_pass):
         n = Index("n", 2)
         return Graph.of([variable("X", [n])], [Index("zz", 3)])
 
-    with pytest.raises(PassError, match="pass 'test-breaker' broke an invariant"):
+    with pytest.raises(PassError, match=r"pass 2 \(test-breaker\) broke an invariant"):
         run_pipeline(ops.conv((2, 3, 5), (4, 3, 3)), "identity,test-breaker")
 
 
 def test_trace_text_lists_each_pass():
     res = run_pipeline(build("conv1d"), "differentiate{wrt=W},canonicalize")
     text = str(res)
-    assert "pass differentiate{wrt=('W',)}" in text and "pass canonicalize" in text
+    assert "pass differentiate{wrt=W}" in text and "pass canonicalize" in text
     assert [t.pass_name for t in res.traces] == ["differentiate", "canonicalize"]
     assert res.traces[0].before == build("conv1d")
     assert "unchanged" in str(run_pipeline(build("conv1d"), "identity").traces[0])

@@ -1,4 +1,4 @@
-"""differentiate / vjp / jvp: canonical forms vs PAPER.md §2, autograd oracles, higher order."""
+"""differentiate / vjp / jvp: canonical forms vs docs/method.md §2, autograd, higher order."""
 
 import pytest
 import torch
@@ -28,7 +28,7 @@ def _O(I, K, S, pads, D):
 
 
 def _hand_patterns(dims):
-    """PAPER.md §2 by hand: one Π per dimension with legs named differently from the builder."""
+    """docs/method.md §2 by hand: one Π per dimension, legs named differently from the builder."""
     pats, ins, outs, ks = [], [], [], []
     for d, (I, K, S, pads, D) in enumerate(dims):
         i, o, k = Index(f"in{d}", I), Index(f"out{d}", _O(I, K, S, pads, D)), Index(f"tap{d}", K)

@@ -174,7 +174,7 @@ def test_symbolic_simplify_then_specialise(K, S, m, N):
     assert_same_value(concrete, sym.diagram, sizes={"N": N, "M": m})
 
 
-LAYERS = {  # PAPER.md §6 categories, small: (input shape, weight shape, hyper-parameters)
+LAYERS = {  # docs/method.md experiment categories, small: (input, weight shape, hyper-params)
     "dense": ((2, 3, 8, 8), (4, 3, 4, 4), {"stride": 4}),
     "down-sampling": ((2, 4, 8, 8), (6, 4, 1, 1), {"stride": 2}),
     "mixed-dense": ((2, 3, 7, 7), (3, 3, 1, 3), {"padding": (0, 1)}),

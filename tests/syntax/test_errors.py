@@ -11,8 +11,9 @@ DECL = "index n: 2, i: 5, k: 3\nX : input [n, i]\n"
 CASES = [
     # syntax
     ("double-comma", "X : input [n,, c]", 1, 14, "unexpected ','"),
-    ("unclosed-pattern", "P = pattern(i1 -> o1, k1", 1, 25, "end of the text"),
-    ("unclosed-bracket", "X : input [n,\n c\n\n", 2, 3, "end of the text"),
+    ("unclosed-pattern", "P = pattern(i1 -> o1, k1", 1, 12,
+     "unclosed '(': no matching ')' before the end of the text"),
+    ("unclosed-bracket", "X : input [n,\n c\n\n", 1, 11, "unclosed '['"),
     ("bad-character", "X : input [n$]", 1, 13, "unexpected character '$'"),
     ("missing-legs", "X : input\nY[] = X", 1, None, "expected '['"),
     ("unknown-role", "X : inptu [n]", 1, 5, "unexpected 'inptu'"),

@@ -160,9 +160,10 @@ class Planner:
             # backward kernel beat the GEMM + layout copy here (docs/benchmarks.md)
             dense = (p.stride == K and p.dilation == 1 and p.pad_left == 0 and p.pad_right == 0
                      and _is_int(I) and I == O * K and len({i, o, k}) == 3 and K != 1)
-            elsewhere = any(i in e.letters for e in self.stack if e is not entry)
-            if dense and i in self.out and not elsewhere and o not in self.out \
-                    and k not in self.out:
+            others = "".join(e.letters for e in self.stack if e is not entry)
+            # o and k must reach the output through other operands: a free o or k is a sum
+            if dense and i in self.out and i not in others and o not in self.out \
+                    and k not in self.out and o in others and k in others:
                 self._relower(entry.uid, "reshape")
                 entry.kind, entry.letters = "mirror", ""
                 self.out = self.out.replace(i, o + k)
@@ -374,6 +375,10 @@ def _is_int(size) -> bool:
 
 
 def _entry_kind(op: Operand) -> str:
+    """A pattern whose subscripts repeat a letter (a δ joined two of its legs) is a diagonal
+    of Π: no structured lowering applies to it, so it stays a plain dense tensor."""
+    if len(set(op.letters)) != len(op.letters):
+        return "tensor"
     if op.lowering == "dense-pattern":
         return "pattern"
     if op.lowering == "reduced-matrix":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, Iterable, Mapping, Tuple, Union
 
 import sympy
@@ -138,11 +139,18 @@ class Graph:
         """Rename indices by name (unlisted names stay)."""
         return self.map_indices(lambda ix: Index(mapping.get(ix.name, ix.name), ix.size))
 
-    def _repr_svg_(self) -> str:
-        """The picture Jupyter shows (drawn by :func:`tndiag.render.to_svg`)."""
-        from tndiag.render import to_svg
+    def __str__(self) -> str:
+        """One tensor per line, then the sizes (what ``print(graph)`` shows).
 
-        return to_svg(self)
+        >>> from tndiag import ops
+        >>> print(ops.conv((8, 3, 5), (4, 3, 3), padding=1))
+        Graph: result [n, co, o1], shape (8, 4, 5)
+          X   input      [n, ci, i1]
+          P1  pattern    [i1, o1, k1]  stride=1, padding=(1, 1), dilation=1
+          W   parameter  [co, ci, k1]
+          sizes: n=8, ci=3, i1=5, o1=5, k1=3, co=4
+        """
+        return "\n".join(_lines(self, "Graph"))
 
     def __repr__(self) -> str:
         body = ", ".join(repr(t) for t in self.tensors)
@@ -189,14 +197,51 @@ class Sum:
         """Whether every term is concrete."""
         return all(t.is_concrete() for t in self.terms)
 
-    def _repr_svg_(self) -> str:
-        """The picture Jupyter shows: the terms side by side, joined by ``+``."""
-        from tndiag.render import to_svg
-
-        return to_svg(self)
+    def __str__(self) -> str:
+        """The terms one after another, each one tensor per line."""
+        head = f"Sum of {len(self.terms)} terms: " + _result(self)
+        body = [line for k, term in enumerate(self.terms)
+                for line in _lines(term, f"term {k + 1}", indent="  ")]
+        return "\n".join([head, *body])
 
     def __repr__(self) -> str:
         return "Sum(" + " + ".join(repr(t) for t in self.terms) + ")"
+
+
+def _result(diagram) -> str:
+    axes = ", ".join(ix[0].name if len(ix) == 1 else "(" + " ".join(i.name for i in ix) + ")"
+                     for ix in diagram.output)
+    shape = ", ".join(str(size) for size in diagram.output_shape)
+    return f"result [{axes}], shape ({shape}{',' if len(diagram.output) == 1 else ''})"
+
+
+def _detail(t: Tensor) -> str:
+    if t.params is not None:
+        extra = f", O={t.out_size}" if t.out_size is not None else ""
+        return f"{t.params}{extra}"
+    if t.value is not None:
+        value = Fraction(t.value).limit_denominator(1 << 20)
+        exact = not isinstance(t.value, float) or float(value) == t.value
+        return f"value={value if exact else t.value}"
+    return ""
+
+
+def _lines(graph: Graph, title: str, indent: str = "") -> list:
+    rows = [(t.name, str(t.role) if t.role is not None else t.kind.value,
+             "[" + ", ".join(_axis_text(a) for a in t.axes) + "]", _detail(t))
+            for t in graph.tensors]
+    widths = [max((len(r[c]) for r in rows), default=0) for c in range(3)]
+    lines = [f"{indent}{title}: {_result(graph)}"]
+    for row in rows:
+        cells = [row[c].ljust(widths[c]) for c in range(3)] + [row[3]]
+        lines.append(f"{indent}  " + "  ".join(cells).rstrip())
+    sizes = ", ".join(f"{name}={ix.size}" for name, ix in graph.indices().items())
+    lines.append(f"{indent}  sizes: {sizes or 'none'}")
+    return lines
+
+
+def _axis_text(axis: Axis) -> str:
+    return axis[0].name if len(axis) == 1 else "(" + " ".join(ix.name for ix in axis) + ")"
 
 
 #: Anything passes and codegen accept.

@@ -68,6 +68,9 @@ class Kind(str, enum.Enum):
     DELTA = "delta"
     CONSTANT = "constant"
 
+    def __str__(self) -> str:
+        return self.value
+
 
 class Role(str, enum.Enum):
     """What a variable tensor stands for."""
@@ -75,6 +78,9 @@ class Role(str, enum.Enum):
     INPUT = "input"
     PARAMETER = "parameter"
     VECTOR = "vector"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ class PatternParams:
     pad_left: int = 0
     pad_right: int = 0
     dilation: int = 1
+
+    def __str__(self) -> str:
+        """As the text language writes it: ``stride=2, padding=(1, 1), dilation=1``."""
+        return (f"stride={self.stride}, padding=({self.pad_left}, {self.pad_right}), "
+                f"dilation={self.dilation}")
 
     def output_size(self, I: Size, K: Size) -> Size:
         """The size ``O`` of the pattern's ``o`` leg for input size ``I`` and kernel ``K``."""
@@ -152,7 +163,8 @@ class Tensor:
     def __repr__(self) -> str:
         legs = ", ".join(_axis_str(a) for a in self.axes)
         extra = {Kind.VARIABLE: f" {self.role.value if self.role else ''}",
-                 Kind.PATTERN: f" {self.params}", Kind.REDUCED: f" {self.params} O={self.out_size}",
+                 Kind.PATTERN: f" {self.params!r}",
+                 Kind.REDUCED: f" {self.params!r} O={self.out_size}",
                  Kind.CONSTANT: f" value={self.value}", Kind.DELTA: ""}[self.kind]
         return f"{self.name}:{self.kind.value}{extra}[{legs}]"
 

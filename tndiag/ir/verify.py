@@ -73,7 +73,11 @@ def _check_occurrence(t: Tensor, first: Tensor) -> None:
         sizes_equal(a, b) is not False for a, b in zip(t.shape, first.shape))
     if t.role != first.role or not same_shape:
         raise VerifyError(f"variable {t.name!r} occurs twice with different role or shape "
-                          f"({first.role}, {first.shape} vs {t.role}, {t.shape})")
+                          f"({first.role} {_shape(first.shape)} vs {t.role} {_shape(t.shape)})")
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(size) for size in shape) + "]"
 
 
 def _check_index(ix: Index, sizes: Dict[str, Index], where: str) -> None:
@@ -164,6 +168,13 @@ KIND_CHECKS = {
 }
 
 
+def _axes_text(axes) -> str:
+    """``[n, (g co), o1]`` with sizes: ``[n:2, (g:2 co:3), o1:5]``."""
+    parts = [" ".join(f"{ix.name}:{ix.size}" for ix in axis) for axis in axes]
+    shown = (p if len(a) == 1 else f"({p})" for p, a in zip(parts, axes, strict=True))
+    return "[" + ", ".join(shown) + "]"
+
+
 def _verify_sum(s: Sum) -> None:
     if not s.terms:
         raise VerifyError("a Sum needs at least one term")
@@ -173,7 +184,7 @@ def _verify_sum(s: Sum) -> None:
             raise VerifyError(f"term {n} of the sum is a {type(term).__name__}, expected Graph")
         _verify_graph(term)
         if term.output != s.terms[0].output:
-            raise VerifyError(f"term {n} of the sum has output {term.output}, "
-                              f"term 0 has {s.terms[0].output}")
+            raise VerifyError(f"term {n} of the sum has output {_axes_text(term.output)}, "
+                              f"term 0 has {_axes_text(s.terms[0].output)}")
         for t in term.variables():  # occurrences may differ in leg names, not role/shape
             _check_occurrence(t, variables.setdefault(t.name, t))

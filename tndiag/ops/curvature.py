@@ -1,4 +1,4 @@
-"""Curvature diagrams (PAPER.md §2): KFC, KFAC-reduce, GGN diagonal / Gram / block, and the
+"""Curvature diagrams (docs/method.md §2): KFC, KFAC-reduce, GGN diagonal / Gram / block, and the
 grad-output KFAC factors, composed from the builders and the passes.
 
 Every quantity here is "two copies of a smaller diagram, joined": KFC joins two (transpose-)

@@ -3,7 +3,7 @@
 Each builder takes the arguments of :func:`~tndiag.ops.conv` (or, with ``transposed=True``,
 of :func:`~tndiag.ops.conv_transpose`) and applies the ``vjp``, ``jvp`` or
 ``differentiate`` pass to the forward diagram. The vector of a VJP is the variable ``V``
-with the output's legs (``V(Y)`` in PAPER.md); the tangent of a JVP is ``V`` with the legs
+with the output's legs (``V(Y)`` in docs/method.md); the tangent of a JVP is ``V`` with the legs
 of the tensor it replaces.
 
 >>> conv_weight_vjp((2, 3, 8), (4, 3, 3)).output_shape

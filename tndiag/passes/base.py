@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Tuple
@@ -21,7 +22,8 @@ from tndiag.errors import PassError, TndiagError, UnknownNameError
 from tndiag.ir import Diagram, Graph, Sum, verify
 
 __all__ = ["Event", "Trace", "Recorder", "Pass", "PASSES", "register", "parse_pipeline",
-           "run_pipeline", "PipelineResult", "map_terms", "fresh_name", "index_names"]
+           "run_pipeline", "PipelineResult", "map_terms", "fresh_name", "index_names", "SIZE",
+           "option_text"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,7 @@ class Trace:
         return tuple(e for e in self.events if e.status == "fired")
 
     def __str__(self) -> str:
-        opts = ",".join(f"{k}={v}" for k, v in self.options)
-        head = f"pass {self.pass_name}{'{' + opts + '}' if opts else ''}: "
+        head = f"pass {self.pass_name}{option_text(self.options)}: "
         unchanged = "" if self.before != self.after else ", unchanged"
         head += f"{len(self.fired)} rewrite(s){unchanged}"
         return "\n".join([head, *("  " + str(e) for e in self.events)])
@@ -100,8 +101,8 @@ class Pass:
         options = self._bind(args, options)
         rec = Recorder()
         result = self.fn(diagram, rec, **options)
-        trace = Trace(self.name, tuple(sorted(options.items())), tuple(rec.events), diagram,
-                      result)
+        declared = tuple((k, options[k]) for k, _ in self.options if k in options)
+        trace = Trace(self.name, declared, tuple(rec.events), diagram, result)
         return result, trace
 
     def _bind(self, args: Tuple[Any, ...], options: Dict[str, Any]) -> Dict[str, Any]:
@@ -110,7 +111,7 @@ class Pass:
         if len(args) > len(self.options):
             raise PassError(f"pass {self.name!r} takes at most {len(self.options)} option(s) "
                             f"{[k for k, _ in self.options]}, got {len(args)} positional")
-        for (key, _), value in zip(self.options, args):
+        for (key, _), value in zip(self.options, args, strict=False):
             if key in options:
                 raise PassError(f"option {key!r} of pass {self.name!r} given twice")
             options[key] = value
@@ -120,6 +121,8 @@ class Pass:
                                 f"expected one of {sorted(known) or 'none'}")
             if known[key] is tuple and isinstance(options[key], str):
                 options[key] = _convert(self.name, key, options[key], tuple)
+            elif known[key] is SizeOption and isinstance(options[key], str):
+                options[key] = _check_size(self.name, key, options[key])
         return options
 
 
@@ -131,7 +134,8 @@ def register(name: str, **options: type) -> Callable[[Callable[..., Diagram]], P
     """Register ``fn(diagram, rec, **options)`` as the pass ``name`` (kebab-case).
 
     ``options`` maps option names to their types (``str``, ``int``, ``float``, ``bool``,
-    ``tuple`` for comma-free lists written ``a|b``); pipeline text is converted with them.
+    ``tuple`` for comma-free lists written ``a|b``, :data:`SIZE` for sizes); pipeline text
+    is converted and checked with them when the pipeline is parsed.
     """
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
         raise ValueError(f"pass names are kebab-case, got {name!r}")
@@ -181,10 +185,36 @@ def fresh_name(base: str, used) -> str:
     return f"{base}_{n}"
 
 
-_STEP = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(\{([^{}]*)\})?\s*(,|$)")
+class SizeOption:
+    """Option kind of a size: a positive integer or a size symbol (``groups=4``, ``groups=G``).
+
+    Size symbols start with a capital letter, as the builders' symbols do (``N``, ``C_in``,
+    ``I1``), so that a misspelt number such as ``groups=two`` is an error, not a new symbol.
+    """
+
+
+#: Use as an option type: ``register("expand-groups", groups=SIZE, ...)``.
+SIZE = SizeOption
+
+
+def _check_size(pass_name: str, key: str, value: Any) -> Any:
+    """A positive int or a capitalised symbol name; else a :class:`PassError` naming ``key``."""
+    given = value
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[A-Z]\w*", value.strip()):
+        return value.strip()
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return value  # sympy expressions and other sizes: the pass checks them
+    raise PassError(f"option {key!r} of pass {pass_name!r} expects a positive integer or a "
+                    f"size symbol starting with a capital letter (e.g. G), got {given!r}")
 
 
 def _convert(pass_name: str, key: str, value: str, kind: type) -> Any:
+    if kind is SizeOption:
+        return _check_size(pass_name, key, value)
     try:
         if kind is bool:
             if value.lower() not in ("true", "false", "1", "0"):
@@ -194,43 +224,122 @@ def _convert(pass_name: str, key: str, value: str, kind: type) -> Any:
             return tuple(v.strip() for v in value.split("|") if v.strip())
         return kind(value)
     except ValueError:
-        raise PassError(f"option {key!r} of pass {pass_name!r} expects a {kind.__name__}, "
-                        f"got {value!r}") from None
+        raise PassError(f"option {key!r} of pass {pass_name!r} expects "
+                        f"{_kind_text(kind)}, got {value!r}") from None
+
+
+def _kind_text(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a name",
+            tuple: "names separated by '|'", SizeOption: "a positive integer or a size symbol"
+            }.get(kind, f"a {kind.__name__}")
+
+
+def option_text(options: Any) -> str:
+    """Options as pipeline text writes them: ``{wrt=W,vector=V}``, lists as ``a|b``.
+
+    >>> option_text((("wrt", ("X", "W")), ("vector", "V"))), option_text(())
+    ('{wrt=X|W,vector=V}', '')
+    """
+    items = options.items() if isinstance(options, Mapping) else options
+    parts = [f"{k}={'|'.join(map(str, v)) if isinstance(v, (tuple, list)) else v}"
+             for k, v in items]
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+class _Cursor:
+    """Reads pipeline text left to right; errors quote the text with a caret."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos = text, 0
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def error(self, message: str, pos: int | None = None) -> PassError:
+        at = self.pos if pos is None else pos
+        return PassError(f"pipeline position {at + 1}: {message}\n  {self.text}\n"
+                         f"  {' ' * at}^")
+
+    def take(self, pattern: str) -> str | None:
+        self.skip()
+        m = re.compile(pattern).match(self.text, self.pos)
+        if not m:
+            return None
+        self.pos = m.end()
+        return m.group(0)
+
+
+def _pass_at(cur: _Cursor) -> Tuple[str, int]:
+    cur.skip()
+    start = cur.pos
+    name = cur.take(r"[A-Za-z_][\w-]*")
+    if name is None:
+        raise cur.error("expected a pass name (name or name{option=value,...}, separated by "
+                        "commas)")
+    if name not in PASSES:
+        close = difflib.get_close_matches(name, list(PASSES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownNameError(f"unknown pass {name!r} at pipeline position {start + 1}; "
+                               f"{hint}known passes: {', '.join(map(repr, sorted(PASSES)))}")
+    return name, start
+
+
+def _options_at(cur: _Cursor, name: str) -> Dict[str, Any]:
+    """``{key=value,...}`` after a pass name (the cursor is on ``{``)."""
+    opening = cur.pos - 1
+    end = cur.text.find("}", cur.pos)
+    nested = cur.text.find("{", cur.pos)
+    if end < 0 or 0 <= nested < end:
+        raise cur.error(f"unclosed '{{' of pass {name!r}", opening)
+    known = dict(PASSES[name].options)
+    opts: Dict[str, Any] = {}
+    body, offset = cur.text[cur.pos:end], cur.pos
+    for item in body.split(",") if body.strip() else []:
+        key, eq, value = item.partition("=")
+        where = offset + len(item) - len(item.lstrip())
+        offset += len(item) + 1
+        key = key.strip()
+        if not eq or not key:
+            raise cur.error(f"option {item.strip()!r} of pass {name!r} must be key=value", where)
+        if key not in known:
+            raise cur.error(f"pass {name!r} has no option {key!r}; expected one of "
+                            f"{sorted(known) or 'none'}", where)
+        if key in opts:
+            raise cur.error(f"option {key!r} of pass {name!r} given twice", where)
+        opts[key] = _convert(name, key, value.strip(), known[key])
+    cur.pos = end + 1
+    return opts
 
 
 def parse_pipeline(text: str) -> List[Tuple[str, Dict[str, Any]]]:
     """Parse ``"name{opt=value,...},name2"`` into ``[(name, options), ...]``.
 
-    >>> parse_pipeline("identity,identity")
-    [('identity', {}), ('identity', {})]
+    Option values are converted and checked here (a size must be a positive integer or a
+    capitalised symbol), so a bad value fails before any pass runs.
+
+    Raises:
+        UnknownNameError: an unknown pass (with the closest known name).
+        PassError: bad syntax or an option that does not exist or has a bad value; the
+            message gives the position with a caret.
+
+    >>> parse_pipeline("identity,expand-groups{groups=2,legs=ci|co}")
+    [('identity', {}), ('expand-groups', {'groups': 2, 'legs': ('ci', 'co')})]
     """
-    steps: List[Tuple[str, Dict[str, Any]]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        m = _STEP.match(text, pos)
-        if not m or m.end() == pos:
-            raise PassError(f"cannot parse pipeline {text!r} at position {pos}: expected "
-                            "name or name{option=value,...}, separated by commas")
-        name, body = m.group(1), m.group(3)
-        if name not in PASSES:
-            raise UnknownNameError(f"unknown pass {name!r} in pipeline; expected one of "
-                                   f"{sorted(PASSES)}")
-        known = dict(PASSES[name].options)
-        opts: Dict[str, Any] = {}
-        for item in (body.split(",") if body and body.strip() else []):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq or not key:
-                raise PassError(f"option {item.strip()!r} of pass {name!r} must be key=value")
-            if key not in known:
-                raise PassError(f"pass {name!r} has no option {key!r}; expected one of "
-                                f"{sorted(known) or 'none'}")
-            opts[key] = _convert(name, key, value.strip(), known[key])
-        steps.append((name, opts))
-        pos = m.end()
-    if not steps:
+    if not text.strip():
         raise PassError("empty pipeline: expected at least one pass name")
+    cur = _Cursor(text)
+    steps: List[Tuple[str, Dict[str, Any]]] = []
+    while True:
+        name, _ = _pass_at(cur)
+        opts = _options_at(cur, name) if cur.take(r"\{") else {}
+        steps.append((name, opts))
+        if cur.take(r",") is None:
+            break
+    cur.skip()
+    if cur.pos < len(cur.text):
+        raise cur.error(f"unexpected {cur.text[cur.pos]!r} after pass {name!r}; separate "
+                        "passes with commas")
     return steps
 
 
@@ -245,6 +354,14 @@ class PipelineResult:
         return "\n".join(str(t) for t in self.traces)
 
 
+def _in_pass(err: TndiagError, k: int, name: str) -> TndiagError:
+    """The same kind of error, its message prefixed with ``pass k (name): ``."""
+    try:
+        return type(err)(f"pass {k} ({name}): {err}")
+    except TypeError:  # an error class with a different constructor
+        return PassError(f"pass {k} ({name}): {err}")
+
+
 def run_pipeline(diagram: Diagram, pipeline: str | List[Tuple[str, Mapping[str, Any]]]
                  ) -> PipelineResult:
     """Run passes in order, checking ``verify()`` after each and naming the pass that broke it.
@@ -257,13 +374,16 @@ def run_pipeline(diagram: Diagram, pipeline: str | List[Tuple[str, Mapping[str, 
     steps = parse_pipeline(pipeline) if isinstance(pipeline, str) else list(pipeline)
     verify(diagram)
     traces = []
-    for name, opts in steps:
+    for k, (name, opts) in enumerate(steps, start=1):
         if name not in PASSES:
             raise UnknownNameError(f"unknown pass {name!r}; expected one of {sorted(PASSES)}")
-        diagram, trace = PASSES[name].traced(diagram, **dict(opts))
+        try:
+            diagram, trace = PASSES[name].traced(diagram, **dict(opts))
+        except TndiagError as err:
+            raise _in_pass(err, k, name) from err
         try:
             verify(diagram)
         except TndiagError as err:
-            raise PassError(f"pass {name!r} broke an invariant: {err}") from err
+            raise PassError(f"pass {k} ({name}) broke an invariant: {err}") from err
         traces.append(trace)
     return PipelineResult(diagram, tuple(traces))

@@ -1,4 +1,4 @@
-"""Differentiation on diagrams: Jacobians (cut a tensor out), VJPs and JVPs (PAPER.md §3).
+"""Differentiation on diagrams: Jacobians (cut a tensor out), VJPs and JVPs (docs/method.md §3).
 
 The Jacobian of a diagram with respect to a variable ``W`` is the diagram with ``W`` cut
 out: its legs become open legs appended to the output (grouped into axes as on ``W``, so

@@ -24,7 +24,7 @@ from typing import Sequence, Tuple
 
 from tndiag.errors import InvalidArgumentError, PassError, UnknownNameError
 from tndiag.ir import Diagram, Graph, Index, Kind, Tensor, as_size, constant
-from tndiag.passes.base import Recorder, fresh_name, index_names, map_terms, register
+from tndiag.passes.base import SIZE, Recorder, fresh_name, index_names, map_terms, register
 
 __all__ = ["expand_groups", "expand_batch"]
 
@@ -140,6 +140,6 @@ def _expand_batch(diagram: Diagram, rec: Recorder, size=1, tensors="", index: st
     return out
 
 
-expand_groups = register("expand-groups", groups=str, legs=tuple, index=str,
+expand_groups = register("expand-groups", groups=SIZE, legs=tuple, index=str,
                          into=str)(_expand_groups)
-expand_batch = register("expand-batch", size=str, tensors=tuple, index=str)(_expand_batch)
+expand_batch = register("expand-batch", size=SIZE, tensors=tuple, index=str)(_expand_batch)

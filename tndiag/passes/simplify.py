@@ -206,4 +206,4 @@ def rule_pass(name: str, rule_names: Sequence[str], doc: str) -> Pass:
 
 simplify = rule_pass("simplify", SIMPLIFY_ORDER, """Run every simplification rule to a
 fixpoint: δ pruning, dense, down-sampling, sum-out, squeeze, merge parallel legs
-(PAPER.md §4). Mixed-dense convolutions are covered: the rules act per spatial dimension.""")
+(docs/method.md §4). Mixed-dense convolutions are covered: the rules act per spatial dimension.""")

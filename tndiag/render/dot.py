@@ -6,13 +6,24 @@ from memory addresses), so equal diagrams give identical text.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Collection, Dict, List, Tuple
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Index, Kind, Sum, Tensor
-from tndiag.render.style import (FONT, HIGHLIGHT, LEG_STYLE, Html, axes_text, leg_class,
-                                 node_attrs, size_text)
+from tndiag.render.style import (
+    FONT,
+    HIGHLIGHT,
+    LEG_STYLE,
+    PORT_STYLE,
+    SHADE,
+    Html,
+    axes_text,
+    leg_class,
+    node_attrs,
+    size_text,
+)
 
 __all__ = ["to_dot", "graph_lines", "attrs", "Options"]
 
@@ -25,6 +36,9 @@ class Options:
 
     sizes: bool = False
     highlight: frozenset = field(default_factory=frozenset)
+    #: tensor names drawn inside one shaded region (the paper's mark for a cut sub-network)
+    shade: frozenset = field(default_factory=frozenset)
+    shade_label: str = ""
 
 
 def _quote(value: str) -> str:
@@ -84,10 +98,16 @@ def _port(t: Tensor, position: int) -> Dict[str, str]:
 def _endpoints(graph: Graph, ids: List[str]) -> Dict[str, List[Tuple[str, Dict[str, str]]]]:
     """index name -> [(node id, port label attrs)] over tensors in order, then output axes."""
     ends: Dict[str, List[Tuple[str, Dict[str, str]]]] = {}
-    for t, node in zip(graph.tensors, ids):
+    for t, node in zip(graph.tensors, ids, strict=True):
         for pos, ix in enumerate(t.indices):
             ends.setdefault(ix.name, []).append((node, _port(t, pos)))
     return ends
+
+
+def _ref(node: str) -> str:
+    """A DOT edge end: ``"X"``, or ``"out":"a0":w`` for a port of the result column."""
+    name, sep, port = node.partition("\x00")
+    return f"{_quote(name)}:{_quote(port)}:w" if sep else _quote(name)
 
 
 def _edge(a: Tuple[str, Dict[str, str]], b: Tuple[str, Dict[str, str]],
@@ -98,23 +118,36 @@ def _edge(a: Tuple[str, Dict[str, str]], b: Tuple[str, Dict[str, str]],
     if b[1]:
         extra["headlabel"] = b[1]["label"]
     if "taillabel" in extra or "headlabel" in extra:
-        extra.update(labelfontsize="8", labelfontcolor="#666666")
-    return f"{_quote(a[0])} -- {_quote(b[0])}{attrs(extra)};"
+        extra.update(PORT_STYLE)
+    return f"{_ref(a[0])} -- {_ref(b[0])}{attrs(extra)};"
 
 
 def _output_nodes(graph: Graph, prefix: str, opts: Options
                   ) -> Tuple[List[str], Dict[str, Tuple[str, Dict[str, str]]]]:
-    """One small dangling point per output axis; fused axes are labelled ``(g co)``."""
-    lines, where = [], {}
+    """The result column on the right: one row per output axis, in the result's order.
+
+    Every open leg ends at its axis's row (port ``a0``, ``a1``, ...), labelled with the index
+    name (``(g co)`` for a fused axis; with sizes ``o1=8``).
+    """
+    if not graph.output:
+        return [], {}
+    node, rows = f"{prefix}out", []
+    where: Dict[str, Tuple[str, Dict[str, str]]] = {}
     for k, axis in enumerate(graph.output):
-        node = f"{prefix}out:{k}"
-        extra = {"shape": "point", "width": "0.06", "color": "#555555"}
-        if len(axis) > 1:
-            extra["xlabel"] = axes_text((axis,))[1:-1]
-        lines.append(f"{_quote(node)}{attrs(extra)};")
+        text = " ".join(_leg_label(ix, opts) for ix in axis)
+        text = text if len(axis) == 1 else f"({text})"
+        rows.append(f'<TR><TD PORT="a{k}" ALIGN="LEFT">{html.escape(text)}</TD></TR>')
         for ix in axis:
-            where[ix.name] = (node, {})
-    return lines, where
+            where[ix.name] = (f"{node}\x00a{k}", {})
+    table = ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="4" CELLPADDING="1">'
+             + "".join(rows) + "</TABLE>")
+    extra = {"shape": "plaintext", "fontsize": "11", "fontcolor": "#333333",
+             "label": Html(table)}
+    return [f"{_quote(node)}{attrs(extra)};"], where
+
+
+def _single_axis(graph: Graph, ix: Index) -> bool:
+    return any(axis == (ix,) for axis in graph.output)
 
 
 def _index_lines(graph: Graph, ix: Index, ends, out_end, prefix: str, fused: set,
@@ -123,6 +156,8 @@ def _index_lines(graph: Graph, ix: Index, ends, out_end, prefix: str, fused: set
     points = list(ends.get(ix.name, [])) + ([out_end] if out_end else [])
     label = {"label": _leg_label(ix, opts), "fontsize": "10"}
     if len(points) == 2:
+        if out_end is not None and _single_axis(graph, ix):  # the open end names it
+            label = {}
         return [_edge(points[0], points[1], {**style, **label})]
     if len(points) == 1:  # a leg on one tensor only, not open: summed over (a ones vector)
         stub = f"{prefix}sum:{ix.name}"
@@ -143,11 +178,17 @@ def graph_lines(graph: Graph, prefix: str = "", opts: Options = Options()) -> Li
     """DOT statements (nodes and edges) of one graph; node names start with ``prefix``."""
     ids = _node_ids(graph, prefix)
     lines = [] if graph.tensors else [f'{_quote(prefix + "unit")} [shape=plaintext, label="1"];']
-    for t, node in zip(graph.tensors, ids):
+    shaded: List[str] = []
+    for t, node in zip(graph.tensors, ids, strict=True):
         extra = node_attrs(t)
         if t.name in opts.highlight:
             extra.update(color=HIGHLIGHT, penwidth="3")
-        lines.append(f"{_quote(node)}{attrs(extra)};")
+        (shaded if t.name in opts.shade else lines).append(f"{_quote(node)}{attrs(extra)};")
+    if shaded:
+        lines += [f"subgraph {_quote('cluster_' + prefix + 'shade')} {{",
+                  f'  label={_quote(opts.shade_label)}; style="rounded,filled"; '
+                  f'fillcolor="{SHADE}"; color="{SHADE}"; fontsize=11;',
+                  *("  " + ln for ln in shaded), "}"]
     out_lines, out_ends = _output_nodes(graph, prefix, opts)
     lines += out_lines
     ends = _endpoints(graph, ids)
@@ -185,7 +226,7 @@ def sum_lines(diagram: Sum, prefix: str, opts: Options) -> List[str]:
         lines.append("}")
         # the '+' sits after every open leg of one term and before every tensor of the next
         firsts.append(_node_ids(term, p) or [f"{p}unit"])
-        lasts.append([f"{p}out:{j}" for j in range(len(term.output))] or firsts[-1])
+        lasts.append([f"{p}out"] if term.output else firsts[-1])
     for k in range(1, len(firsts)):
         plus = f"{prefix}plus:{k}"
         lines.append(f'{_quote(plus)} [shape=plaintext, label="+", fontsize=28];')

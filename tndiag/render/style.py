@@ -1,12 +1,12 @@
 """How each node kind and each kind of leg looks in a picture (one row per kind).
 
-| kind       | glyph                                   | label |
-|------------|-----------------------------------------|-------|
-| variable   | box; colour and outline by role         | name, role, runtime axes |
-| pattern    | grey double-bordered box                | ``Π`` name, ``S`` stride, ``P`` padding (left,right), ``D`` dilation |
-| reduced    | grey dashed double-bordered box         | ``ΣΠ`` name, hyper-parameters and the summed-out ``O`` |
-| delta      | small filled black dot                  | none (name in the tooltip) |
-| constant   | small circle                            | its value |
+| kind     | glyph                           | label |
+|----------|---------------------------------|-------|
+| variable | box; colour and outline by role | name, role, runtime axes |
+| pattern  | grey double-bordered box        | ``Π`` name, ``S`` stride, ``P`` padding, ``D`` dil. |
+| reduced  | grey dashed double-bordered box | ``ΣΠ`` name, hyper-parameters, the summed-out ``O`` |
+| delta    | small filled black dot          | none (name in the tooltip) |
+| constant | small circle                    | its value, as a fraction when exact (``1/1024``) |
 
 Legs: batch legs (``n``) dashed blue, group legs (``g``, ``h``) green, legs fused into a
 bigger runtime axis drawn thicker. A leg shared by three or more tensors (hyperedge) meets at
@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import html
 import re
+from fractions import Fraction
 from typing import Callable, Dict
 
 from tndiag.ir import Index, Kind, Role, Tensor
 
 __all__ = ["Html", "KIND_STYLE", "ROLE_STYLE", "leg_class", "LEG_STYLE", "HIGHLIGHT",
-           "node_attrs", "axes_text", "size_text"]
+           "node_attrs", "axes_text", "size_text", "value_text", "PORT_STYLE", "SHADE"]
 
 FONT = "Helvetica"
+
+#: Edge attributes of the ``i``/``o``/``k`` letters at a pattern's end of an edge.
+PORT_STYLE: Dict[str, str] = {"labelfontsize": "11", "labelfontcolor": "#7a1f1f",
+                              "labeldistance": "1.6", "labelangle": "-35"}
+
+#: Fill of the shaded region around a cut sub-network (the Jacobian part of a derivative).
+SHADE = "#e8e8e8"
 
 #: Colour used to highlight the part of a diagram a pass changed.
 HIGHLIGHT = "#d62728"
@@ -92,11 +100,24 @@ def _delta(t: Tensor) -> Dict[str, str]:
             "tooltip": f"δ {t.name}"}
 
 
+def value_text(value: object) -> str:
+    """A constant's value as a reader writes it: ``1/1024`` rather than ``0.0009765625``.
+
+    >>> value_text(0.0009765625), value_text(0.25), value_text(3), value_text(0.1234567891)
+    ('1/1024', '1/4', '3', '0.123457')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    frac = Fraction(value).limit_denominator(1 << 20)
+    if float(frac) == value:
+        return f"{frac.numerator}/{frac.denominator}"
+    return f"{value:.6g}"
+
+
 def _constant(t: Tensor) -> Dict[str, str]:
-    value = t.value
-    text = str(value)
-    if isinstance(value, float) and len(text) > 12:
-        text = f"{value:.6g}"
+    text = value_text(t.value)
     return {"shape": "circle", "style": "filled", "fillcolor": "#f3f3f3", "fontsize": "10",
             "margin": "0.02", "label": text, "tooltip": f"constant {t.name} = {text}"}
 

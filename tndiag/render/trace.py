@@ -1,9 +1,12 @@
-"""Pictures of what passes did: one before/after pair per pass, the changed part highlighted.
+"""Pictures of what passes did: a one-row film strip ``D0 → D1 → D2 → ...``.
 
 A trace is anything with ``pass_name``, ``options``, ``events``, ``before`` and ``after``
-(:class:`tndiag.passes.Trace`); a pipeline result is anything with ``traces``. The changed
-part is what differs between ``before`` and ``after`` (tensors and indices removed on the
-left, added on the right) plus the tensors and indices named by the rules that fired.
+(:class:`tndiag.passes.Trace`); a pipeline result is anything with ``traces``. Each diagram
+is drawn once, in a frame captioned with its result axes; the arrow between two frames names
+the pass and its rewrite count. Passes that changed nothing become a line of the next arrow's
+label. In a frame, the part the pass added or rewrote is red; after a derivative
+(``differentiate``, ``vjp``, ``jvp``) the cut sub-network — the Jacobian, what is left once the
+differentiated tensors are cut out — is shaded instead, as in the paper's figures.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, List, Sequence, Set, Tuple
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Sum
-from tndiag.render.dot import Options, _header, _node_ids, _quote, diagram_lines
+from tndiag.render.dot import Options, _header, _node_ids, _quote, diagram_lines, result_text
 
 __all__ = ["trace_to_dot", "changed_names", "as_traces"]
 
@@ -74,18 +77,21 @@ def as_traces(obj: Any) -> Tuple[Any, ...]:
         f"expected a pipeline result, a trace or a list of traces, got {type(obj).__name__}")
 
 
-def _anchor(diagram: Diagram, prefix: str) -> str:
+#: Passes whose result is drawn with the Jacobian part shaded instead of red highlights.
+DERIVATIVES = ("differentiate", "vjp", "jvp")
+
+
+def _firsts(diagram: Diagram, prefix: str) -> List[str]:
     if isinstance(diagram, Sum):
-        return _anchor(diagram.terms[0], f"{prefix}s0/")
-    return _node_ids(diagram, prefix)[0] if diagram.tensors else f"{prefix}unit"
+        return _firsts(diagram.terms[0], f"{prefix}s0/")
+    return _node_ids(diagram, prefix) or [f"{prefix}unit"]
 
 
-def _cluster(diagram: Diagram, prefix: str, label: str, opts: Options) -> List[str]:
-    lines = [f"subgraph {_quote('cluster_' + prefix)} {{",
-             f'  label={_quote(label)}; style="rounded"; color="#bbbbbb";']
-    lines += ["  " + ln for ln in diagram_lines(diagram, prefix, opts)]
-    lines.append("}")
-    return lines
+def _lasts(diagram: Diagram, prefix: str) -> List[str]:
+    if isinstance(diagram, Sum):
+        k = len(diagram.terms) - 1
+        return _lasts(diagram.terms[k], f"{prefix}s{k}/")
+    return [f"{prefix}out"] if diagram.output else _firsts(diagram, prefix)
 
 
 def _option_text(value: Any) -> str:
@@ -100,22 +106,61 @@ def _pass_title(trace: Any) -> str:
     return trace.pass_name + ("{" + options + "}" if options else "")
 
 
-def _pair(k: int, trace: Any, sizes: bool) -> List[str]:
-    before, after = changed_names(trace)
-    b, a = f"p{k}b/", f"p{k}a/"
-    lines = _cluster(trace.before, b, "before", Options(sizes, before))
-    lines += _cluster(trace.after, a, "after", Options(sizes, after))
-    arrow = f"p{k}:arrow"
-    fired = len([e for e in getattr(trace, "events", ()) if getattr(e, "status", "") == "fired"])
-    label = f"{k + 1}. {_pass_title(trace)} ⟶\n{fired} rewrite(s)"
-    lines.append(f"{_quote(arrow)} [shape=plaintext, fontsize=13, label={_quote(label)}];")
-    lines.append(f"{_quote(_anchor(trace.before, b))} -- {_quote(arrow)} [style=invis];")
-    lines.append(f"{_quote(arrow)} -- {_quote(_anchor(trace.after, a))} [style=invis];")
+def _rewrites(trace: Any) -> int:
+    return len([e for e in getattr(trace, "events", ()) if getattr(e, "status", "") == "fired"])
+
+
+def _frame_options(trace: Any, sizes: bool) -> Options:
+    """How the diagram after ``trace`` is drawn: shaded Jacobian or red changes."""
+    if trace is None:
+        return Options(sizes)
+    if trace.pass_name in DERIVATIVES:
+        cut = set(dict(getattr(trace, "options", ())).get("wrt", ()) or ())
+        kept = frozenset(n for n in _names_in(trace.before) if n not in cut)
+        label = "∂ / ∂" + ", ".join(sorted(cut)) if cut else ""
+        return Options(sizes, shade=kept, shade_label=label)
+    return Options(sizes, changed_names(trace)[1])
+
+
+def _frames(items: Sequence[Any]) -> List[Tuple[Diagram, Any, List[str]]]:
+    """``(diagram, trace that made it, arrow lines before it)``; unchanged passes fold in."""
+    frames: List[Tuple[Diagram, Any, List[str]]] = [(items[0].before, None, [])]
+    pending: List[str] = []
+    for k, trace in enumerate(items):
+        if trace.after == trace.before:
+            pending.append(f"{k + 1}. {_pass_title(trace)}: no change")
+            continue
+        n = _rewrites(trace)
+        pending.append(f"{k + 1}. {_pass_title(trace)} ⟶\n{n} rewrite{'' if n == 1 else 's'}")
+        frames.append((trace.after, trace, pending))
+        pending = []
+    if pending:  # passes after the last change: a label after the last frame
+        frames.append((None, None, pending))  # type: ignore[arg-type]
+    return frames
+
+
+def _frame(j: int, diagram: Diagram, trace: Any, sizes: bool) -> List[str]:
+    opts = _frame_options(trace, sizes)
+    prefix = f"f{j}/"
+    lines = [f"subgraph {_quote('cluster_' + prefix)} {{",
+             f'  label={_quote(f"D{j}: " + result_text(diagram, opts))}; style="rounded"; '
+             'color="#bbbbbb"; labelloc=b;']
+    lines += ["  " + ln for ln in diagram_lines(diagram, prefix, opts)]
+    lines.append("}")
+    return lines
+
+
+def _arrow(j: int, text: List[str], before: List[str], after: List[str]) -> List[str]:
+    node = f"a{j}:arrow"
+    lines = [f"{_quote(node)} [shape=plaintext, fontsize=13, label={_quote(chr(10).join(text))}];"]
+    lines += [f"{_quote(a)} -- {_quote(node)} [style=invis, weight=5];" for a in before]
+    lines += [f"{_quote(node)} -- {_quote(b)} [style=invis, weight=5];"
+              for b in dict.fromkeys(after)]
     return lines
 
 
 def trace_to_dot(traces: Any, *, sizes: bool = False, name: str = "trace") -> str:
-    """DOT text of a pipeline's traces: per pass, before ⟶ after with the changes in red.
+    """DOT text of a pipeline's traces: one row of frames ``D0 → D1 → ...``.
 
     Args:
         traces: a :class:`~tndiag.passes.PipelineResult`, a ``Trace`` or a list of them.
@@ -123,22 +168,29 @@ def trace_to_dot(traces: Any, *, sizes: bool = False, name: str = "trace") -> st
         name: the DOT graph's name.
 
     Returns:
-        Deterministic DOT source; the pairs of successive passes are stacked.
+        Deterministic DOT source: each diagram drawn once, arrows labelled with the pass
+        and its rewrite count, passes that changed nothing folded into the arrow labels.
 
     Raises:
         InvalidArgumentError: when ``traces`` holds no trace.
 
     >>> from tndiag import ops, run_pipeline
-    >>> text = trace_to_dot(run_pipeline(ops.conv(ndim=1), "identity"))
-    >>> "1. identity" in text
-    True
+    >>> text = trace_to_dot(run_pipeline(ops.conv(ndim=1), "vjp{wrt=W,vector=V},identity"))
+    >>> "1. vjp{wrt=W,vector=V}" in text, "2. identity: no change" in text
+    (True, True)
     """
     items: Tuple[Any, ...] = as_traces(traces)
     if not items:
         raise InvalidArgumentError("the pipeline has no traces to draw")
     lines = _header(name, "")
-    # graphviz stacks unconnected pairs last-first: emit them in reverse to read top-down
-    for k in reversed(range(len(items))):
-        lines += ["  " + ln for ln in _pair(k, items[k], sizes)]
+    previous: List[str] = []
+    for j, (diagram, trace, text) in enumerate(_frames(items)):
+        if diagram is None:
+            lines += ["  " + ln for ln in _arrow(j, text, previous, [])]
+            break
+        if text:
+            lines += ["  " + ln for ln in _arrow(j, text, previous, _firsts(diagram, f"f{j}/"))]
+        lines += ["  " + ln for ln in _frame(j, diagram, trace, sizes)]
+        previous = _lasts(diagram, f"f{j}/")
     lines.append("}")
     return "\n".join(lines) + "\n"

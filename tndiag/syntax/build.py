@@ -9,14 +9,23 @@ summed sizes not given are inferred. Invariant violations (``tndiag.verify``) be
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from tndiag.errors import DiagramSyntaxError, VerifyError
 from tndiag.ir import Diagram, Graph, Index, Kind, Size, Sum, Tensor, verify
-from tndiag.syntax.errors import syntax_error
+from tndiag.syntax.errors import UnusedTensorWarning, syntax_error
 from tndiag.syntax.sizes import PatternLegs, infer_sizes
-from tndiag.syntax.statements import (Declaration, Factor, IndexSizes, Legs, Output, Pos, Ref,
-                                      Statement)
+from tndiag.syntax.statements import (
+    Declaration,
+    Factor,
+    IndexSizes,
+    Legs,
+    Output,
+    Pos,
+    Ref,
+    Statement,
+)
 
 __all__ = ["build"]
 
@@ -40,6 +49,8 @@ class _Scope:
         self.first: Optional[Output] = None
         self.is_sum = False
         self.terms: List[Tuple[Graph, Pos, Tuple[Pos, ...]]] = []
+        self.declared: List[Declaration] = []
+        self.used: Set[int] = set()
 
     def error(self, message: str, pos: Pos) -> DiagramSyntaxError:
         return syntax_error(self.text, message, pos.line, pos.column)
@@ -73,6 +84,7 @@ class _Scope:
             raise self.error(f"duplicate name: tensor {decl.name!r} is already declared at "
                              f"line {known[0].pos.line}", decl.pos)
         self.tensors[decl.name] = (decl, self.group)
+        self.declared.append(decl)
 
     # -- output statements ---------------------------------------------------------------
     def add_output(self, out: Output) -> None:
@@ -91,7 +103,7 @@ class _Scope:
                 self.declare_sizes(_refs(factor.legs or ()))
         placed = [[self.place(f) for f in term.factors] for term in out.terms]
         patterns = self.patterns([p for these in placed for p in these])
-        for term, these in zip(out.terms, placed):
+        for term, these in zip(out.terms, placed, strict=True):
             sizes = self.resolve(these, out.legs, patterns)
             tensors = tuple(_tensor(decl, _axes(legs, sizes)) for decl, legs, _ in these)
             graph = Graph(tensors, _axes(out.legs, sizes))
@@ -105,6 +117,7 @@ class _Scope:
                              f"statement (declared: {', '.join(self.tensors) or 'none'})",
                              factor.pos)
         decl = known[0]
+        self.used.add(id(decl))
         if factor.legs is None:
             return decl, decl.legs, decl.pos
         return decl, factor.legs, factor.pos
@@ -124,12 +137,32 @@ class _Scope:
         same output statement."""
         explicit = {name: size for name, (size, _, _) in self.sizes.items()}
         sizes = infer_sizes(explicit, patterns)
-        for ref in [*(r for _, legs, _ in placed for r in _refs(legs)), *_refs(output)]:
-            if ref.name not in sizes:
-                raise self.error(f"unknown index {ref.name!r}: give its size with "
-                                 f"'index {ref.name}: SIZE' or '{ref.name}: SIZE' at a leg",
-                                 ref.pos)
+        refs = [*(r for _, legs, _ in placed for r in _refs(legs)), *_refs(output)]
+        missing = [ref for ref in refs if ref.name not in sizes]
+        if missing:  # blame an index nothing could infer, at its first use in the text
+            inferable = {o for _, o, _, _ in patterns}
+            causes = [ref for ref in missing if ref.name not in inferable] or missing
+            ref = min(causes, key=lambda r: (r.pos.line, r.pos.column))
+            raise self.error(f"unknown index {ref.name!r}: give its size with "
+                             f"'index {ref.name}: SIZE' or '{ref.name}: SIZE' at a leg", ref.pos)
+        self.check_fits(placed, sizes)
         return sizes
+
+    def check_fits(self, placed, sizes: Dict[str, Size]) -> None:
+        """A pattern's dilated kernel must fit its padded input (as the functional API says)."""
+        for decl, legs, at in placed:
+            if decl.kind not in (Kind.PATTERN, Kind.REDUCED) or decl.params is None:
+                continue
+            if len(legs) not in (2, 3) or any(len(axis) != 1 for axis in legs):
+                continue
+            I, K = sizes[legs[0][0].name], sizes[legs[-1][0].name]
+            p = decl.params
+            O = p.output_size(I, K)
+            if isinstance(O, int) and O < 1:
+                raise self.error(
+                    f"pattern {decl.name!r}: kernel size {K} (dilation {p.dilation}) is larger "
+                    f"than the padded input size {I} + {p.pad_left} + {p.pad_right}; expected "
+                    f"{p.dilation}*({K}-1)+1 <= {I + p.pad_left + p.pad_right}", at)
 
     # -- result --------------------------------------------------------------------------
     def result(self) -> Diagram:
@@ -142,12 +175,19 @@ class _Scope:
             verify(diagram)
         except VerifyError as exc:
             raise self.blame(exc) from None
+        self.warn_unused()
         return diagram
+
+    def warn_unused(self) -> None:
+        for decl in self.declared:
+            if id(decl) not in self.used:
+                warnings.warn(f"line {decl.pos.line}: tensor {decl.name!r} is declared but no "
+                              "term uses it", UnusedTensorWarning, stacklevel=5)
 
     def blame(self, exc: VerifyError) -> DiagramSyntaxError:
         """The error for a failed :func:`verify`, at the first tensor or term that fails."""
         for graph, pos, tensor_positions in self.terms:
-            for tensor, at in zip(graph.tensors, tensor_positions):
+            for tensor, at in zip(graph.tensors, tensor_positions, strict=True):
                 problem = _problem(Graph((tensor,), ()))
                 if problem is not None:
                     return self.error(problem, at)

@@ -6,7 +6,11 @@ from typing import Optional
 
 from tndiag.errors import DiagramSyntaxError
 
-__all__ = ["syntax_error", "caret_snippet"]
+__all__ = ["syntax_error", "caret_snippet", "UnusedTensorWarning"]
+
+
+class UnusedTensorWarning(UserWarning):
+    """A tensor is declared in diagram text but no term of the diagram uses it."""
 
 
 def caret_snippet(text: str, line: Optional[int], column: Optional[int]) -> Optional[str]:

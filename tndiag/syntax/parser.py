@@ -8,8 +8,9 @@ The grammar is ``tndiag/grammars/tndiag.lark`` (shipped as package data; the rep
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 from tndiag.errors import DiagramSyntaxError, InvalidArgumentError
 from tndiag.ir import Diagram
@@ -127,13 +128,13 @@ def parse(text: Union[str, bytes]) -> Diagram:
 def _as_text(text: object) -> str:
     if isinstance(text, (bytes, bytearray)):
         try:
-            return bytes(text).decode("utf-8")
+            return bytes(text).decode("utf-8-sig")  # a byte-order mark is dropped
         except UnicodeDecodeError as exc:
             raise DiagramSyntaxError(f"the text is not valid UTF-8: {exc}") from None
     if not isinstance(text, str):
         raise InvalidArgumentError(f"parse expects the text of a .tnd file (str), got "
                                    f"{type(text).__name__}")
-    return text
+    return text[1:] if text.startswith("\ufeff") else text  # a UTF-8 byte-order mark
 
 
 def _lark_error(text: str, exc) -> DiagramSyntaxError:
@@ -141,21 +142,85 @@ def _lark_error(text: str, exc) -> DiagramSyntaxError:
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
     line, column = getattr(exc, "line", -1), getattr(exc, "column", -1)
-    if isinstance(exc, UnexpectedCharacters):
+    accepts = set(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ())
+    special = _explain(text, exc, accepts)
+    if special is not None:
+        message, line, column = special
+    elif isinstance(exc, UnexpectedCharacters):
         message = f"unexpected character {exc.char!r}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         # ``accepts`` is what the parser accepts here (``expected`` adds the post-lexer's _NL)
         expected = _expected(exc.accepts or exc.expected)
         message = f"unexpected {_describe(exc.token)}; expected {expected}"
     else:  # the end of the text: point just after its last character
-        expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None)
+        wanted = getattr(exc, "accepts", None) or getattr(exc, "expected", None)
         message = "unexpected end of the text" + (
-            f"; expected {_expected(expected)}" if expected else "")
+            f"; expected {_expected(wanted)}" if wanted else "")
         line = -1
     if line is None or line < 1:
         body = text.rstrip()
         line, column = body.count("\n") + 1, len(body.rsplit("\n", 1)[-1]) + 1
     return syntax_error(text, message, line, column)
+
+
+_OPTION_BEFORE = re.compile(r"\b(stride|padding|dilation|O)\s*=\s*\(?\s*(?:[0-9]+\s*,\s*)?"
+                            r"([+-]?[0-9]*)$")
+
+
+def _explain(text: str, exc, accepts: set) -> Optional[Tuple[str, int, int]]:
+    """A clearer message (and position) for a few common mistakes, or None."""
+    line: int = getattr(exc, "line", None) or -1
+    column: int = getattr(exc, "column", None) or 1
+    if line < 1:
+        line, column = text.count("\n") + 1, len(text.rsplit("\n", 1)[-1]) + 1
+    offset = _offset(text, line, column)
+    opened = _unclosed(text, offset)
+    token = getattr(exc, "token", None)
+    at_end = token is None or getattr(token, "type", "") == "$END"
+    if opened is not None and (opened[0] < line or at_end) and accepts & {"RPAR", "RSQB"}:
+        bracket, (at_line, at_col) = text[_offset(text, *opened)], opened
+        where = "the end of the text" if at_end else f"line {line}"
+        return f"unclosed {bracket!r}: no matching {_CLOSE[bracket]!r} before {where}", \
+            at_line, at_col
+    prefix = text.split("\n")[line - 1][:column - 1]
+    m = _OPTION_BEFORE.search(prefix)
+    rest = text[offset:].split("\n", 1)[0]
+    number = re.match(r"[.0-9eE+-]*", rest)
+    if m and number and re.match(r"\.[0-9]|[eE]", rest):
+        value = m.group(2) + number.group(0)
+        return f"{m.group(1)} must be an integer, got {value}", line, column - len(m.group(2))
+    head = re.match(r"\s*([^\W\d]\w*)\s*=\s*$", prefix)
+    if head and "PATTERN" in accepts:
+        name = head.group(1)
+        return (f"{name} = ... declares a structure (pattern, reduced, delta, const); "
+                f"an output needs legs: {name}[...] = ..."), line, column
+    return None
+
+
+_CLOSE = {"(": ")", "[": "]"}
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    return sum(len(ln) + 1 for ln in text.split("\n")[:line - 1]) + column - 1
+
+
+def _unclosed(text: str, end: int) -> Optional[Tuple[int, int]]:
+    """(line, column) of the last bracket still open at ``end`` (comments skipped), or None."""
+    stack: List[Tuple[int, int]] = []
+    line, column, in_comment = 1, 0, False
+    for ch in text[:end]:
+        column += 1
+        if ch == "\n":
+            line, column, in_comment = line + 1, 0, False
+        elif in_comment:
+            continue
+        elif ch == "#":
+            in_comment = True
+        elif ch in "([":
+            stack.append((line, column))
+        elif ch in ")]" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _describe(token) -> str:

@@ -14,8 +14,8 @@ import sympy
 
 from tndiag.ir import PatternParams, Size, as_size
 
-__all__ = ["FUNCTIONS", "NAME_RE", "MAX_BITS", "MAX_EXPONENT", "symbol", "power", "divide", "floor_divide",
-           "check_number", "unprintable_part", "infer_sizes", "PatternLegs"]
+__all__ = ["FUNCTIONS", "NAME_RE", "MAX_BITS", "MAX_EXPONENT", "symbol", "power", "divide",
+           "floor_divide", "check_number", "unprintable_part", "infer_sizes", "PatternLegs"]
 
 #: Identifiers of the language (tensor, index and symbol names); the grammar's NAME terminal.
 NAME_RE = re.compile(r"[^\W\d]\w*")

@@ -177,14 +177,14 @@ class ToStatements(Transformer):
     # -- size expressions ----------------------------------------------------------------
     def sum(self, first, *rest):
         value = first
-        for op, term in zip(rest[::2], rest[1::2]):
+        for op, term in zip(rest[::2], rest[1::2], strict=True):
             value = self._checked(value + term if op == "+" else value - term, op)
         return value
 
     def term(self, first, *rest):
         value = first
         ops = {"*": lambda a, b: a * b, "/": sizes.divide, "//": sizes.floor_divide}
-        for op, factor in zip(rest[::2], rest[1::2]):
+        for op, factor in zip(rest[::2], rest[1::2], strict=True):
             try:
                 value = self._checked(ops[str(op)](value, factor), op)
             except ValueError as exc:

@@ -1,4 +1,4 @@
-"""δ pruning (PAPER.md §4.4): duplicates, renaming, traces."""
+"""δ pruning (docs/method.md §4.4): duplicates, renaming, traces."""
 
 from hypothesis import given
 from hypothesis import strategies as st

@@ -1,4 +1,4 @@
-"""Dense rule (PAPER.md §4.1): K == S, no padding, D == 1, I % K == 0 → reshape + matmul."""
+"""Dense rule (docs/method.md §4.1): K == S, no padding, D == 1, I % K == 0 → reshape + matmul."""
 
 import pytest
 import sympy

@@ -1,4 +1,4 @@
-"""Down-sampling (PAPER.md §4.2) and mixed-dense (§4.3) rules."""
+"""Down-sampling (docs/method.md §4.2) and mixed-dense (§4.3) rules."""
 
 import pytest
 import torch

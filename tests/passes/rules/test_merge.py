@@ -1,4 +1,4 @@
-"""Merge parallel legs (PAPER.md §4.5): legs always adjacent in one axis fuse into one."""
+"""Merge parallel legs (docs/method.md §4.5): legs always adjacent in one axis fuse into one."""
 
 import pytest
 from hypothesis import given

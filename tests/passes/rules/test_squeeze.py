@@ -1,4 +1,4 @@
-"""Squeeze (PAPER.md §4.6): summed size-1 legs disappear, runtime shapes stay."""
+"""Squeeze (docs/method.md §4.6): summed size-1 legs disappear, runtime shapes stay."""
 
 import pytest
 from hypothesis import given

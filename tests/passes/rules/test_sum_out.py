@@ -1,4 +1,4 @@
-"""Sum-out: Π with a free o leg becomes the reduced pattern Σ_o Π (PAPER.md §4.7)."""
+"""Sum-out: Π with a free o leg becomes the reduced pattern Σ_o Π (docs/method.md §4.7)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The simplification rules of PAPER.md §4, one module each; importing registers them.
+"""The simplification rules of docs/method.md §4, one module each; importing registers them.
 
 Each module adds its rule(s) to :data:`tndiag.passes.simplify.RULES` and registers a pass
 of the same name; ``simplify`` runs them all to a fixpoint.

@@ -1,4 +1,4 @@
-"""δ pruning (PAPER.md §4.4): remove Kronecker deltas by renaming.
+"""δ pruning (docs/method.md §4.4): remove Kronecker deltas by renaming.
 
 Three rewrites, one rule each, all with structural (always decidable) preconditions:
 

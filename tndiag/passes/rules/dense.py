@@ -1,6 +1,7 @@
-"""Dense patterns (PAPER.md §4.1): with ``K == S``, no padding, ``D == 1`` and ``I % K == 0``,
+"""Dense patterns (docs/method.md §4.1): with ``K == S``, no padding, ``D == 1`` and ``I % K == 0``,
 ``Π[i,o,k] = δ(o, ĩ)·δ(k, k̃)`` once ``i`` is split into ``(ĩ, k̃)`` of sizes ``(I/K, K)``.
-A reduced pattern ``Σ_o Π`` with the same parameters becomes ``δ(k, k̃)`` (``ĩ`` is summed).
+A reduced pattern ``Σ_o Π`` with the same parameters becomes ``δ(k, k̃)`` (``ĩ`` is summed;
+when no other tensor carries ``ĩ``, a ones vector over it keeps the factor ``I/K``).
 
 The split keeps every runtime shape: a variable's axis ``i`` becomes the fused axis
 ``(ĩ k̃)`` (row-major), so the convolution turns into a reshape plus a matmul. A 1×1
@@ -21,7 +22,7 @@ from typing import Iterable, List
 
 import sympy
 
-from tndiag.ir import Graph, Kind, Size, Tensor, as_size, delta
+from tndiag.ir import Graph, Kind, Size, Tensor, as_size, constant, delta
 from tndiag.passes.rules.common import (carriers, describe, divides, equal, fresh_index,
                                         fresh_tensor_name, is_output, pattern_sites,
                                         replace_tensor, split_index)
@@ -103,8 +104,12 @@ def _rewrite(graph: Graph, site: Site) -> Graph:
     d_o = fresh_tensor_name(graph, f"{t.name}_o")
     d_k = fresh_tensor_name(graph, f"{t.name}_k", taken=[d_o])
     new = [delta(d_k, [k, i_k])]
-    if t.kind is Kind.PATTERN:  # Σ_o δ(o, ĩ) = 1 for a reduced pattern
+    if t.kind is Kind.PATTERN:
         new.insert(0, delta(d_o, [t.indices[1], i_o]))
+    elif not [p for p in carriers(graph, i.name) if p != position]:
+        # Σ_o δ(o, ĩ) = 1 for a reduced pattern, but ĩ is still summed: when no other
+        # tensor carries it, a ones vector keeps that free sum (a factor I/K).
+        new.insert(0, constant(d_o, 1, [i_o]))
     graph = replace_tensor(graph, position, new)
     return split_index(graph, i.name, [i_o, i_k])
 

@@ -1,4 +1,4 @@
-"""Down-sampling patterns (PAPER.md §4.2) and mixed-dense convolutions (§4.3).
+"""Down-sampling patterns (docs/method.md §4.2) and mixed-dense convolutions (§4.3).
 
 With ``S > K``, no padding, ``D == 1``, ``I % S == 0`` and ``i`` not an output leg, split
 ``i`` into ``(ĩ, s)`` of sizes ``(I/S, S)``; then ``Π[i,o,k] = δ(o, ĩ)·[s == k]``. The

@@ -1,4 +1,4 @@
-"""Merge parallel legs (PAPER.md §4.5): two legs that always appear together, in the same
+"""Merge parallel legs (docs/method.md §4.5): two legs that always appear together, in the same
 order, on every tensor and in the output are fused into one (bigger GEMMs).
 
 "Together" means adjacent inside one runtime axis (``(a b)``), so that the fused index

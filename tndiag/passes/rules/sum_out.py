@@ -1,4 +1,4 @@
-"""Sum-out (PAPER.md §4.7): a Π whose ``o`` leg touches nothing else becomes ``Σ_o Π``.
+"""Sum-out (docs/method.md §4.7): a Π whose ``o`` leg touches nothing else becomes ``Σ_o Π``.
 
 The rewritten tensor is a ``reduced`` pattern with legs ``(i, k)`` and ``out_size = O``:
 the KFAC-reduce factor never builds the unfolded input. The precondition is structural
