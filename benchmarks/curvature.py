@@ -151,7 +151,8 @@ def _works(fn: Callable) -> Optional[str]:
         return f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
 
 
-def bench_model(name: str, batch: int, rounds: int, memory: bool) -> List[dict]:
+def bench_model(name: str, batch: int, rounds: int, memory: bool,
+                only: Optional[List[str]] = None) -> List[dict]:
     """Rows for one model: every candidate timed interleaved with forward+backward."""
     from tndiag.bench.timing import loadavg, peak_extra_bytes, time_interleaved
 
@@ -163,6 +164,8 @@ def bench_model(name: str, batch: int, rounds: int, memory: bool) -> List[dict]:
     candidates = {**_tndiag(model, loss_fn, x, y, classes),
                   **_curvlinops(model, loss_fn, x, y, classes),
                   **_backpack(model, loss_fn, x, y, classes)}
+    if only:
+        candidates = {k: v for k, v in candidates.items() if any(s in k for s in only)}
     base_mem = peak_extra_bytes(base) if memory else 0
     rows = []
     for cand, fn in candidates.items():
@@ -218,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     start = time.perf_counter()
     rows = []
     for name in args.models:
-        rows += bench_model(name, args.batch, args.rounds, not args.no_memory)
+        rows += bench_model(name, args.batch, args.rounds, not args.no_memory, args.only)
     print(f"\ntotal wall time: {time.perf_counter() - start:.0f} s")
     return 0 if rows else 1
 
