@@ -22,6 +22,8 @@ demo: setup
 	$(BIN)/python examples/quickstart.py
 
 test: setup
+	$(BIN)/ruff check tndiag tests benchmarks examples
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup

@@ -24,8 +24,19 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from tndiag.errors import VerifyError
-from tndiag.ir import (Graph, Index, Kind, PatternParams, Role, Sum, Tensor, constant, delta,
-                       variable, verify)
+from tndiag.ir import (
+    Graph,
+    Index,
+    Kind,
+    PatternParams,
+    Role,
+    Sum,
+    Tensor,
+    constant,
+    delta,
+    variable,
+    verify,
+)
 
 __all__ = ["networks", "diagrams", "dense_value", "MAX_ELEMENTS"]
 

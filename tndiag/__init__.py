@@ -40,7 +40,6 @@ _LAZY = {
     "nn": ("tndiag.nn", None),
     "to_dot": ("tndiag.render", "to_dot"),
     "to_svg": ("tndiag.render", "to_svg"),
-    "export": ("tndiag.codegen.export", "export"),
     "parse": ("tndiag.syntax", "parse"),
     "to_text": ("tndiag.syntax", "to_text"),
 }
@@ -48,7 +47,7 @@ _LAZY = {
 __all__ = [
     "CompileError", "DiagramSyntaxError", "Graph", "Index", "InvalidArgumentError", "PassError",
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
-    "compile", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
+    "compile", "export", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
 __all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp"]
 
@@ -64,6 +63,28 @@ def _register_jupyter() -> None:
 
 
 _register_jupyter()
+
+
+def export(diagram_or_program: Any, **options: Any) -> str:
+    """Standalone torch source of a diagram or compiled program, its docstring quoting the
+    diagram's text form (options as :func:`tndiag.codegen.export.export`).
+
+    >>> source = export(ops.conv((1, 2, 5), (3, 2, 3)))
+    >>> "Diagram (tndiag text form)::" in source and "pattern(" in source
+    True
+    """
+    from tndiag.codegen.compile import checked_sizes
+    from tndiag.codegen.export import export as export_source
+    from tndiag.syntax import to_text
+
+    diagram = options.get("diagram")
+    if options.get("sizes") is not None:
+        options["sizes"] = checked_sizes(options["sizes"])
+    if diagram is None and isinstance(diagram_or_program, (Graph, Sum)):
+        sizes = options.get("sizes")
+        diagram = diagram_or_program.substitute(sizes) if sizes else diagram_or_program
+    text = to_text(diagram) if isinstance(diagram, (Graph, Sum)) else None
+    return export_source(diagram_or_program, **options, text=text)
 
 
 def __getattr__(name: str) -> Any:

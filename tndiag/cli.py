@@ -172,7 +172,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from tndiag.codegen.export import export
+    from tndiag import export
 
     diagram, _ = _load(args)
     try:

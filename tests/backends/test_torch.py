@@ -4,11 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tndiag import CompileError, ShapeError, UnknownNameError, compile, ops
-from tndiag.backends.torch import MATERIALIZERS, dense_reduced
+from tndiag import CompileError, InvalidArgumentError, ShapeError, UnknownNameError, compile, ops
+from tndiag.backends.torch import MATERIALIZERS, dense_reduced, run
 from tndiag.backends.torch_native import PREPARERS, reduced_matrix
 from tndiag.codegen import plan
 from tndiag.codegen.lowering import LOWERINGS
+from tndiag.ir import Graph, Index, constant
 
 
 def test_call_by_name_and_position_agree():
@@ -67,3 +68,100 @@ def test_sum_program_adds_the_bias_term():
     x, w, b = torch.randn(2, 3, 8), torch.randn(4, 3, 3), torch.randn(4)
     prog = compile(ops.conv(x.shape, w.shape, bias=True))
     torch.testing.assert_close(prog(X=x, W=w, B=b), F.conv1d(x, w, b))
+
+
+def _constant_program():
+    n = Index("n", 3)
+    return compile(Graph.of([constant("C", 2.0, [n])], [n]))
+
+
+def test_a_cached_constant_result_is_never_handed_out():
+    p = _constant_program()
+    first = p()
+    first.add_(7)
+    torch.testing.assert_close(p(), torch.full((3,), 2.0))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ops.conv((2, 3, 8), (4, 3, 1)),  # 1x1: a reshape/matmul
+    lambda: ops.unfold((2, 3, 8), 1),  # one tap: a view of the input
+    lambda: ops.conv((2, 3, 8), (4, 3, 3)),
+])
+def test_no_result_aliases_an_input(build):
+    prog = compile(build())
+    args = [torch.randn(*s) for s in prog.input_shapes]
+    saved = [a.clone() for a in args]
+    out = prog(*args)
+    out.add_(1.0)
+    for a, s in zip(args, saved):
+        assert torch.equal(a, s)
+        assert out.data_ptr() != a.data_ptr()
+
+
+@pytest.mark.parametrize("bad", [None, [[1.0]], "x", 3.0])
+def test_a_non_tensor_input_is_a_type_error_naming_it(bad):
+    prog = compile(ops.conv((2, 3, 8), (4, 3, 3)))
+    with pytest.raises(TypeError, match="'W'"):
+        prog(torch.randn(2, 3, 8), bad)
+    with pytest.raises(TypeError, match="'X'"):
+        prog(X=bad, W=torch.randn(4, 3, 3))
+
+
+def test_a_numpy_input_is_a_type_error():
+    np = pytest.importorskip("numpy")
+    prog = compile(ops.conv((2, 3, 8), (4, 3, 3)))
+    with pytest.raises(TypeError, match="'X'.*ndarray"):
+        prog(np.zeros((2, 3, 8)), torch.randn(4, 3, 3))
+
+
+def test_wrong_shapes_and_mixed_dtypes_name_the_operand():
+    prog = compile(ops.conv((2, 3, 8), (4, 3, 3)))
+    with pytest.raises(ShapeError, match="'W'"):
+        prog(torch.randn(2, 3, 8), torch.randn(4, 3, 2))
+    with pytest.raises(InvalidArgumentError, match="'W'.*float32"):
+        prog(torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(4, 3, 3, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("bad", [None, True, 2.5, -3, "4"])
+def test_compile_sizes_must_be_non_negative_ints(bad):
+    with pytest.raises(InvalidArgumentError, match="sizes\\['N'\\]"):
+        compile(ops.conv(ndim=1), sizes={"N": bad, "C_in": 2, "C_out": 2, "I1": 5, "K1": 3})
+
+
+def test_compile_rejects_a_non_diagram_and_bad_sizes_container():
+    with pytest.raises(InvalidArgumentError, match="diagram"):
+        compile("Y = X")
+    with pytest.raises(InvalidArgumentError, match="sizes must be a mapping"):
+        compile(ops.conv(ndim=1), sizes=[("N", 2)])
+
+
+def test_the_backend_is_found_by_name():
+    from tndiag.codegen.program import BACKENDS, backend
+    from tndiag.errors import UnknownNameError
+
+    assert set(BACKENDS) == {"torch"} and backend("torch") is run
+    with pytest.raises(UnknownNameError, match="jax"):
+        backend("jax")
+
+
+def test_programs_hold_no_tensors_closures_or_graphs():
+    import dataclasses
+
+    from tndiag.codegen.program import SlicedProgram
+    from tndiag.ir import Graph as G
+
+    graph = ops.kfc((64, 2, 10), 3)
+    full = compile(graph)
+    for prog in (full, compile(graph, memory_limit=int(full.peak_memory) * 2),
+                 compile(ops.conv((2, 3, 8), (4, 3, 3), bias=True))):
+        stack = [prog]
+        while stack:
+            obj = stack.pop()
+            assert not isinstance(obj, (torch.Tensor, G, dict)) and not callable(obj) or \
+                dataclasses.is_dataclass(obj), type(obj)
+            if dataclasses.is_dataclass(obj):
+                stack += [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+            elif isinstance(obj, tuple):
+                stack += list(obj)
+        hash(prog)
+    assert isinstance(compile(graph, memory_limit=int(full.peak_memory) * 2), SlicedProgram)

@@ -48,3 +48,17 @@ def test_sum_with_an_empty_product_term(lowerings):
     s = Sum((Graph.of([variable("X", [e]), variable("V", [e], "vector")], []), Graph.of([], [])))
     got = tndiag.compile(s, lowerings=lowerings)(X=x, V=v)
     torch.testing.assert_close(got, x @ v + 1, rtol=1e-12, atol=0)
+
+
+def test_every_step_kind_has_a_backend_runner_and_every_emitted_step_a_kind():
+    from tests.corpus import IDS, build
+    from tndiag.backends.torch_native import PREPARERS
+    from tndiag.codegen.program import StepKind
+
+    assert set(PREPARERS) == set(StepKind)
+    seen = set()
+    for case in IDS:
+        prog = tndiag.codegen.plan(build(case))
+        for term in getattr(prog, "terms", (prog,)):
+            seen |= {type(step.kind) for step in term.steps}
+    assert seen == {StepKind}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tndiag
 from tests.corpus import IDS, build
 from tndiag import CompileError, InvalidArgumentError, compile, ops
 from tndiag.codegen import Program
@@ -220,6 +221,7 @@ def test_module_text_parts():
     assert "def conv1d(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:" in dense
     assert "index_pattern(8, 3, 3, 2, 0, 1, _device, _dtype)" in dense
     assert "Diagram (tndiag text form)::" in dense
+    assert "pattern(" in tndiag.export(diagram)  # tndiag.export quotes the text form
     assert "(not available" in export(program)
     windowed = export(diagram, name="conv1d")
     assert "index patterns as strided windows: P1" in windowed

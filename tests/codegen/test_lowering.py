@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from corpus import CORPUS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpus import CORPUS
 from tndiag import compile, ops
 from tndiag.bench import diagrams as bd
 from tndiag.codegen.lowering import LOWERINGS

@@ -6,12 +6,12 @@ on the drawn diagram and on its simplified form (where the structured lowerings 
 
 import pytest
 import torch
-from hypothesis import given
-
-import tndiag
 from diagram_checks import inputs_for as random_inputs
+from hypothesis import given
 from oracle_settings import oracle_settings
 from random_diagrams import dense_value, diagrams
+
+import tndiag
 from tndiag.codegen.lowering import STRUCTURED
 
 SUBSETS = [None, ()] + [(name,) for name in STRUCTURED]

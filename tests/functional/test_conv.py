@@ -4,11 +4,10 @@ import itertools
 
 import pytest
 import torch
+from conv_reference import TORCH_CONV_T, assert_matches, conv_nd_reference, conv_reference
+from conv_strategies import conv_configs
 from hypothesis import given
 
-from conv_reference import (TORCH_CONV_T, assert_matches, conv_nd_reference,
-                            conv_reference)
-from conv_strategies import conv_configs
 from tndiag.functional import conv, conv_transpose
 
 # torch warns that 'same' with an even kernel pads a copy of the input; that is expected
@@ -73,7 +72,9 @@ def test_conv_same_padding_matches_torch(ndim, K, dilation):
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv_transpose_grid_matches_torch(ndim, stride, padding, output_padding, dilation,
                                            groups, bias):
-    cut = (lambda v: v[:ndim] if isinstance(v, tuple) else v)
+    def cut(v):
+        return v[:ndim] if isinstance(v, tuple) else v
+
     padding, output_padding, dilation = cut(padding), cut(output_padding), cut(dilation)
     groups, cin, cout_g = (4, 4, 1) if groups == "depthwise" else (groups, 2 * groups, 3)
     size = 5 if ndim < 3 else 3

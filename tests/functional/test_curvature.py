@@ -203,5 +203,5 @@ def test_errors_name_the_argument():
         TF.weight_ggn_gram(x, torch.randn(1, 2, 4, 3), 3)
     with pytest.raises(ShapeError, match=r"input must have shape \(N, C_in, \*I\)"):
         TF.weight_ggn_diag(torch.randn(3, 5), torch.randn(1, 2, 4), 2)
-    with pytest.raises(InvalidArgumentError, match="input must be a torch.Tensor"):
+    with pytest.raises(TypeError, match="input must be a torch.Tensor"):
         TF.kfc([1.0], 3)

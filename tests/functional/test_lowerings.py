@@ -7,12 +7,17 @@ lowerings other than ``native``) so the diagrams themselves are checked against 
 
 import pytest
 import torch
+from conv_reference import (
+    TORCH_CONV_T,
+    assert_matches,
+    conv_reference,
+    fold_reference,
+    unfold_reference,
+)
+from conv_strategies import conv_configs, unfold_configs
 from hypothesis import given, settings
 
 import tndiag
-from conv_reference import (TORCH_CONV_T, assert_matches, conv_reference, fold_reference,
-                            unfold_reference)
-from conv_strategies import conv_configs, unfold_configs
 from tndiag import ops
 from tndiag.codegen.lowering import STRUCTURED
 

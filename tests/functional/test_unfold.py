@@ -3,12 +3,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conv_reference import (
+    assert_matches,
+    conv_reference,
+    fold_reference,
+    unfold_kernel_reference,
+    unfold_reference,
+)
+from conv_strategies import conv_configs, unfold_configs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conv_reference import (assert_matches, conv_reference, fold_reference,
-                            unfold_kernel_reference, unfold_reference)
-from conv_strategies import conv_configs, unfold_configs
 from tndiag.functional import fold, unfold, unfold_kernel
 
 # torch warns that 'same' with an even kernel pads a copy of the input; that is expected

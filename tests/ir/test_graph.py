@@ -1,8 +1,8 @@
 """Graph and Sum: lookups, symbolic sizes, substitution, structural equality, rewriting."""
 
 import pytest
-
 from corpus import CORPUS
+
 from tndiag import ops
 from tndiag.errors import UnknownNameError
 from tndiag.ir import Graph, Index, Role, Sum, constant, pattern, variable

@@ -1,12 +1,26 @@
 """verify(): every invariant violation is a VerifyError naming the culprit; per-kind tables."""
 
 import pytest
-
 from corpus import CORPUS
+
 from tndiag.codegen.lowering import LOWERINGS, lowering_for
 from tndiag.errors import VerifyError
-from tndiag.ir import (KIND_TABLE, Graph, Index, Kind, PatternParams, Role, Sum, Tensor,
-                       constant, delta, pattern, reduced_pattern, variable, verify)
+from tndiag.ir import (
+    KIND_TABLE,
+    Graph,
+    Index,
+    Kind,
+    PatternParams,
+    Role,
+    Sum,
+    Tensor,
+    constant,
+    delta,
+    pattern,
+    reduced_pattern,
+    variable,
+    verify,
+)
 from tndiag.ir.verify import KIND_CHECKS
 
 n, i, o, k = Index("n", 2), Index("i", 5), Index("o", 3), Index("k", 3)

@@ -1,11 +1,11 @@
 """Builders: corpus diagrams verify; symbolic builders specialise to the concrete ones."""
 
 import pytest
+from corpus import CORPUS
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tndiag
-from corpus import CORPUS
 from tndiag import ops
 from tndiag.errors import CompileError
 from tndiag.ir import Graph, Kind, Sum, verify

@@ -4,8 +4,15 @@ import pathlib
 
 import pytest
 import torch
-from diagram_checks import (assert_close, build_conv, conv_cases, evaluate,
-                            inputs_for, pipeline, torch_conv)
+from diagram_checks import (
+    assert_close,
+    build_conv,
+    conv_cases,
+    evaluate,
+    inputs_for,
+    pipeline,
+    torch_conv,
+)
 from hypothesis import given
 
 import tndiag
@@ -60,7 +67,7 @@ def check_derivatives(case):
     assert_close(evaluate(ops.conv_weight_vjp(*shapes, **kw), vals), gw, "weight VJP")
     for name, build in (("X", ops.conv_input_jvp), ("W", ops.conv_weight_jvp)):
         tangent = torch.randn_like(vals[name])
-        ref = torch.func.jvp(lambda a: f(**{**dict(x=x, w=w), name.lower(): a}),
+        ref = torch.func.jvp(lambda a, name=name: f(**{**dict(x=x, w=w), name.lower(): a}),
                              (vals[name],), (tangent,))[1]
         got = evaluate(build(*shapes, **kw), {**vals, "V": tangent})
         assert_close(got, ref, f"{name} JVP")
@@ -98,7 +105,7 @@ def test_derived_builders_are_differentiated_diagrams():
 def per_sample_jacobians(x, w, kw):
     """``J[n] = ∂ conv(x[n]) / ∂W`` of shape ``[N, C_out, *O, *W.shape]`` by autograd."""
     f = torch_conv(dict(transposed=False, w_shape=tuple(w.shape), **kw))
-    return torch.stack([torch.func.jacrev(lambda w: f(x[n:n + 1], w)[0])(w)
+    return torch.stack([torch.func.jacrev(lambda w, n=n: f(x[n:n + 1], w)[0])(w)
                         for n in range(x.shape[0])])
 
 

@@ -3,13 +3,13 @@ derivative and expansion passes compute what their definitions say (autograd, sl
 
 import pytest
 import torch
+from diagram_checks import inputs_for as random_inputs
 from hypothesis import assume, given
 from hypothesis import strategies as st
-
-import tndiag
-from diagram_checks import inputs_for as random_inputs
 from oracle_settings import oracle_settings
 from random_diagrams import dense_value, diagrams
+
+import tndiag
 from tndiag.ir import Sum, verify
 from tndiag.passes.base import PASSES
 

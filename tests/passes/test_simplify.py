@@ -12,8 +12,15 @@ from tndiag import ops
 from tndiag.errors import PassError
 from tndiag.ir import Graph, Index, Kind, Sum, pattern, variable
 from tndiag.passes.base import PASSES, Recorder
-from tndiag.passes.simplify import (RULES, SIMPLIFY_ORDER, Rule, Site, Verdict,
-                                    rewrite_to_fixpoint, simplify)
+from tndiag.passes.simplify import (
+    RULES,
+    SIMPLIFY_ORDER,
+    Rule,
+    Site,
+    Verdict,
+    rewrite_to_fixpoint,
+    simplify,
+)
 
 SIZES = {"N": 2, "C_in": 2, "C_out": 3, "C": 2, "I1": 7, "I2": 6, "K1": 3, "K2": 2}
 RULE_PASSES = ["dense", "down-sampling", "mixed-dense", "delta-pruning",

@@ -7,8 +7,19 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from tndiag.errors import VerifyError
-from tndiag.ir import (Graph, Index, PatternParams, Role, Sum, Tensor, as_size, constant,
-                       delta, variable, verify)
+from tndiag.ir import (
+    Graph,
+    Index,
+    PatternParams,
+    Role,
+    Sum,
+    Tensor,
+    as_size,
+    constant,
+    delta,
+    variable,
+    verify,
+)
 from tndiag.ir.nodes import Kind
 
 __all__ = ["sizes", "expressions", "diagrams", "graphs"]

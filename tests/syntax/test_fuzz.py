@@ -1,11 +1,11 @@
 """Fuzz ``parse``: thousands of mutated and random inputs raise only DiagramSyntaxError.
 
 Inputs are deterministic (seeded): mutations of valid texts (the corpus printed by
-``to_text``, the language doc's examples and the gallery's ``examples/*.tnd``) by character and token deletions, insertions,
-swaps and replacements, plus random byte strings, random token soups and texts generated
-from the grammar by hypothesis. A parse that
-succeeds must return a diagram that round-trips through ``to_text``. A watchdog turns a hang
-into a failure naming the input.
+``to_text``, the language doc's examples and the gallery's ``examples/*.tnd``) by character
+and token deletions, insertions, swaps and replacements, plus random byte strings, random
+token soups and texts generated from the grammar by hypothesis. A parse that succeeds must
+return a diagram that round-trips through ``to_text``. A watchdog turns a hang into a failure
+naming the input.
 """
 
 import random
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import lark
 import pytest
+from corpus import CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 import tndiag
-from corpus import CORPUS
 from tndiag import DiagramSyntaxError, parse
 from tndiag.syntax import GRAMMAR_PATH
 

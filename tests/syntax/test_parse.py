@@ -13,8 +13,19 @@ from hypothesis import strategies as st
 import tndiag
 from syntax.diagrams import expressions
 from tndiag import ops, parse
-from tndiag.ir import (Graph, Index, PatternParams, Role, Sum, as_size, constant, delta,
-                       pattern, reduced_pattern, variable)
+from tndiag.ir import (
+    Graph,
+    Index,
+    PatternParams,
+    Role,
+    Sum,
+    as_size,
+    constant,
+    delta,
+    pattern,
+    reduced_pattern,
+    variable,
+)
 from tndiag.syntax import GRAMMAR_PATH
 
 ROOT = Path(__file__).resolve().parents[2]

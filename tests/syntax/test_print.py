@@ -9,8 +9,19 @@ import sympy
 
 import tndiag
 from tndiag import InvalidArgumentError, ops, parse, to_text
-from tndiag.ir import (Graph, Index, Kind, Role, Sum, Tensor, as_size, constant, delta,
-                       pattern, variable)
+from tndiag.ir import (
+    Graph,
+    Index,
+    Kind,
+    Role,
+    Sum,
+    Tensor,
+    as_size,
+    constant,
+    delta,
+    pattern,
+    variable,
+)
 from tndiag.syntax.printer import TEXT_FORMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +85,9 @@ def _n(size=2):
 
 def test_terms_with_conflicting_declarations_get_their_own_groups():
     j3, j5 = Index("j", 3), Index("j", 5)
-    term = lambda j, value: Graph.of([variable("X", [_n()]), constant("one", value, [j])],
-                                     [_n()])
+    def term(j, value):
+        return Graph.of([variable("X", [_n()]), constant("one", value, [j])], [_n()])
+
     s = Sum((term(j3, 1), term(j3, 1), term(j5, 1), term(j5, 1.0)))
     assert to_text(s) == """\
 index n: 2, j: 3

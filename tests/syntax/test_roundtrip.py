@@ -3,11 +3,11 @@
 import itertools
 
 import pytest
+from corpus import CORPUS
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tndiag
-from corpus import CORPUS
 from syntax.diagrams import diagrams
 from tndiag import ops
 

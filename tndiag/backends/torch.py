@@ -1,14 +1,22 @@
-"""Runs a compiled :class:`~tndiag.codegen.Program` on torch tensors (any device, any dtype)."""
+"""Runs a compiled :class:`~tndiag.codegen.Program` on torch tensors (any device, any dtype).
+
+Programs are pure data; what the backend prepares for one (a runner per step, materialized
+pattern and constant operands per device and dtype) lives in :data:`_PREPARED`, keyed by the
+program's identity and dropped with the program. Results never alias an input or a cached
+operand: a program whose last step is a view returns a copy.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Sequence
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from tndiag.backends.torch_native import PREPARERS, reduced_matrix
+from tndiag.codegen.bounded import check_run
 from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
-from tndiag.errors import ShapeError, UnknownNameError
+from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
 
 __all__ = ["run", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
 
@@ -35,7 +43,7 @@ def dense_reduced(I: int, O: int, K: int, stride: int, pad_left: int, dilation: 
 
 
 def _pattern(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    p = op.tensor.pattern_params
     I, O, K = op.shape
     return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
 
@@ -46,13 +54,13 @@ def _out_size(t) -> int:
 
 
 def _reduced(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    t, p = op.tensor, op.tensor.pattern_params
     I, K = op.shape
     return dense_reduced(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
 
 
 def _reduced_matrix(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.params
+    t, p = op.tensor, op.tensor.pattern_params
     I, K = op.shape
     return reduced_matrix(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
 
@@ -66,7 +74,7 @@ def _delta(op: Operand, device, dtype) -> torch.Tensor:
 
 
 def _fill(op: Operand, device, dtype) -> torch.Tensor:
-    return torch.full(op.shape, float(op.tensor.value), device=device, dtype=dtype)
+    return torch.full(op.shape, op.tensor.fill_value, device=device, dtype=dtype)
 
 
 #: Lowering name -> builder of the runtime operand (``input`` is handled by ``run``).
@@ -81,6 +89,35 @@ MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
 
 #: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
 _NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast", "scatter")
+
+
+class _Prepared:
+    """What the backend keeps for one program: step runners, operand cache, fresh result."""
+
+    __slots__ = ("steps", "operands", "fresh")
+
+    def __init__(self, program: Program) -> None:
+        if not program.is_concrete:
+            raise CompileError("this plan has symbolic sizes; compile(diagram, sizes={...}) "
+                               "with a value for each to run it")
+        self.steps = [PREPARERS[step.kind](step) for step in program.steps]
+        self.operands: Dict[tuple, torch.Tensor] = {}
+        self.fresh = _allocates(program)
+
+
+#: id(program) -> (weak reference to it, its prepared state).
+_PREPARED: Dict[int, Tuple[Any, _Prepared]] = {}
+
+
+def _prepared(program: Program) -> _Prepared:
+    found = _PREPARED.get(id(program))
+    if found is not None and found[0]() is program:
+        return found[1]
+    state = _Prepared(program)
+    key = id(program)
+    _PREPARED[key] = (weakref.ref(program), state)
+    weakref.finalize(program, _PREPARED.pop, key, None)
+    return state
 
 
 def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -101,6 +138,27 @@ def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) ->
     return bound
 
 
+def _check(program: AnyProgram, bound: Dict[str, Any]) -> None:
+    """Every input a tensor of the planned shape; one dtype and one device for all."""
+    first: Optional[torch.Tensor] = None
+    for name, shape in zip(program.inputs, program.input_shapes):
+        t = bound[name]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"input {name!r} must be a torch.Tensor, got {type(t).__name__}")
+        if t.shape != shape:
+            if not program.is_concrete:
+                raise CompileError("this plan has symbolic sizes; compile(diagram, "
+                                   "sizes={...}) with a value for each to run it")
+            raise ShapeError(f"tensor {name!r} has shape {list(t.shape)}, expected "
+                             f"{list(shape)}")
+        if first is None:
+            first = t
+        elif t.dtype != first.dtype or t.device != first.device:
+            raise InvalidArgumentError(
+                f"input {name!r} is {t.dtype} on {t.device} but {program.inputs[0]!r} is "
+                f"{first.dtype} on {first.device}; give every input one dtype and device")
+
+
 def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
     """Evaluate ``program`` on torch tensors given by name or in ``program.inputs`` order.
 
@@ -114,72 +172,64 @@ def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
         bound = dict(zip(program.inputs, args))
     else:
         bound = _bind(program.inputs, args, kwargs)
-    for name, shape in zip(program.inputs, program.input_shapes):
-        got = bound[name].shape
-        if got != shape:
-            raise ShapeError(f"tensor {name!r} has shape {list(got)}, expected {list(shape)}")
-    return _run_any(program, bound)
+    _check(program, bound)
+    return _run_any(program, bound, True)
 
 
-def _run_any(program: AnyProgram, bound: Dict[str, Any]) -> torch.Tensor:
+def _run_any(program: AnyProgram, bound: Dict[str, Any], own: bool) -> torch.Tensor:
+    """The program's value; with ``own`` a tensor no input or cache shares."""
     if isinstance(program, SumProgram):
         return _run_sum(program, bound)
     if isinstance(program, SlicedProgram):
-        return _run_sliced(program, bound)
-    return _run_program(program, bound)
+        return _run_sliced(program, bound, own)
+    return _run_program(program, bound, own)
 
 
 def _run_sum(program: SumProgram, bound: Dict[str, Any]) -> torch.Tensor:
-    """Add the terms; into the first fresh full-size result in place (a broadcast term
-    stays a view)."""
-    result, owned = None, False
+    """Add the terms into the first term's result (made fresh) in place."""
+    result: Optional[torch.Tensor] = None
     for term in program.terms:
-        value = _run_any(term, bound)
         if result is None:
-            result, owned = value, _fresh_result(term)
-        elif owned and result.shape == program.output_shape and result.dtype == value.dtype:
+            result = _run_any(term, bound, True)
+            continue
+        value = _run_any(term, bound, False)
+        if result.shape == value.shape and result.dtype == value.dtype:
             result.add_(value)
         else:
-            result, owned = result + value, True
+            result = result + value
+    assert result is not None
     return result
 
 
-def _fresh_result(program: AnyProgram) -> bool:
-    """Whether the program's result is a new tensor no input or cache shares."""
-    if not isinstance(program, Program):
-        return False
-    fresh = program.cache.get("fresh")
-    if fresh is None:
-        fresh = program.cache["fresh"] = _allocates(program)
-    return fresh or program.scale != 1
-
-
 def _allocates(program: Program) -> bool:
-    last = program.steps[-1] if program.steps else None
-    return last is not None and (last.kind in ("gram", "native", "scatter") or (
-        last.kind == "einsum" and len(last.positions) > 1))
+    """Whether the last step returns a new tensor (not a view of an operand)."""
+    return bool(program.steps) and program.steps[-1].allocates
 
 
-def _run_sliced(program: SlicedProgram, bound: Dict[str, Any]) -> torch.Tensor:
-    """Run each chunk of the sliced leg and concatenate (open leg) or add (summed leg)."""
-    first = bound[program.inputs[0]]
-    parts = program.parts(first.element_size())
-    total = int(program.graph.index(program.leg).size)
-    chunks, result = [], None
-    for start, stop, prog in parts:
+def _run_sliced(program: SlicedProgram, bound: Dict[str, Any], own: bool) -> torch.Tensor:
+    """Run each chunk of the sliced leg; write it into the result (open leg) or add it."""
+    first = bound[program.inputs[0]] if program.inputs else None
+    plan = check_run(program, first.element_size() if first is not None else 4)
+    if not plan.chunks:
+        return _run_any(program.whole, bound, own)
+    result: Optional[torch.Tensor] = None
+    for chunk in plan.chunks:
         sub = {}
-        for name, axis, shape in zip(program.inputs, program.axes, program.input_shapes):
+        for name, axis, per in zip(program.inputs, program.axes, program.per):
             t = bound[name]
-            if axis is not None:
-                per = int(shape[axis]) // total
-                t = t.narrow(axis, start * per, (stop - start) * per)
-            sub[name] = t
-        value = _run_any(prog, sub)
+            sub[name] = t if axis is None else t.narrow(axis, chunk.start * per,
+                                                          (chunk.stop - chunk.start) * per)
         if program.out_axis is None:
+            value = _run_any(chunk.program, sub, result is None)
             result = value if result is None else result.add_(value)
-        else:
-            chunks.append(value)
-    return result if program.out_axis is None else torch.cat(chunks, program.out_axis)
+            continue
+        value = _run_any(chunk.program, sub, False)
+        if result is None:
+            result = value.new_empty(tuple(int(s) for s in program.output_shape))
+        start, length = chunk.start * program.out_per, (chunk.stop - chunk.start) * program.out_per
+        result.narrow(program.out_axis, start, length).copy_(value)
+    assert result is not None
+    return result
 
 
 def _runtime(program: Program, bound: Dict[str, Any]):
@@ -189,9 +239,9 @@ def _runtime(program: Program, bound: Dict[str, Any]):
     return device, dtype
 
 
-def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
+def _operand_tensors(program: Program, state: _Prepared, bound: Dict[str, Any]) -> List[Any]:
     device, dtype = _runtime(program, bound)
-    tensors = []
+    tensors: List[Any] = []
     for op in program.operands:
         if op.lowering == "input":
             t = bound[op.name]
@@ -201,26 +251,17 @@ def _operand_tensors(program: Program, bound: Dict[str, Any]) -> list:
             tensors.append(None)
             continue
         key = (op.name, op.lowering, op.shape, device, dtype)
-        cached = program.cache.get(key)
+        cached = state.operands.get(key)
         if cached is None:
-            cached = MATERIALIZERS[op.lowering](op, device, dtype)
-            program.cache[key] = cached
+            cached = state.operands[key] = MATERIALIZERS[op.lowering](op, device, dtype)
         tensors.append(cached)
     return tensors
 
 
-def _step_functions(program: Program) -> list:
-    """One prepared callable per step (permutations, shapes, kernels resolved once)."""
-    fns = program.cache.get("steps")
-    if fns is None:
-        fns = [PREPARERS[step.kind](step) for step in program.steps]
-        program.cache["steps"] = fns
-    return fns
-
-
-def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
-    current = _operand_tensors(program, bound)
-    for step, fn in zip(program.steps, _step_functions(program)):
+def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Tensor:
+    state = _prepared(program)
+    current = _operand_tensors(program, state, bound)
+    for step, fn in zip(program.steps, state.steps):
         positions = step.positions
         if len(positions) == 1:
             taken = [current.pop(positions[0])]
@@ -231,9 +272,8 @@ def _run_program(program: Program, bound: Dict[str, Any]) -> torch.Tensor:
         current.append(fn(taken))
     result = current[-1]
     if program.scale != 1:
-        fresh = program.cache.get("fresh")
-        if fresh is None:  # does the last step allocate its result (no view of an input)?
-            fresh = program.cache["fresh"] = _allocates(program)
-        result = result.mul_(program.scale) if fresh else result * program.scale
+        result = result.mul_(program.scale) if state.fresh else result * program.scale
+    elif own and not state.fresh:
+        result = result.clone()
     return result if result.shape == program.output_shape else result.reshape(
         program.output_shape)

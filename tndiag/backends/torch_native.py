@@ -8,7 +8,7 @@ step's result letters as axes (see :mod:`tndiag.codegen.lowering`). Per-spec pre
 from __future__ import annotations
 
 import itertools
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tndiag.codegen.fuse import BroadcastSpec
 from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
-from tndiag.codegen.program import Step
+from tndiag.codegen.program import Step, StepKind
 
 __all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
            "prepare_broadcast", "prepare_scatter", "reduced_matrix"]
@@ -133,7 +133,9 @@ def prepare_native(step: Step) -> Callable:
 def _bias_arranger(s: NativeConv) -> Callable:
     """Bias operand (letters ``s.bias``) -> the kernel's ``[G·C_out]`` vector, scaled."""
     channels = s.group + s.b_free
-    arrange = _arranger(s.bias, "", channels, [s.size(channels)]) if s.bias else None
+    if not s.bias:
+        return lambda t: t
+    arrange = _arranger(s.bias, "", channels, [s.size(channels)])
 
     def run(t: torch.Tensor) -> torch.Tensor:
         v = arrange(t)
@@ -180,7 +182,7 @@ def _window(y: torch.Tensor, starts, sizes) -> torch.Tensor:
            in zip(src, dst, y.shape[-nd:], sizes)):
         return y
     out = y.new_zeros((*y.shape[:-nd], *sizes))
-    out[(Ellipsis, *dst)] = y[(Ellipsis, *src)]
+    out[(Ellipsis,) + tuple(dst)] = y[(Ellipsis,) + tuple(src)]
     return out
 
 
@@ -201,7 +203,7 @@ def prepare_view(step: Step) -> Callable:
         t = F.pad(taken[0], flat) if padded else taken[0]
         for axis, window, stride in zip(v.axes, windows, v.strides):
             t = t.unfold(axis, window, stride)
-        return t[(Ellipsis, *steps)] if dilated else t
+        return t[(Ellipsis,) + steps] if dilated else t
     return run
 
 
@@ -287,8 +289,8 @@ def prepare_window_sum(step: Step) -> Callable:
 
     def run(taken: List[torch.Tensor]) -> torch.Tensor:
         a = taken[0]
-        total = a.sum(axis) if needs_total else None
-        outs = []
+        total = a.sum(axis) if needs_total else a
+        outs: List[torch.Tensor] = []
         for kind, first, last in plans:
             if kind == "total":
                 r = total
@@ -356,7 +358,8 @@ def _phase_scatter(sc: ScatterSpec, kept: List[int]) -> Callable:
             dst[axis_of[o]] = first % stride
             dst[axis_of[o] + 1] = slice(first // stride, first // stride + hi - lo + 1)
         moves.append((tuple(src), tuple(dst)))
-    perm, crop = [], []
+    perm: List[int] = []
+    crop: List[slice] = []
     for a in kept:
         b = len(perm)
         perm += [b + 1, b] if a in Q else [b]
@@ -398,6 +401,7 @@ def prepare_einsum(step: Step) -> Callable:
 
 
 #: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
-PREPARERS = {"einsum": prepare_einsum, "native": prepare_native, "view": prepare_view,
-             "gram": prepare_gram, "window-sum": prepare_window_sum,
-             "broadcast": prepare_broadcast, "scatter": prepare_scatter}
+PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
+    StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
+    StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
+    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter}

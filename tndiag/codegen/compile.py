@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Dict, Iterable, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Sequence, Tuple, Union
 
 from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
 from tndiag.codegen.planner import Planner
-from tndiag.codegen.program import AnyProgram, Operand, Program, SumProgram
+from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
+from tndiag.ir.canonical import canonical_form
 
-__all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache"]
+__all__ = ["compile", "plan", "compile_graph", "cache_info", "clear_cache", "checked_sizes"]
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 
@@ -49,7 +50,8 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
 
     Raises:
         CompileError: when sizes remain symbolic.
-        InvalidArgumentError: for an unknown lowering name or a non-positive memory limit.
+        InvalidArgumentError: for a non-diagram, a size that is not a non-negative int
+            (named), an unknown lowering name or a non-positive memory limit.
 
     >>> from tndiag.ops import conv
     >>> prog = compile(conv((2, 3, 8), (4, 3, 3)))
@@ -58,8 +60,10 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
     >>> compile(conv((2, 3, 8), (4, 3, 3)), lowerings=()).equation
     'abc,cde,fbe->afd'
     """
-    if sizes:
-        diagram = diagram.substitute(dict(sizes))
+    _check_diagram(diagram, "compile")
+    values = checked_sizes(sizes) if sizes is not None else None
+    if values:
+        diagram = diagram.substitute(values)
     allowed = _allowed(lowerings)
     if memory_limit is not None:
         from tndiag.codegen.bounded import bounded
@@ -78,12 +82,40 @@ def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram
     >>> [step.label for step in p.steps]
     ['conv1d']
     """
+    _check_diagram(diagram, "plan")
     allowed = _allowed(lowerings)
     verify(diagram)
     if isinstance(diagram, Sum):
-        return _sum_program(tuple(compile_graph(t, allowed, concrete=False)
+        return sum_of(tuple(compile_graph(t, allowed, concrete=False)
                                   for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed, concrete=False)
+
+
+def _check_diagram(diagram: object, what: str) -> None:
+    if not isinstance(diagram, (Graph, Sum)):
+        raise InvalidArgumentError(f"{what} expects a diagram (a Graph or Sum), got "
+                                   f"{type(diagram).__name__}")
+
+
+def checked_sizes(sizes: object) -> Dict[str, int]:
+    """``sizes`` as a dict of symbol name -> non-negative int; the culprit named otherwise.
+
+    >>> checked_sizes({"N": 8})
+    {'N': 8}
+    """
+    if not isinstance(sizes, Mapping):
+        raise InvalidArgumentError(f"sizes must be a mapping of symbol names to ints, got "
+                                   f"{type(sizes).__name__}")
+    checked = {}
+    for name, value in sizes.items():
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"sizes: the key {name!r} is not a symbol name")
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise InvalidArgumentError(f"sizes[{name!r}] must be an int, got {value!r}")
+        if value.__index__() < 0:
+            raise InvalidArgumentError(f"sizes[{name!r}] must not be negative, got {value!r}")
+        checked[name] = value.__index__()
+    return checked
 
 
 def _allowed(lowerings) -> Tuple[str, ...]:
@@ -104,14 +136,13 @@ def _cached(diagram: Diagram, allowed: Tuple[str, ...]) -> AnyProgram:
         _STATS["hits"] += 1
         return found
     canon = _canonical_key(diagram, allowed)
-    found = _BY_CANONICAL.get(canon) if canon is not None else None
+    found = _BY_CANONICAL.get(canon)
     if found is not None and found.inputs == _inputs_of(diagram):
         _STATS["canonical_hits"] += 1
     else:
         _STATS["misses"] += 1
         found = _compile_uncached(diagram, allowed)
-        if canon is not None:
-            _BY_CANONICAL[canon] = found
+        _BY_CANONICAL[canon] = found
     _BY_DIAGRAM[key] = found
     return found
 
@@ -122,15 +153,8 @@ def _inputs_of(diagram: Diagram) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _canonical_key(diagram: Diagram, allowed):
-    try:
-        from tndiag.passes.canonicalize import canonicalize
-    except ImportError:  # pragma: no cover - the passes package ships with tndiag
-        return None
-    try:
-        return (canonicalize(diagram), allowed)
-    except Exception:  # a diagram the canonical form does not handle: graph key only
-        return None
+def _canonical_key(diagram: Diagram, allowed: Tuple[str, ...]) -> tuple:
+    return (canonical_form(diagram), allowed)
 
 
 def cache_info() -> Dict[str, int]:
@@ -154,21 +178,26 @@ def clear_cache() -> None:
 def _compile_uncached(diagram: Diagram, allowed) -> AnyProgram:
     verify(diagram)
     if isinstance(diagram, Sum):
-        return _sum_program(tuple(compile_graph(t, allowed) for t in diagram.terms), allowed)
+        return sum_of(tuple(compile_graph(t, allowed) for t in diagram.terms), allowed)
     return compile_graph(diagram, allowed)
 
 
-def _sum_program(terms: Tuple[Program, ...], allowed: Tuple[str, ...]) -> AnyProgram:
+def sum_of(terms: Tuple[Union[Program, SlicedProgram], ...],
+           allowed: Tuple[str, ...]) -> AnyProgram:
     """The terms' programs added; a bias fused into its kernel or a broadcast term viewed
-    (:mod:`tndiag.codegen.fuse`). Inputs keep the order of the terms."""
+    (:mod:`tndiag.codegen.fuse`) when every term is a plain :class:`Program` (memory-bounded
+    terms are added as they are). Inputs keep the order of the terms."""
     names: Dict[str, Tuple] = {}
     for t in terms:
         for n, s in zip(t.inputs, t.input_shapes):
             names.setdefault(n, s)
-    combined = combine_terms(terms, allowed)
+    plain = [t for t in terms if isinstance(t, Program)]
+    if len(plain) < len(terms):
+        return SumProgram(terms, tuple(names), tuple(names.values()))
+    combined = combine_terms(plain, allowed)
     if len(combined) == 1:
         return dataclasses.replace(combined[0], inputs=tuple(names),
-                                   input_shapes=tuple(names.values()), cache={})
+                                   input_shapes=tuple(names.values()))
     return SumProgram(tuple(combined), tuple(names), tuple(names.values()))
 
 

@@ -81,15 +81,16 @@ def _check(name: str, tensor: torch.Tensor, shape: Tuple[int, ...]) -> None:
 
 
 def _pattern_expr(op: Operand) -> Tuple[str, str]:
-    p = op.tensor.params
+    p = op.tensor.pattern_params
     I, O, K = op.shape
     args = f"{I}, {O}, {K}, {p.stride}, {p.pad_left}, {p.dilation}"
     return "index_pattern", f"index_pattern({args}, _device, _dtype)"
 
 
 def _reduced_expr(op: Operand) -> Tuple[str, str]:
-    p, t = op.tensor.params, op.tensor
+    p, t = op.tensor.pattern_params, op.tensor
     I, K = op.shape
+    assert t.out_size is not None  # verify() guarantees it for a reduced pattern
     args = f"{I}, {int(t.out_size)}, {K}, {p.stride}, {p.pad_left}, {p.dilation}"
     return "summed_pattern", f"summed_pattern({args}, _device, _dtype)"
 
@@ -177,7 +178,7 @@ def _signature(name: str, inputs: Sequence[str], args: Mapping[str, str]) -> str
 
 
 def _roles(program: AnyProgram) -> Dict[str, str]:
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
+    terms = _terms(program)
     return {op.name: op.tensor.role.value if op.tensor.role else "input"
             for t in terms for op in t.operands if op.lowering == "input"}
 
@@ -199,19 +200,19 @@ def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],
     body += _runtime_lines(program.inputs, args)
     if isinstance(program, SumProgram):
         calls = []
-        for k, term in enumerate(program.terms):
+        for k, term in enumerate(_terms(program)):
             call_args = ", ".join(["_device", "_dtype"] + [args[n] for n in term.inputs])
             calls.append(f"_term{k}({call_args})")
         body.append("return " + " + ".join(calls))
     else:
-        body += _term_body(program, plans[0])
+        body += _term_body(_terms(program)[0], plans[0])
     return [_signature(name, program.inputs, args), *doc, *("    " + ln for ln in body)]
 
 
 def _term_functions(program: SumProgram, args: Mapping[str, str],
                     plans: Sequence[TermPlan]) -> List[str]:
     lines: List[str] = []
-    for k, term in enumerate(program.terms):
+    for k, term in enumerate(_terms(program)):
         params = ", ".join(["_device", "_dtype"] + [f"{args[n]}: torch.Tensor"
                                                     for n in term.inputs])
         lines += ["", "", f"def _term{k}({params}) -> torch.Tensor:",
@@ -220,15 +221,14 @@ def _term_functions(program: SumProgram, args: Mapping[str, str],
     return lines
 
 
-def _text_form(diagram: Diagram | None) -> str:
-    """The diagram's text form (``tndiag.to_text``), or its repr when the syntax is missing."""
+def _text_form(diagram: Diagram | None, text: str | None) -> str:
+    """The diagram's text form when given (``tndiag.export`` passes ``tndiag.to_text``'s),
+    else its repr."""
+    if text is not None:
+        return text
     if diagram is None:
         return "(not available: exported from a compiled program)"
-    try:
-        from tndiag.syntax import to_text
-    except ImportError:
-        return repr(diagram)
-    return to_text(diagram)
+    return repr(diagram)
 
 
 def _summary(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
@@ -245,12 +245,17 @@ def _summary(program: AnyProgram, plans: Sequence[TermPlan]) -> List[str]:
 
 
 def _terms(program: AnyProgram) -> Tuple[Program, ...]:
-    return program.terms if isinstance(program, SumProgram) else (program,)
+    terms = program.terms if isinstance(program, SumProgram) else (program,)
+    plain = tuple(t for t in terms if isinstance(t, Program))
+    if len(plain) != len(terms):
+        raise InvalidArgumentError("a memory-bounded program cannot be exported; export the "
+                                   "diagram instead")
+    return plain
 
 
 def _module_doc(program: AnyProgram, diagram: Diagram | None, call: str,
-                plans: Sequence[TermPlan]) -> List[str]:
-    text = _text_form(diagram).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+                plans: Sequence[TermPlan], text_form: str | None) -> List[str]:
+    text = _text_form(diagram, text_form).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     return (['"""Tensor-network program exported by tndiag; needs only torch.', "",
               "Diagram (tndiag text form)::", ""]
             + ["    " + ln if ln else "" for ln in text.splitlines()]
@@ -282,8 +287,10 @@ def _as_program(obj: Diagram | AnyProgram, sizes) -> Tuple[AnyProgram, Diagram |
 
 def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int] | None = None,
            name: str = "forward", diagram: Diagram | None = None,
-           lowering: str = "window") -> str:
+           lowering: str = "window", text: str | None = None) -> str:
     """Python source of a standalone module evaluating the diagram with torch alone.
+
+    :func:`tndiag.export` is this function with ``text`` set to the diagram's text form.
 
     Args:
         diagram_or_program: a Graph or Sum (compiled here) or a compiled Program/SumProgram.
@@ -293,6 +300,7 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         lowering: ``"window"`` (an index pattern on the ``i`` leg of a single tensor becomes
             a padded strided view of it; the rest are dense) or ``"dense"`` (every pattern a
             dense 0/1 tensor, the compiled program's steps).
+        text: the diagram's text form for the module docstring (default: its repr).
 
     Returns:
         The module's source text; its function ``name`` takes the inputs in program order.
@@ -308,7 +316,8 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     >>> namespace["INPUT_SHAPES"], namespace["STEPS"]
     ({'X': (1, 2, 5), 'W': (3, 2, 3)}, (('abde,fbe->afd',),))
     """
-    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
+            or name.startswith("_")):
         raise InvalidArgumentError(f"name must be a public Python identifier, got {name!r}")
     program, graph = _as_program(diagram_or_program, sizes)
     graph = diagram if diagram is not None else graph
@@ -320,8 +329,9 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     main = _main_function(program, name, args, plans)
     terms = _term_functions(program, args, plans) if isinstance(program, SumProgram) else []
     call = f"{name}({', '.join(args[n] for n in program.inputs)})"
-    lines = [*_module_doc(program, graph, call, plans), "", "from __future__ import annotations",
-             "", *(["import functools"] if helpers - {"window"} else []),
+    lines = [*_module_doc(program, graph, call, plans, text), "",
+             "from __future__ import annotations", "",
+             *(["import functools"] if helpers - {"window"} else []),
              "from typing import Dict, Tuple", "", "import torch", "",
              f'__all__ = ["{name}", "EQUATIONS", "PATHS", "INPUT_SHAPES", "OUTPUT_SHAPE"]', "",
              *_constants_block(program, plans)]

@@ -71,21 +71,22 @@ def _holder(p: int, entries: Sequence[Optional[Entry]], out: str) -> Optional[in
     if len(holders) != 1:
         return None
     h = entries[holders[0]]
-    if h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or k in h.letters:
+    if h is None or h.pattern is not None or h.letters.count(i) != 1 or o in h.letters or \
+            k in h.letters:
         return None
     return holders[0]
 
 
 def _windows(entries: List[Optional[Entry]], out: str, setup: List[str]) -> List[str]:
     """Replace every pattern that has a holder by a window of the holder; return their names."""
-    done = []
+    done: List[str] = []
     for p, e in enumerate(entries):
         if e is None or e.pattern is None:
             continue
         q = _holder(p, entries, out)
         if q is None:
             continue
-        h, params = entries[q], e.pattern.tensor.params
+        h, params = entries[q], e.pattern.tensor.pattern_params
         i, o, k = e.letters
         axis = h.letters.index(i)  # type: ignore[union-attr]
         letters = h.letters[:axis] + o + h.letters[axis + 1:] + k  # type: ignore[union-attr]
@@ -137,8 +138,10 @@ def plan_term(program: Program, expr_of: Callable[[Operand], Tuple[str, str]],
     >>> from tndiag import compile, ops
     >>> program = compile(ops.conv((1, 2, 6), (3, 2, 3)), lowerings=())
     >>> plan = plan_term(program, lambda op: ("", op.name), "window")
-    >>> plan.windows, plan.steps, plan.setup[-1]
-    (['P1'], [((0, 1), 'abde,fbe->afd')], '_w0 = window(_x0, 2, 3, 1, 0, 0, 1)  # abde: X through P1')
+    >>> plan.windows, plan.steps
+    (['P1'], [((0, 1), 'abde,fbe->afd')])
+    >>> plan.setup[-1]
+    '_w0 = window(_x0, 2, 3, 1, 0, 0, 1)  # abde: X through P1'
     """
     if lowering not in LOWERING_MODES:
         raise InvalidArgumentError(f"lowering must be one of {list(LOWERING_MODES)}, "

@@ -3,10 +3,12 @@
 Recognised by structure (letters, lowerings and positions of the output legs; never by
 tensor names), after each term of a :class:`~tndiag.ir.Sum` has been compiled on its own:
 
-| name        | applies when                                          | becomes |
-|-------------|-------------------------------------------------------|---------|
-| ``broadcast`` | a term is one variable times constant fills on the output legs the variable lacks | the variable reshaped and ``expand``-ed to the output (a view), added in place |
-| ``bias``    | one term is a single native ``conv`` / ``transpose`` step and a broadcast term's variable sits exactly on that kernel's output-channel legs (groups included) | the variable handed to the kernel as its ``bias`` (one call, no broadcast tensor) |
+- ``broadcast``: a term is one variable times constant fills on the output legs the
+  variable lacks → the variable reshaped and ``expand``-ed to the output (a view), added in
+  place.
+- ``bias``: one term is a single native ``conv`` / ``transpose`` step and a broadcast term's
+  variable sits exactly on that kernel's output-channel legs (groups included) → the
+  variable handed to the kernel as its ``bias`` (one call, no broadcast tensor).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
-from tndiag.codegen.program import AnyProgram, Operand, Program, Step, SumProgram
+from tndiag.codegen.program import AnyProgram, Operand, Program, Step, StepKind, SumProgram
 from tndiag.ir.sizes import Size
 
 __all__ = ["BroadcastSpec", "broadcast_term", "fuse_bias", "combine_terms", "unfused"]
@@ -58,7 +60,7 @@ def broadcast_term(program: Program) -> Optional[Program]:
         return None
     factor = program.scale
     for n in fills:
-        factor *= float(ops[n].tensor.value)
+        factor *= ops[n].tensor.fill_value
     sizes = {ch: s for op in ops for ch, s in zip(op.letters, op.shape)}
     order = "".join(ch for ch in out if ch in x.letters)
     spec = BroadcastSpec(tuple(x.letters.index(ch) for ch in order),
@@ -66,12 +68,11 @@ def broadcast_term(program: Program) -> Optional[Program]:
                          tuple(sizes[ch] for ch in out), factor)
     operands = tuple(op if n in inputs else dataclasses.replace(op, lowering="broadcast")
                      for n, op in enumerate(ops))
-    step = Step(tuple(inputs + fills), program.equation, "broadcast", spec, "broadcast",
-                cost.prod(spec.shape), 0)
+    step = Step(tuple(inputs + fills), program.equation, StepKind.BROADCAST, spec,
+                "broadcast", cost.prod(spec.shape), 0)
     return dataclasses.replace(program, operands=operands, path=(step.positions,),
                                steps=(step,), scale=1.0, flops=step.flops,
-                               largest_intermediate=0, peak_memory=0, parts=(program,),
-                               cache={})
+                               largest_intermediate=0, peak_memory=0, parts=(program,))
 
 
 def _single_kernel(program: Program):
@@ -110,8 +111,8 @@ def fuse_bias(conv: Program, bias: Program) -> Optional[Program]:
     info = dataclasses.replace(spec, bias=letters, bias_scale=factor)
     step = conv.steps[0]
     fused = Step(step.positions + (len(conv.operands),), f"{step.equation} + {letters}",
-                 "native", info, step.label + "+bias", step.flops + cost.prod(conv.output_shape),
-                 step.memory)
+                 StepKind.NATIVE, info, step.label + "+bias",
+                 step.flops + cost.prod(conv.output_shape), step.memory)
     operands = conv.operands + (Operand(x.tensor, letters, x.shape, "input"),)
     names = dict(zip(conv.inputs, conv.input_shapes))
     names.update(zip(bias.inputs, bias.input_shapes))
@@ -119,7 +120,7 @@ def fuse_bias(conv: Program, bias: Program) -> Optional[Program]:
     return dataclasses.replace(conv, equation=equation, operands=operands,
                                inputs=tuple(names), input_shapes=tuple(names.values()),
                                path=(fused.positions,), steps=(fused,), flops=fused.flops,
-                               parts=(conv,) + bias.parts, cache={})
+                               parts=(conv,) + bias.parts)
 
 
 def combine_terms(terms: Sequence[Program], allowed: Sequence[str]) -> List[Program]:
@@ -176,8 +177,9 @@ def unfused(program: AnyProgram) -> AnyProgram:
     if not isinstance(program, (Program, SumProgram)) or not any(
             isinstance(t, Program) and t.parts for t in terms):
         return program
-    split = tuple(p for t in terms for p in (t.parts or (t,)))
+    split = tuple(p for t in terms for p in (
+        t.parts if isinstance(t, Program) and t.parts else (t,)))
     if len(split) == 1:
         return dataclasses.replace(split[0], inputs=program.inputs,
-                                   input_shapes=program.input_shapes, cache={})
+                                   input_shapes=program.input_shapes)
     return SumProgram(split, program.inputs, program.input_shapes)

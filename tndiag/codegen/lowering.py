@@ -3,32 +3,39 @@
 The codegen asks :data:`LOWERINGS` what to do with a tensor; the backend has a matching
 table that turns each lowering into a runtime tensor.
 
-| kind       | lowering           | runtime operand |
-|------------|--------------------|-----------------|
-| variable   | ``input``          | the user's tensor, reshaped to its flat legs |
-| pattern    | ``dense-pattern``  | 0/1 tensor ``[I, O, K]`` (the fallback) |
-| reduced    | ``reduced-matrix`` | counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π |
-| delta      | ``merge`` or ``dense-delta`` | none: legs renamed to one letter; dense only when two legs are open |
-| constant   | ``scale`` or ``fill`` | a scalar factor; or a filled tensor when it has legs |
+- variable → ``input``: the user's tensor, reshaped to its flat legs.
+- pattern → ``dense-pattern``: the 0/1 tensor ``[I, O, K]`` (the fallback).
+- reduced → ``reduced-matrix``: counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π.
+- delta → ``merge`` (legs renamed to one letter, no tensor) or ``dense-delta`` (only when two
+  of its legs are open).
+- constant → ``scale`` (a scalar factor) or ``fill`` (a filled tensor when it has legs).
 
 Then, by structure of the letters (which legs of which operands a pattern joins, never by
 tensor names), the compiler replaces parts of the network with structured steps, cheapest
 first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices each):
 
-| name       | applies when                                          | becomes |
-|------------|-------------------------------------------------------|---------|
-| ``fold-constant`` | a constant's legs all lie on other operands     | a scalar factor |
-| ``reshape`` | a dense pattern (S = K, no padding, I = O·K) has its i leg open only | the output leg i is (o, k) fused: no Π, no kernel |
-| ``native`` | A, B and patterns form a conv / transposed conv / conv-weight-gradient (:mod:`~tndiag.codegen.native`) | one torch kernel call |
-| ``reduced``| a pattern's ``o`` leg is on no other operand nor the output | ``Σ_o Π`` as an ``[I, K]`` matrix |
-| ``window-sum`` | a summed pattern's ``i`` leg is on exactly one other operand | K window sums along that axis (one pass; total minus borders at stride 1) |
-| ``view``   | a pattern's ``i`` leg is on exactly one other operand | zero-pad + ``Tensor.unfold`` view (``slice`` when K = 1) |
-| ``scatter`` | a pattern's ``o`` and ``k`` legs are on one other operand alone and its ``i`` leg is open (col2im, fold) | per tap, the operand's slice added into a strided slice of a zero output |
-| ``gram``   | a pairwise step multiplies a tensor with itself       | one reshape and ``M Mᵀ`` |
-| ``broadcast`` | a sum's term is a variable times constant fills  | an ``expand`` view added in place (:mod:`~tndiag.codegen.fuse`) |
-| ``bias``   | a sum is a native conv term plus a broadcast term on its output channels | the kernel's ``bias`` argument |
+- ``fold-constant``: a constant's legs all lie on other operands → a scalar factor.
+- ``reshape``: a dense pattern (S = K, no padding, I = O·K) has its i leg open only → the
+  output leg i is (o, k) fused: no Π, no kernel.
+- ``native``: A, B and patterns form a conv / transposed conv / conv weight gradient
+  (:mod:`~tndiag.codegen.native`) → one torch kernel call.
+- ``reduced``: a pattern's ``o`` leg is on no other operand nor the output → ``Σ_o Π`` as an
+  ``[I, K]`` matrix.
+- ``window-sum``: a summed pattern's ``i`` leg is on exactly one other operand → K window
+  sums along that axis (one pass; total minus borders at stride 1).
+- ``view``: a pattern's ``i`` leg is on exactly one other operand → zero-pad and
+  ``Tensor.unfold`` view (``slice`` when K = 1).
+- ``scatter``: a pattern's ``o`` and ``k`` legs are on one other operand alone and its ``i``
+  leg is open (col2im, fold) → per tap, the operand's slice added into a strided slice of a
+  zero output.
+- ``gram``: a pairwise step multiplies a tensor with itself → one reshape and ``M Mᵀ``.
+- ``broadcast``: a sum's term is a variable times constant fills → an ``expand`` view added
+  in place (:mod:`~tndiag.codegen.fuse`).
+- ``bias``: a sum is a native conv term plus a broadcast term on its output channels → the
+  kernel's ``bias`` argument.
 
-Anything else keeps the dense Π and plain einsum steps.
+A pattern whose subscripts repeat a letter (a δ joining two of its legs) gets no structured
+lowering. Anything else keeps the dense Π and plain einsum steps.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tndiag.ir import Kind, Tensor
+from tndiag.ir.sizes import Size
 
 __all__ = ["LOWERINGS", "STRUCTURED", "lowering_for", "ViewSpec", "GramSpec", "view_spec",
            "WindowSpec", "window_spec",
@@ -102,7 +110,7 @@ class ViewSpec:
     strides: Tuple[int, ...]
     pads: Tuple[Tuple[int, int], ...]
     dilations: Tuple[int, ...]
-    kernels: Tuple[object, ...]
+    kernels: Tuple[Size, ...]
 
     @property
     def label(self) -> str:
@@ -111,7 +119,7 @@ class ViewSpec:
 
 
 def view_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
-              kernels: Sequence[object]) -> Tuple[ViewSpec, str]:
+              kernels: Sequence[Size]) -> Tuple[ViewSpec, str]:
     """The view of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
     >>> spec, out = view_spec("ncij", ["iok", "jpl"], [(2, 1, 1, 1), (1, 0, 0, 1)], [3, 2])
@@ -172,13 +180,13 @@ class ScatterSpec:
     ndim: int
     o_axes: Tuple[int, ...]
     k_axes: Tuple[int, ...]
-    sizes: Tuple[object, ...]
+    sizes: Tuple[Size, ...]
     strides: Tuple[int, ...]
     taps: Tuple[Tuple[Tuple[int, int, int, int], ...], ...]
 
 
 def scatter_spec(letters: str, patterns: Sequence[str], params: Sequence[tuple],
-                 sizes: Sequence[Tuple[object, object, object]]) -> Tuple[ScatterSpec, str]:
+                 sizes: Sequence[Sequence[Size]]) -> Tuple[ScatterSpec, str]:
     """The scatter of a tensor with subscripts ``letters`` through patterns (i, o, k) at once.
 
     ``params`` are (stride, pad_left, pad_right, dilation) and ``sizes`` (I, O, K) per pattern.
@@ -211,9 +219,9 @@ class GramSpec:
     """``T`` contracted with itself: ``perm`` orders T as (batch, kept, summed) legs."""
 
     perm: Tuple[int, ...]
-    batch: Tuple[object, ...]
-    kept: Tuple[object, ...]
-    summed: object
+    batch: Tuple[Size, ...]
+    kept: Tuple[Size, ...]
+    summed: Size
     result: str
     out_perm: Tuple[int, ...]
 
@@ -229,7 +237,9 @@ def gram_spec(a: str, b: str, result: str, shape: Sequence) -> Optional[GramSpec
     """
     if len(a) != len(b) or len(set(a)) != len(a) or len(set(b)) != len(b):
         return None
-    batch, kept, summed = [], [], []
+    batch: List[int] = []
+    kept: List[int] = []
+    summed: List[int] = []
     for j, (x, y) in enumerate(zip(a, b)):
         if x == y:
             (batch if x in result else summed).append(j)

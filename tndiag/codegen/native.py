@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tndiag.ir.sizes import Size
+
 __all__ = ["NativeConv", "match_native"]
 
 
@@ -54,7 +56,7 @@ class NativeConv:
     pad_left: Tuple[int, ...]
     pad_right: Tuple[int, ...]
     dilation: Tuple[int, ...]
-    sizes: Tuple[Tuple[str, object], ...]
+    sizes: Tuple[Tuple[str, Size], ...]
     bias: str = ""
     bias_scale: float = 1.0
 
@@ -96,8 +98,9 @@ def _role_of(p: str, holders: Dict[str, List[int]], pi: int) -> Optional[Tuple[s
     return None
 
 
-def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str, sizes: Dict[str, object],
-                 params: Dict[int, tuple], max_ndim: int = 3) -> List[Tuple[Tuple[int, ...], NativeConv]]:
+def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str,
+                 sizes: Dict[str, Size], params: Dict[int, tuple],
+                 max_ndim: int = 3) -> List[Tuple[Tuple[int, ...], NativeConv]]:
     """Find native convolutions among operands.
 
     Args:

@@ -11,13 +11,20 @@ which needs numbers, sees every symbol as :data:`NOMINAL`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
-from tndiag.codegen.lowering import (exclusive_holder, gram_spec, reduced_patterns,
-                                     scatter_holder, scatter_spec, view_spec, window_spec)
+from tndiag.codegen.lowering import (
+    exclusive_holder,
+    gram_spec,
+    reduced_patterns,
+    scatter_holder,
+    scatter_spec,
+    view_spec,
+    window_spec,
+)
 from tndiag.codegen.native import match_native
-from tndiag.codegen.program import Operand, Step
+from tndiag.codegen.program import Operand, Step, StepKind
 
 __all__ = ["Planner", "NOMINAL"]
 
@@ -47,7 +54,7 @@ def _nominal(size) -> int:
 
 
 def _pattern_params(op: Operand) -> Tuple[int, int, int, int]:
-    p = op.tensor.params
+    p = op.tensor.pattern_params
     return (p.stride, p.pad_left, p.pad_right, p.dilation)
 
 
@@ -117,8 +124,8 @@ class Planner:
         positions = self._positions(uids)
         taken = [self.stack[p].letters for p in positions]
         memory = self._size(result) if memory is None else memory
-        self.steps.append(Step(positions, ",".join(taken) + "->" + result, kind, info, label,
-                               flops, memory))
+        self.steps.append(Step(positions, ",".join(taken) + "->" + result, StepKind(kind), info,
+                               label, flops, memory))
         self.results.append(memory)
         self.temps.append(temp)
         for p in sorted(positions, reverse=True):
@@ -140,8 +147,9 @@ class Planner:
         for n in reversed(range(len(self.ops))):
             op = self.ops[n]
             others = "".join(o.letters for m, o in enumerate(self.ops) if m != n)
-            if op.lowering == "fill" and len(self.ops) > 1 and all(ch in others for ch in op.letters):
-                self.scale *= float(op.tensor.value)
+            if op.lowering == "fill" and len(self.ops) > 1 and all(ch in others
+                                                                    for ch in op.letters):
+                self.scale *= op.tensor.fill_value
                 del self.ops[n]
         self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
                       for n, op in enumerate(self.ops)]
@@ -154,7 +162,7 @@ class Planner:
             if entry.kind != "pattern":
                 continue
             i, o, k = entry.letters
-            p = self.ops[entry.uid].tensor.params
+            p = self.ops[entry.uid].tensor.pattern_params
             I, O, K = (self.sizes[ch] for ch in (i, o, k))
             # K = 1 (identity Π) is left to the native kernel: for 1×1 input VJPs torch's
             # backward kernel beat the GEMM + layout copy here (docs/benchmarks.md)
@@ -224,7 +232,7 @@ class Planner:
             op = self.ops[entry.uid]
             t = op.tensor
             O = int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
-            p = t.params
+            p = t.pattern_params
             spec = window_spec(axis, int(self.sizes[i]), O, int(self.sizes[k]), p.stride,
                                p.pad_left, p.dilation)
             self._relower(entry.uid, "window-sum")
@@ -237,7 +245,7 @@ class Planner:
         while changed:
             changed = False
             letters, kinds = [e.letters for e in self.stack], self._kinds()
-            by_holder = {}
+            by_holder: Dict[int, List[int]] = {}
             for pos, entry in enumerate(self.stack):
                 if entry.kind == "pattern":
                     holder = exclusive_holder(entry.letters[0], letters, kinds, self.out, pos)
@@ -267,7 +275,7 @@ class Planner:
     def _scatters(self) -> None:
         """Patterns whose o and k legs lie on one tensor alone and whose i leg is open only:
         one scatter step per tensor (col2im), all its patterns at once."""
-        by_holder = {}
+        by_holder: Dict[int, List[_Entry]] = {}
         for pos, entry in enumerate(self.stack):
             holder = self._scatter_holder(pos)
             if holder is not None:
@@ -309,7 +317,7 @@ class Planner:
         equation = t.letters + "," + b_letters + "->" + final_out
         flops = cost.einsum_flops(equation, self.sizes)
         positions = self._positions([t.uid])
-        self.steps.append(Step(positions, equation, "gram", spec, "gram", flops,
+        self.steps.append(Step(positions, equation, StepKind.GRAM, spec, "gram", flops,
                                self._size(final_out)))
         self.results.append(self._size(final_out))
         self.temps.append(self._size(t.letters))
@@ -412,7 +420,7 @@ def split_halves(letters: Sequence[str], keys: Sequence[object], out: str):
     """
     if any(k is None for k in keys) or len(keys) < 2:
         return None
-    groups = {}
+    groups: Dict[object, List[int]] = {}
     for pos, key in enumerate(keys):
         groups.setdefault(key, []).append(pos)
     if any(len(g) % 2 for g in groups.values()):
@@ -420,7 +428,7 @@ def split_halves(letters: Sequence[str], keys: Sequence[object], out: str):
     pairs = sorted((a, b) for g in groups.values() for a, b in zip(g[:len(g) // 2],
                                                                    g[len(g) // 2:]))
     first, second = [a for a, _ in pairs], [b for _, b in pairs]
-    sigma = {}
+    sigma: Dict[str, str] = {}
     for a, b in zip(first, second):
         for x, y in zip(letters[a], letters[b]):
             if sigma.setdefault(x, y) != y:

@@ -9,14 +9,39 @@ sympy formulas for symbolic ones (:func:`tndiag.codegen.plan`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Tuple, Union
+import enum
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from tndiag.errors import CompileError
+from tndiag.errors import UnknownNameError
 from tndiag.ir import Tensor
 from tndiag.ir.sizes import Size
 
-__all__ = ["Operand", "Step", "Program", "SumProgram", "SlicedProgram", "AnyProgram"]
+__all__ = ["Operand", "Step", "StepKind", "Program", "SumProgram", "SlicedProgram", "Chunk",
+           "ChunkPlan", "AnyProgram", "BACKENDS", "backend"]
+
+#: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
+#: module is imported on first use, so codegen never imports a backend; a second backend is
+#: one more row. A backend keeps whatever it prepares per program itself.
+BACKENDS: Dict[str, str] = {"torch": "tndiag.backends.torch"}
+
+_RUNNERS: Dict[str, Callable[..., Any]] = {}
+
+
+def backend(name: str = "torch") -> Callable[..., Any]:
+    """The ``run`` function of the backend called ``name`` (see :data:`BACKENDS`).
+
+    >>> backend("torch").__module__
+    'tndiag.backends.torch'
+    """
+    found = _RUNNERS.get(name)
+    if found is None:
+        if name not in BACKENDS:
+            raise UnknownNameError(f"backend {name!r} is unknown; expected one of "
+                                   f"{sorted(BACKENDS)}")
+        found = _RUNNERS[name] = importlib.import_module(BACKENDS[name]).run
+    return found
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,27 @@ class Operand:
         return self.tensor.name
 
 
+class StepKind(str, enum.Enum):
+    """The kinds of contraction step; each backend has one runner per kind.
+
+    >>> StepKind("window-sum").allocates, StepKind.VIEW.allocates
+    (True, False)
+    """
+
+    EINSUM = "einsum"
+    NATIVE = "native"
+    VIEW = "view"
+    GRAM = "gram"
+    WINDOW_SUM = "window-sum"
+    BROADCAST = "broadcast"
+    SCATTER = "scatter"
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the step's result is a new tensor (an einsum of one operand may be a view)."""
+        return self not in (StepKind.VIEW, StepKind.BROADCAST, StepKind.EINSUM)
+
+
 @dataclass(frozen=True)
 class Step:
     """One contraction step: pop the operands at ``positions``, push the result.
@@ -60,11 +106,20 @@ class Step:
 
     positions: Tuple[int, ...]
     equation: str
-    kind: str = "einsum"
+    kind: StepKind = StepKind.EINSUM
     info: Any = None
     label: str = "einsum"
     flops: Size = 0
     memory: Size = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, StepKind):
+            object.__setattr__(self, "kind", StepKind(self.kind))
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the result is a new tensor, never a view of an operand."""
+        return self.kind.allocates or (self.kind is StepKind.EINSUM and len(self.positions) > 1)
 
 
 @dataclass(frozen=True)
@@ -90,7 +145,6 @@ class Program:
     largest_intermediate: Size
     peak_memory: Size = 0
     parts: Tuple["Program", ...] = ()
-    cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def is_concrete(self) -> bool:
@@ -98,15 +152,7 @@ class Program:
         return all(isinstance(s, int) for shape in self.input_shapes for s in shape)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        concrete = self.cache.get("concrete")
-        if concrete is None:
-            concrete = self.cache["concrete"] = self.is_concrete
-        if not concrete:
-            raise CompileError("this plan has symbolic sizes; compile(diagram, sizes={...}) "
-                               "with a value for each to run it")
-        from tndiag.backends.torch import run
-
-        return run(self, *args, **kwargs)
+        return (_RUNNERS.get("torch") or backend())(self, *args, **kwargs)
 
     def __str__(self) -> str:
         lines = [f"equation: {self.equation}"]
@@ -131,7 +177,7 @@ class Program:
 class SumProgram:
     """A compiled sum of diagrams: the programs of its terms, added at run time."""
 
-    terms: Tuple[Program, ...]
+    terms: Tuple[Union[Program, "SlicedProgram"], ...]
     inputs: Tuple[str, ...]
     input_shapes: Tuple[Tuple[Size, ...], ...]
 
@@ -152,10 +198,13 @@ class SumProgram:
 
         return smax([t.peak_memory for t in self.terms])
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from tndiag.backends.torch import run
+    @property
+    def is_concrete(self) -> bool:
+        """Whether every term's sizes are ints."""
+        return all(t.is_concrete for t in self.terms)
 
-        return run(self, *args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (_RUNNERS.get("torch") or backend())(self, *args, **kwargs)
 
     def __str__(self) -> str:
         parts = [f"sum of {len(self.terms)} terms"]
@@ -165,48 +214,106 @@ class SumProgram:
 
 
 @dataclass(frozen=True)
-class SlicedProgram:
-    """Memory-bounded evaluation: run one program per chunk of one leg and combine.
+class Chunk:
+    """Positions ``start:stop`` of the sliced leg, evaluated by ``program``."""
+
+    start: int
+    stop: int
+    program: Program
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a :class:`SlicedProgram` runs for elements of ``itemsize`` bytes.
 
     Attributes:
-        graph: the full diagram; ``leg``: the name of the sliced index.
-        axes: per input (in :attr:`inputs` order), the runtime axis that carries the leg.
-        out_axis: output axis carrying the leg, or None when it is summed (chunks are added).
-        limit: bytes the intermediates of one chunk may occupy.
-        allowed: the structured lowerings used for each chunk's program.
+        itemsize: bytes per element (1, 2, 4, 8 or 16).
+        chunks: the chunks in order; empty when the unsliced program is the better plan.
+        peak: modelled peak elements of this plan (chunk peak plus the accumulated result).
     """
 
-    graph: Any
+    itemsize: int
+    chunks: Tuple[Chunk, ...]
+    peak: int
+
+    @property
+    def peak_bytes(self) -> int:
+        """The modelled peak in bytes."""
+        return self.peak * self.itemsize
+
+
+@dataclass(frozen=True)
+class SlicedProgram:
+    """Memory-bounded evaluation: one program per chunk of one leg, combined.
+
+    Everything is planned at compile time, for every element size torch has.
+
+    Attributes:
+        leg: the name of the sliced index; ``size``: its size.
+        axes: per input (in :attr:`inputs` order), the runtime axis carrying the leg (or None).
+        per: per input, elements of that axis per position of the leg (a fused axis).
+        out_axis: output axis carrying the leg, or None when it is summed (chunks are added).
+        out_per: elements of the output axis per position of the leg.
+        limit: bytes the intermediates may occupy.
+        whole: the unsliced program (run when slicing would not lower the peak).
+        plans: one :class:`ChunkPlan` per element size.
+    """
+
     leg: str
+    size: int
     inputs: Tuple[str, ...]
     input_shapes: Tuple[Tuple[Size, ...], ...]
-    axes: Tuple[int, ...]
-    out_axis: Union[int, None]
+    axes: Tuple[Optional[int], ...]
+    per: Tuple[int, ...]
+    out_axis: Optional[int]
+    out_per: int
     output_shape: Tuple[Size, ...]
     limit: int
-    allowed: Tuple[str, ...]
-    cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    whole: Program
+    plans: Tuple[ChunkPlan, ...]
+
+    is_concrete = True
+
+    def plan_for(self, itemsize: int) -> ChunkPlan:
+        """The plan for elements of ``itemsize`` bytes (the next larger size if unlisted)."""
+        for p in self.plans:
+            if p.itemsize >= itemsize:
+                return p
+        return self.plans[-1]
 
     def parts(self, itemsize: int = 4):
-        """``[(start, stop, program)]``: chunks of the leg whose peak fits the limit."""
-        from tndiag.codegen.bounded import chunk_plan
+        """``[(start, stop, program)]`` for ``itemsize``-byte elements (one part: unsliced)."""
+        chunks = self.plan_for(itemsize).chunks
+        if not chunks:
+            return [(0, self.size, self.whole)]
+        return [(c.start, c.stop, c.program) for c in chunks]
 
-        if itemsize not in self.cache:
-            self.cache[itemsize] = chunk_plan(self, itemsize)
-        return self.cache[itemsize]
+    @property
+    def peak_memory(self) -> int:
+        """Modelled peak elements for float32 elements."""
+        return self.plan_for(4).peak
+
+    @property
+    def flops(self) -> Size:
+        """FLOPs of the float32 plan."""
+        chunks = self.plan_for(4).chunks
+        return sum((c.program.flops for c in chunks), 0) if chunks else self.whole.flops
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from tndiag.backends.torch import run
-
-        return run(self, *args, **kwargs)
+        return (_RUNNERS.get("torch") or backend())(self, *args, **kwargs)
 
     def __str__(self) -> str:
-        parts = self.parts(4)
+        plan = self.plan_for(4)
+        if not plan.chunks:
+            return (f"memory-bounded ({self.limit} bytes, float32): slicing index {self.leg!r} "
+                    f"would not lower the peak; unsliced\n{self.whole}")
         how = ("concatenated on output axis " + str(self.out_axis)
                if self.out_axis is not None else "summed")
-        head = (f"memory-bounded ({self.limit} bytes, float32): index {self.leg!r} in "
-                f"{len(parts)} chunks {[(a, b) for a, b, _ in parts]}, {how}")
-        return head + "\n-- chunk program --\n" + str(parts[0][2])
+        spans = [(c.start, c.stop) for c in plan.chunks]
+        head = (f"memory-bounded ({self.limit} bytes, float32; modelled peak "
+                f"{plan.peak_bytes} bytes): index {self.leg!r} in {len(spans)} chunks {spans}, "
+                f"{how}")
+        return head + "\n-- chunk program --\n" + str(plan.chunks[0].program)
 
 
 AnyProgram = Union[Program, SumProgram, SlicedProgram]

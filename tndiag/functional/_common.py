@@ -1,51 +1,68 @@
-"""Argument checks shared by the torch-facing functions (kept thin: they run on every call)."""
+"""Argument checks and the run helper shared by the torch-facing functions.
+
+They run on every call, so they stay thin. Hyper-parameters become cache keys only after
+:func:`hashable` has checked their types: ``2.0 == 2`` and ``True == 1`` in Python, so a
+cache keyed on raw values would accept a float once the int had been seen.
+"""
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+import functools
+import os
+from typing import Any, Callable, Hashable, Optional, Sequence, Tuple
 
 import torch
 
+from tndiag.codegen import compile
+from tndiag.codegen.lowering import STRUCTURED
+from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
+from tndiag.ir import Diagram
+from tndiag.ops.hyper import is_int
 
-__all__ = ["hashable", "check_tensors", "batched", "weight_ndim"]
+__all__ = ["hashable", "check_tensors", "batched", "weight_ndim", "lowerings_for",
+           "compile_for", "run_program", "empty_batch", "pad_batch"]
 
 
 def hashable(value: object, name: str) -> Hashable:
-    """``value`` with lists turned into tuples, so it can key a cache.
+    """A typed cache key: ints (also numpy ints, 0-d int tensors) as ``int``, strings kept,
+    sequences as tuples; anything else (a float, bool, None, tensor) raises here.
 
     >>> hashable([1, [2, 3]], "padding")
     (1, (2, 3))
     """
-    if isinstance(value, (int, str)):
+    if isinstance(value, str):
         return value
+    if is_int(value):
+        return int(value.__index__())  # type: ignore[attr-defined]
     if isinstance(value, (list, tuple)):
         return tuple(hashable(v, name) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        raise InvalidArgumentError(
-            f"{name} must be an int or a tuple of ints, got {value!r}") from None
-    return value  # type: ignore[return-value]
+    raise InvalidArgumentError(f"{name} must be an int or a sequence of ints, got {value!r}")
 
 
-def check_tensors(input: object, weight: object = None, bias: object = None) -> None:
-    """Check that the given tensors are torch tensors on one device with one dtype."""
-    if not isinstance(input, torch.Tensor):
-        raise InvalidArgumentError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is None:
+def check_tensors(*, optional: Sequence[str] = (), **tensors: object) -> None:
+    """Check the named tensors: torch tensors (else TypeError) with one dtype and device.
+
+    The first keyword is the reference for dtype and device; names in ``optional`` may be None.
+
+    >>> check_tensors(input=torch.ones(1), weight=None, optional=("weight",))
+    """
+    ref: Optional[Tuple[str, torch.Tensor]] = None
+    for name, t in tensors.items():
+        if t is None and name in optional:
             continue
         if not isinstance(t, torch.Tensor):
-            raise InvalidArgumentError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype != input.dtype:
-            raise InvalidArgumentError(
-                f"{name} has dtype {t.dtype} but input has dtype {input.dtype}; "
-                f"expected {name}.dtype == input.dtype")
-        if t.device != input.device:
-            raise InvalidArgumentError(
-                f"{name} is on device {t.device} but input is on {input.device}; "
-                f"expected {name}.device == input.device")
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if ref is None:
+            ref = (name, t)
+            continue
+        first, r = ref
+        if t.dtype != r.dtype:
+            raise InvalidArgumentError(f"{name} has dtype {t.dtype} but {first} has dtype "
+                                       f"{r.dtype}; expected {name}.dtype == {first}.dtype")
+        if t.device != r.device:
+            raise InvalidArgumentError(f"{name} is on device {t.device} but {first} is on "
+                                       f"{r.device}; expected {name}.device == {first}.device")
 
 
 def weight_ndim(weight_shape: Sequence[int]) -> int:
@@ -65,3 +82,71 @@ def batched(input_shape: Sequence[int], ndim: int, what: str) -> bool:
     raise ShapeError(f"{what}: expected input of rank {ndim + 2} (batched) or {ndim + 1} "
                      f"(unbatched) for {ndim} spatial dimensions, got input of shape "
                      f"{tuple(input_shape)}")
+
+
+def lowerings_for(dtype: torch.dtype, what: str, bool_ok: bool = False) -> Optional[str]:
+    """``None`` (all lowerings) for floating and complex dtypes, ``"no-native"`` for integers.
+
+    torch's convolution kernels lack most integer dtypes (and its backward kernels all of
+    them), so integer tensors are contracted by einsum steps. ``torch.bool`` is refused,
+    as torch refuses it, unless ``bool_ok``.
+    """
+    if dtype.is_floating_point or dtype.is_complex:
+        return None
+    if dtype == torch.bool and not bool_ok:
+        raise InvalidArgumentError(f"{what} does not support dtype torch.bool (torch's "
+                                   f"convolutions do not either); convert to a number type")
+    return "no-native"
+
+
+def compile_for(diagram: Diagram, lowerings: Optional[str]) -> AnyProgram:
+    """Compile with every lowering, or (``"no-native"``) without torch's conv kernels."""
+    if lowerings is None:
+        return compile(diagram)
+    return compile(diagram, lowerings=tuple(name for name in STRUCTURED if name != "native"))
+
+
+@functools.lru_cache(maxsize=1)
+def _physical_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf on this platform
+        return None
+
+
+def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch.Tensor,
+                **kwargs: torch.Tensor) -> torch.Tensor:
+    """Run ``program``; refuse a plan whose intermediates exceed the physical memory, and
+    copy a result that shares memory with an input (a view), so it never aliases one."""
+    peak, limit = getattr(program, "peak_memory", 0), _physical_memory()
+    itemsize = dtype.itemsize
+    if limit is not None and isinstance(peak, int) and peak * itemsize > limit:
+        raise InvalidArgumentError(
+            f"{what}: the sizes and hyper-parameters need {peak * itemsize / 2**30:.1f} GiB of "
+            f"intermediates, more than this computer's memory ({limit / 2**30:.1f} GiB); "
+            f"check stride, padding, dilation and the shapes")
+    y = program(*args, **kwargs)
+    for t in (*args, *kwargs.values()):
+        if _shares_memory(y, t):
+            return y.clone()
+    return y
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.device.type == "meta" or a.numel() == 0 or b.numel() == 0:
+        return False
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def pad_batch(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with one zero sample appended on axis 0 (keeps autograd to ``t``)."""
+    return torch.cat([t, t.new_zeros((1, *t.shape[1:]))])
+
+
+def empty_batch(fn: Callable[..., torch.Tensor], *tensors: Any) -> torch.Tensor:
+    """torch's answer for an empty batch (N = 0): ``fn`` on one zero sample, then sliced.
+
+    Diagrams have positive sizes; evaluating one zero sample gives the right shape, dtype
+    and device and keeps the result attached to the inputs for autograd.
+    """
+    return fn(*(pad_batch(t) for t in tensors))[:0]

@@ -12,10 +12,18 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from tndiag import ops
-from tndiag.codegen import compile
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
-from tndiag.functional._common import batched, check_tensors, hashable, weight_ndim
+from tndiag.functional._common import (
+    batched,
+    check_tensors,
+    compile_for,
+    empty_batch,
+    hashable,
+    lowerings_for,
+    run_program,
+    weight_ndim,
+)
 
 __all__ = ["conv", "conv_transpose"]
 
@@ -26,7 +34,9 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
 
     The number of spatial dimensions is ``weight.dim() - 2``; ``input`` is
     ``(N, C_in, *I)`` or unbatched ``(C_in, *I)``. ``padding`` may also be ``'same'``,
-    ``'valid'`` or ``(left, right)`` pairs per dimension.
+    ``'valid'`` or ``(left, right)`` pairs per dimension. As in torch, ``N`` may be 0 and
+    integer dtypes are computed (exactly, by einsum steps); the result is never a view of
+    an input.
 
     Args:
         input: ``(N, C_in, *I)`` or ``(C_in, *I)``.
@@ -50,14 +60,16 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     >>> torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 2, 1, 1, 2), atol=1e-5)
     True
     """
-    check_tensors(input, weight, bias)
+    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    key = (hashable(stride, "stride"), hashable(padding, "padding"),
+           hashable(dilation, "dilation"), hashable(groups, "groups"),
+           lowerings_for(input.dtype, "conv"))
+    if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
+        return empty_batch(lambda x: conv(x, weight, bias, stride, padding, dilation, groups),
+                           input)
     program, has_batch = _conv_program(
-        input.shape, weight.shape, None if bias is None else bias.shape,
-        hashable(stride, "stride"), hashable(padding, "padding"),
-        hashable(dilation, "dilation"), hashable(groups, "groups"))
-    x = input if has_batch else input.unsqueeze(0)
-    y = program(x, weight) if bias is None else program(x, weight, bias)
-    return y if has_batch else y.squeeze(0)
+        input.shape, weight.shape, None if bias is None else bias.shape, *key)
+    return _run(program, "conv", has_batch, input, weight, bias)
 
 
 def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
@@ -90,14 +102,23 @@ def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
     >>> torch.allclose(y, torch.nn.functional.conv_transpose1d(x, w, None, 2, 0, 1), atol=1e-5)
     True
     """
-    check_tensors(input, weight, bias)
+    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    key = (hashable(stride, "stride"), hashable(padding, "padding"),
+           hashable(output_padding, "output_padding"), hashable(groups, "groups"),
+           hashable(dilation, "dilation"), lowerings_for(input.dtype, "conv_transpose"))
+    if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
+        return empty_batch(lambda x: conv_transpose(x, weight, bias, stride, padding,
+                                                    output_padding, groups, dilation), input)
     program, has_batch = _conv_transpose_program(
-        input.shape, weight.shape, None if bias is None else bias.shape,
-        hashable(stride, "stride"), hashable(padding, "padding"),
-        hashable(output_padding, "output_padding"), hashable(groups, "groups"),
-        hashable(dilation, "dilation"))
+        input.shape, weight.shape, None if bias is None else bias.shape, *key)
+    return _run(program, "conv_transpose", has_batch, input, weight, bias)
+
+
+def _run(program: AnyProgram, what: str, has_batch: bool, input: torch.Tensor,
+         weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     x = input if has_batch else input.unsqueeze(0)
-    y = program(x, weight) if bias is None else program(x, weight, bias)
+    args = (x, weight) if bias is None else (x, weight, bias)
+    y = run_program(program, what, input.dtype, *args)
     return y if has_batch else y.squeeze(0)
 
 
@@ -114,22 +135,23 @@ def _with_batch(input_shape: Sequence[int], ndim: int, what: str) -> Tuple[tuple
 
 @functools.lru_cache(maxsize=1024)
 def _conv_program(input_shape, weight_shape, bias_shape, stride, padding, dilation,
-                  groups) -> Tuple[AnyProgram, bool]:
+                  groups, lowerings) -> Tuple[AnyProgram, bool]:
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv")
     diagram = ops.conv(shape, tuple(weight_shape), stride=stride, padding=padding,
                        dilation=dilation, groups=groups, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[0])
-    return compile(diagram), has_batch
+    return compile_for(diagram, lowerings), has_batch
 
 
 @functools.lru_cache(maxsize=1024)
 def _conv_transpose_program(input_shape, weight_shape, bias_shape, stride, padding,
-                            output_padding, groups, dilation) -> Tuple[AnyProgram, bool]:
+                            output_padding, groups, dilation,
+                            lowerings) -> Tuple[AnyProgram, bool]:
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv_transpose")
     diagram = ops.conv_transpose(shape, tuple(weight_shape), stride=stride, padding=padding,
                                  output_padding=output_padding, groups=groups,
                                  dilation=dilation, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[1] * groups)
-    return compile(diagram), has_batch
+    return compile_for(diagram, lowerings), has_batch

@@ -13,20 +13,41 @@ from typing import Sequence, Tuple
 import torch
 
 from tndiag import ops
-from tndiag.codegen import compile
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
-from tndiag.functional._common import check_tensors, hashable, weight_ndim
+from tndiag.functional._common import (
+    check_tensors,
+    compile_for,
+    hashable,
+    lowerings_for,
+    pad_batch,
+    run_program,
+    weight_ndim,
+)
+from tndiag.ops.hyper import check_flag
 
 __all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_ggn_diag",
            "weight_ggn_gram"]
 
 
 def _shape(size, what: str) -> Tuple[int, ...]:
-    if isinstance(size, torch.Size) or (isinstance(size, (tuple, list)) and all(
-            hasattr(s, "__index__") and not isinstance(s, bool) for s in size)):
-        return tuple(int(s) for s in size)
+    key = hashable(size, what) if isinstance(size, (tuple, list)) else None
+    if isinstance(key, tuple) and all(isinstance(s, int) for s in key):
+        return key
     raise InvalidArgumentError(f"{what} must be a sequence of ints, got {size!r}")
+
+
+def _floating(t: torch.Tensor, what: str, name: str = "input") -> None:
+    """Curvature factors are scaled averages: integer tensors are refused, not truncated."""
+    if not (t.dtype.is_floating_point or t.dtype.is_complex):
+        raise InvalidArgumentError(f"{what}: {name} must have a floating-point or complex "
+                                   f"dtype, got {t.dtype}")
+
+
+def _nonempty(t: torch.Tensor, what: str, name: str = "input", axis: int = 0) -> None:
+    if t.dim() > axis and t.shape[axis] == 0:
+        raise ShapeError(f"{what}: {name} has an empty batch (shape {list(t.shape)}); the "
+                         f"factor averages over samples and needs at least one")
 
 
 def _check_shape(t: torch.Tensor, want: Sequence[int], what: str) -> None:
@@ -35,11 +56,11 @@ def _check_shape(t: torch.Tensor, want: Sequence[int], what: str) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilation, groups
-                 ) -> AnyProgram:
+def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilation, groups,
+                 lowerings) -> AnyProgram:
     build = ops.conv_input_vjp if which == "input" else ops.conv_weight_vjp
-    return compile(build(input_shape, weight_shape, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups))
+    return compile_for(build(input_shape, weight_shape, stride=stride, padding=padding,
+                             dilation=dilation, groups=groups), lowerings)
 
 
 @functools.lru_cache(maxsize=256)
@@ -66,7 +87,7 @@ def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output:
     >>> torch.allclose(g, torch.nn.grad.conv1d_input((2, 3, 7), w, v, stride=2), atol=1e-6)
     True
     """
-    check_tensors(grad_output, weight)
+    check_tensors(grad_output=grad_output, weight=weight)
     in_shape = _shape(input_size, "input_size")
     return _vjp("input", in_shape, tuple(weight.shape), grad_output,
                 (stride, padding, dilation, groups), W=weight)
@@ -81,7 +102,7 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
     >>> torch.allclose(g, torch.nn.grad.conv1d_weight(x, (4, 3, 3), v), atol=1e-6)
     True
     """
-    check_tensors(input, grad_output)
+    check_tensors(input=input, grad_output=grad_output)
     w_shape = _shape(weight_size, "weight_size")
     return _vjp("weight", tuple(input.shape), w_shape, grad_output,
                 (stride, padding, dilation, groups), X=input)
@@ -89,31 +110,46 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
 
 def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
          ) -> torch.Tensor:
-    """Validate the weight rank and ``grad_output``'s shape, then run the cached VJP program."""
+    """Validate the weight rank and ``grad_output``'s shape, then run the cached VJP program.
+
+    An empty batch (N = 0) runs one zero sample: the weight VJP sums it away (zeros, as
+    torch), the input VJP's result is sliced back to N = 0.
+    """
     weight_ndim(w_shape)
     args = tuple(hashable(v, name) for v, name in
-                 zip(hyper, ("stride", "padding", "dilation", "groups")))
+                 zip(hyper, ("stride", "padding", "dilation", "groups"), strict=True))
+    lowerings = lowerings_for(grad_output.dtype, f"conv_{which}_vjp")
+    empty = len(in_shape) == len(w_shape) and in_shape[0] == 0
+    if empty:
+        in_shape = (1, *in_shape[1:])
+        tensors = {k: pad_batch(t) if k == "X" else t for k, t in tensors.items()}
+        grad_output = pad_batch(grad_output) if grad_output.shape[:1] == (0,) else grad_output
     _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
-    return _vjp_program(which, in_shape, w_shape, *args)(V=grad_output, **tensors)
+    program = _vjp_program(which, in_shape, w_shape, *args, lowerings)
+    y = run_program(program, f"conv_{which}_vjp", grad_output.dtype, V=grad_output, **tensors)
+    return y[:0] if empty and which == "input" else y
 
 
 @functools.lru_cache(maxsize=256)
 def _factor_program(reduce: bool, *key) -> AnyProgram:
     build = ops.kfac_reduce if reduce else ops.kfc
-    return compile(build(*key))
+    return compile_for(build(*key), None)
 
 
 def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups, transposed,
             output_padding) -> torch.Tensor:
-    check_tensors(input)
+    what = "kfac_reduce" if reduce else "kfc"
+    check_tensors(input=input)
     if input.dim() < 3:
         raise ShapeError(f"input must have shape (N, C, *I) with at least one spatial "
                          f"dimension, got {list(input.shape)}")
+    _floating(input, what)
+    _nonempty(input, what)
     key = (tuple(input.shape), hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
            hashable(padding, "padding"), hashable(dilation, "dilation"),
-           hashable(groups, "groups"), bool(transposed), hashable(output_padding,
-                                                                 "output_padding"))
-    return _factor_program(reduce, *key)(X=input)
+           hashable(groups, "groups"), check_flag(transposed, "transposed"),
+           hashable(output_padding, "output_padding"))
+    return run_program(_factor_program(reduce, *key), what, input.dtype, X=input)
 
 
 def kfc(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -150,22 +186,27 @@ def kfac_reduce(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
 @functools.lru_cache(maxsize=256)
 def _ggn_program(kind: str, *key) -> AnyProgram:
     build = ops.weight_ggn_diag if kind == "diag" else ops.weight_ggn_gram
-    return compile(build(*key))
+    return compile_for(build(*key), None)
 
 
 def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dilation, groups):
-    check_tensors(input, grad_output_factor)
+    what = f"weight_ggn_{kind}"
+    check_tensors(input=input, grad_output_factor=grad_output_factor)
     if input.dim() < 3:
         raise ShapeError(f"input must have shape (N, C_in, *I) with at least one spatial "
                          f"dimension, got {list(input.shape)}")
     if grad_output_factor.dim() != input.dim() + 1:
         raise ShapeError(f"grad_output_factor must have shape [Z, N, C_out, *O] (rank "
                          f"{input.dim() + 1}), got {list(grad_output_factor.shape)}")
+    _floating(input, what)
+    _nonempty(input, what)
+    _nonempty(grad_output_factor, what, "grad_output_factor")
     key = (tuple(input.shape), tuple(grad_output_factor.shape),
            hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"))
-    return _ggn_program(kind, *key)(X=input, S=grad_output_factor)
+    return run_program(_ggn_program(kind, *key), what, input.dtype, X=input,
+                       S=grad_output_factor)
 
 
 def weight_ggn_diag(input: torch.Tensor, grad_output_factor: torch.Tensor, kernel_size,

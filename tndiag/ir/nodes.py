@@ -1,12 +1,12 @@
 """Indices, node kinds and tensors: the vocabulary of a tensor-network diagram.
 
-| kind              | legs              | attributes                               | meaning |
-|-------------------|-------------------|------------------------------------------|---------|
-| ``variable``      | any               | role: input / parameter / vector         | a tensor the user supplies at run time |
-| ``pattern`` (Π)   | (i, o, k)         | stride, pad_left, pad_right, dilation    | ``Π[i,o,k] = 1`` iff ``i = o·S + k·D − P_l`` |
-| ``reduced``       | (i, k)            | as Π, plus the summed-out size ``O``     | ``Σ_o Π[i,o,k]`` (KFAC-reduce) |
-| ``delta`` (δ)     | 2+ of one size    | —                                        | Kronecker delta / copy tensor |
-| ``constant``      | any               | value (a number)                         | a tensor filled with ``value`` (scales, ones) |
+| kind            | legs           | attributes                 | meaning                      |
+|-----------------|----------------|----------------------------|------------------------------|
+| ``variable``    | any            | role: input/parameter/vector | supplied at run time       |
+| ``pattern`` (Π) | (i, o, k)      | stride, pad_left/right, dilation | ``[i = o·S + k·D − P_l]`` |
+| ``reduced``     | (i, k)         | as Π, plus the summed ``O`` | ``Σ_o Π[i,o,k]`` (KFAC-reduce) |
+| ``delta`` (δ)   | 2+ of one size | —                          | Kronecker delta / copy tensor |
+| ``constant``    | any            | value (a number)           | filled with ``value``        |
 
 ``I`` and ``K`` of a pattern are the sizes of its ``i`` and ``k`` legs; ``O`` is the size of
 its ``o`` leg and must equal :func:`~tndiag.ir.sizes.pattern_output_size`.
@@ -18,6 +18,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Tuple, Union
 
+from tndiag.errors import InvalidArgumentError
 from tndiag.ir.sizes import Size, as_size, pattern_output_size
 
 __all__ = [
@@ -152,6 +153,29 @@ class Tensor:
     def shape(self) -> Tuple[Size, ...]:
         """Runtime shape: one size per axis (products for fused axes)."""
         return tuple(_prod(ix.size for ix in axis) for axis in self.axes)
+
+    @property
+    def pattern_params(self) -> PatternParams:
+        """The parameters of a pattern or reduced pattern (typed: never None).
+
+        >>> pattern("P", Index("i", 5), Index("o", 3), Index("k", 3)).pattern_params.stride
+        1
+        """
+        if self.params is None:
+            raise InvalidArgumentError(f"tensor {self.name!r} ({self.kind.value}) has no "
+                                       "pattern parameters")
+        return self.params
+
+    @property
+    def fill_value(self) -> float:
+        """The value of a constant (typed: never None).
+
+        >>> constant("c", 0.5).fill_value
+        0.5
+        """
+        if self.value is None:
+            raise InvalidArgumentError(f"tensor {self.name!r} ({self.kind.value}) has no value")
+        return float(self.value)
 
     def replace(self, **changes: object) -> "Tensor":
         """A copy with some fields changed (``axes``, ``name``, ...)."""

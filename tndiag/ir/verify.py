@@ -8,9 +8,9 @@ Invariants (each failure raises :class:`~tndiag.errors.VerifyError` naming the c
 2. an index name has one size everywhere; no tensor carries an index twice;
 3. output indices are distinct and each sits on some tensor (no free-floating legs);
 4. each kind's legs and attributes match ``KIND_TABLE`` (pattern: three single legs, positive
-   stride/dilation, non-negative left padding (a negative right padding crops: that is how a transposed
-   convolution's ``output_padding`` is expressed), ``O`` consistent with ``I, K``; δ: 2+ legs of
-   one size; variable: a role; constant: a number);
+   stride/dilation, non-negative left padding (a negative right padding crops: that is how a
+   transposed convolution's ``output_padding`` is expressed), ``O`` consistent with ``I, K``;
+   δ: 2+ legs of one size; variable: a role; constant: a number);
 5. a :class:`Sum` has terms with identical outputs and consistent variables.
 """
 
@@ -108,13 +108,14 @@ def _check_pattern(t: Tensor) -> None:
         raise VerifyError(f"pattern {t.name!r} must have exactly three single legs (i, o, k)")
     _check_params(t)
     i, o, k = t.indices
-    want = t.params.output_size(i.size, k.size)
+    want = t.pattern_params.output_size(i.size, k.size)
     if sizes_equal(o.size, want) is False:
         raise VerifyError(f"pattern {t.name!r}: o leg {o.name!r} has size {o.size}, but "
                           f"I={i.size}, K={k.size}, {t.params} give O={want}")
     if isinstance(want, int) and want < 1:
         raise VerifyError(f"pattern {t.name!r}: kernel (K={k.size}, dilation "
-                          f"{t.params.dilation}) is larger than the padded input (I={i.size})")
+                          f"{t.pattern_params.dilation}) is larger than the padded input "
+                          f"(I={i.size})")
 
 
 def _check_params(t: Tensor) -> None:
@@ -132,7 +133,7 @@ def _check_reduced(t: Tensor) -> None:
         raise VerifyError(f"reduced pattern {t.name!r} must have exactly two single legs (i, k)")
     _check_params(t)
     i, k = t.indices
-    want = t.params.output_size(i.size, k.size)
+    want = t.pattern_params.output_size(i.size, k.size)
     if t.out_size is None or sizes_equal(t.out_size, want) is False:
         raise VerifyError(f"reduced pattern {t.name!r}: summed size {t.out_size} but "
                           f"I={i.size}, K={k.size}, {t.params} give O={want}")

@@ -7,10 +7,22 @@ from typing import Sequence
 
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Index, Role, Sum, constant, variable
-from tndiag.ops.common import (channel_axis, check_groups, group_size, infer_ndim,
-                               shape_or_symbols, spatial_patterns)
-from tndiag.ops.hyper import (PaddingArg, check_fits, check_output_padding, conv_spec,
-                              transposed_input_size)
+from tndiag.ops.common import (
+    channel_axis,
+    check_groups,
+    group_size,
+    infer_ndim,
+    shape_or_symbols,
+    spatial_patterns,
+)
+from tndiag.ops.hyper import (
+    PaddingArg,
+    check_fits,
+    check_flag,
+    check_output_padding,
+    conv_spec,
+    transposed_input_size,
+)
 
 __all__ = ["conv", "conv_transpose"]
 
@@ -21,7 +33,7 @@ def _spatial_symbols(prefix: str, ndim: int):
 
 def _with_bias(graph: Graph, bias: bool, channel) -> Diagram:
     """``graph`` plus a broadcast bias term ``B[(g co)] · 1[other output legs]``."""
-    if not bias:
+    if not check_flag(bias, "bias"):
         return graph
     others = [ix for ix in graph.output_indices if ix not in channel]
     term = Graph.of([variable("B", [channel], Role.PARAMETER), constant("one", 1, others)],
@@ -45,7 +57,7 @@ def conv(input_shape: Sequence | None = None, weight_shape: Sequence | None = No
     (8, 6, 16, 16)
     """
     groups = check_groups(groups)
-    ndim = infer_ndim(ndim, (input_shape, 2), (weight_shape, 2))
+    ndim = infer_ndim(ndim, (input_shape, 2, "input"), (weight_shape, 2, "weight"))
     N, C_in, *I = shape_or_symbols(input_shape, ["N", "C_in", *_spatial_symbols("I", ndim)],
                                    "input")
     Cg = group_size(C_in, groups, "input channels")
@@ -53,7 +65,7 @@ def conv(input_shape: Sequence | None = None, weight_shape: Sequence | None = No
         weight_shape, ["C_out", Cg, *_spatial_symbols("K", ndim)], "weight")
     if isinstance(C_w, int) and isinstance(Cg, int) and C_w != Cg:
         raise InvalidArgumentError(
-            f"weight of shape {tuple(weight_shape)} expects {C_w * groups} input channels "
+            f"weight of shape {tuple(weight_shape or ())} expects {C_w * groups} input channels "
             f"(weight.shape[1] * groups), but the input has {C_in} channels")
     Co = group_size(C_out, groups, "output channels (weight.shape[0])")
     spec = conv_spec(ndim, K, stride, padding, dilation)
@@ -81,14 +93,14 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
     (2, 3, 12)
     """
     groups = check_groups(groups)
-    ndim = infer_ndim(ndim, (input_shape, 2), (weight_shape, 2))
+    ndim = infer_ndim(ndim, (input_shape, 2, "input"), (weight_shape, 2, "weight"))
     N, C_in, *Oin = shape_or_symbols(input_shape, ["N", "C_in", *_spatial_symbols("I", ndim)],
                                      "input")
     C_w, Cog, *K = shape_or_symbols(
         weight_shape, [C_in, "C_out", *_spatial_symbols("K", ndim)], "weight")
     if isinstance(C_w, int) and isinstance(C_in, int) and C_w != C_in:
         raise InvalidArgumentError(
-            f"weight of shape {tuple(weight_shape)} expects {C_w} input channels "
+            f"weight of shape {tuple(weight_shape or ())} expects {C_w} input channels "
             f"(weight.shape[0]), but the input has {C_in} channels")
     Cig = group_size(C_in, groups, "input channels")
     if isinstance(padding, str):
@@ -99,7 +111,8 @@ def conv_transpose(input_shape: Sequence | None = None, weight_shape: Sequence |
     I = transposed_input_size(spec, Oin, op)
     # output_padding extends the result on the right: as a pattern, that is right padding
     # reduced by output_padding (possibly negative), which keeps O = Oin exactly.
-    spec = replace(spec, padding=tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op)))
+    pads = tuple((pl, pr - p) for (pl, pr), p in zip(spec.padding, op, strict=True))
+    spec = replace(spec, padding=pads)
     pats, ins, outs, ks = spatial_patterns(spec, I, Oin)
     n = Index("n", N)
     g = Index("g", groups) if groups > 1 else None

@@ -14,14 +14,15 @@ adding the leg ``z`` of the loss-Hessian factor ``S``). Groups come from the
 
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple
 
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.ir import Graph, Index, Role, constant, variable
 from tndiag.ir.nodes import _prod
-from tndiag.ops.common import check_groups, group_size, infer_ndim
+from tndiag.ops.common import as_shape, check_groups, check_size, group_size, infer_ndim
 from tndiag.ops.conv import conv, conv_transpose
-from tndiag.ops.hyper import ntuple
+from tndiag.ops.hyper import check_flag, ntuple
 from tndiag.ops.unfold import unfold
 from tndiag.passes.base import PASSES
 from tndiag.passes.differentiate import vjp
@@ -45,12 +46,19 @@ def pair(graph: Graph, shared: Sequence[str], suffix: str = "_b") -> Graph:
                                  t.replace(name=t.name + suffix) for t in copy.tensors])
 
 
-def _concrete(shape, what: str) -> Tuple[int, ...]:
-    if shape is None or not all(hasattr(s, "__index__") and not isinstance(s, bool) and s > 0
-                                for s in shape):
+def _concrete(shape, what: str, rank: int) -> Tuple[int, ...]:
+    """A concrete shape of at least ``rank`` positive ints (the leading ones and >= 1 spatial)."""
+    if shape is None:
+        raise InvalidArgumentError(f"{what} must be a concrete shape of positive ints, got None")
+    sizes = tuple(check_size(s, f"{what} sizes") for s in as_shape(shape, what))
+    if not all(isinstance(s, int) for s in sizes):
         raise InvalidArgumentError(
             f"{what} must be a concrete shape of positive ints, got {shape!r}")
-    return tuple(int(s) for s in shape)
+    if len(sizes) < rank:
+        raise InvalidArgumentError(f"{what} must have at least {rank} dimensions (the leading "
+                                   f"ones and one spatial dimension or more), got {shape!r}")
+    infer_ndim(None, (sizes, rank - 1, what))
+    return sizes  # type: ignore[return-value]
 
 
 def _patches(input_shape, kernel_size, stride, padding, dilation, groups: int,
@@ -59,7 +67,7 @@ def _patches(input_shape, kernel_size, stride, padding, dilation, groups: int,
 
     Returns the graph, the channel index and the spatial legs that the copies share in KFC.
     """
-    N, C, *I = _concrete(input_shape, "input_shape")
+    N, C, *I = _concrete(input_shape, "input_shape", 3)
     ndim = len(I)
     K = ntuple(kernel_size, ndim, "kernel_size", 1)
     Cg = group_size(C, groups, "input channels")
@@ -79,9 +87,18 @@ def _patches(input_shape, kernel_size, stride, padding, dilation, groups: int,
     return Graph.of(rest, [full.output[0], (ci, *ks), spatial]), ci, spatial
 
 
+def _is_zero(value: object) -> bool:
+    """Whether ``output_padding`` is 0 or all zeros (valid values are checked later)."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    return all(isinstance(v, int) and not isinstance(v, bool) and v == 0 for v in values)
+
+
 def _kronecker_factor(input_shape, kernel_size, stride, padding, dilation, groups,
                       transposed, output_padding, reduce: bool) -> Graph:
     groups = check_groups(groups)
+    if not check_flag(transposed, "transposed") and not _is_zero(output_padding):
+        raise InvalidArgumentError(f"output_padding={output_padding!r} applies only with "
+                                   f"transposed=True")
     one, c, spatial = _patches(input_shape, kernel_size, stride, padding, dilation, groups,
                                transposed, output_padding)
     n = one.index("n")
@@ -139,8 +156,8 @@ def per_sample_weight_vjp(input_shape: Sequence, factor_shape: Sequence, kernel_
     ...                       transposed=True).output_shape
     (1, 2, 4, 3, 3)
     """
-    N, C_in, *I = _concrete(input_shape, "input_shape")
-    Z, N_s, C_out, *O = _concrete(factor_shape, "grad_output_factor shape")
+    N, C_in, *I = _concrete(input_shape, "input_shape", 3)
+    Z, N_s, C_out, *O = _concrete(factor_shape, "grad_output_factor shape", 4)
     K = ntuple(kernel_size, len(I), "kernel_size", 1)
     groups = check_groups(groups)
     if transposed:
@@ -229,8 +246,11 @@ def grad_output_kfac(grad_output_shape: Sequence, reduce: bool = False, scale: f
     >>> grad_output_kfac((2, 6, 5), groups=3).output_shape
     (3, 2, 2)
     """
-    N, C, *O = _concrete(grad_output_shape, "grad_output_shape")
-    ndim = infer_ndim(None, (grad_output_shape, 2))
+    N, C, *O = _concrete(grad_output_shape, "grad_output_shape", 3)
+    ndim = len(O)
+    reduce = check_flag(reduce, "reduce")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise InvalidArgumentError(f"scale must be a finite real number, got {scale!r}")
     groups = check_groups(groups)
     n, c = Index("n", N), Index("c", group_size(C, groups, "channels"))
     outs = [Index(f"o{d + 1}", O[d]) for d in range(ndim)]

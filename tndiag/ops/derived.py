@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from tndiag.ir import Diagram
 from tndiag.ops.conv import conv, conv_transpose
+from tndiag.ops.hyper import check_flag
 from tndiag.passes.differentiate import differentiate, jvp, vjp
 
 __all__ = ["conv_input_vjp", "conv_weight_vjp", "conv_input_jvp", "conv_weight_jvp",
@@ -23,7 +24,7 @@ __all__ = ["conv_input_vjp", "conv_weight_vjp", "conv_input_jvp", "conv_weight_j
 
 
 def _forward(input_shape, weight_shape, transposed: bool, kwargs: dict) -> Diagram:
-    build = conv_transpose if transposed else conv
+    build = conv_transpose if check_flag(transposed, "transposed") else conv
     return build(input_shape, weight_shape, **kwargs)
 
 

@@ -8,20 +8,31 @@ from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Graph, Index, Role, delta, variable
 from tndiag.ir.nodes import _prod
 from tndiag.ir.sizes import as_size
-from tndiag.ops.common import (channel_axis, check_groups, group_size, infer_ndim,
-                               shape_or_symbols, spatial_patterns)
-from tndiag.ops.hyper import PaddingArg, check_fits, conv_spec
+from tndiag.ops.common import (
+    as_shape,
+    check_groups,
+    check_size,
+    group_size,
+    infer_ndim,
+    shape_or_symbols,
+    spatial_patterns,
+)
+from tndiag.ops.hyper import PaddingArg, check_fits, conv_spec, is_int
 
 __all__ = ["unfold", "fold", "unfold_kernel"]
 
 
+def _single(value: object) -> bool:
+    return isinstance(value, (int, str)) or hasattr(value, "free_symbols") or is_int(value)
+
+
 def _kernel(kernel_size, ndim: int | None):
-    if isinstance(kernel_size, (int, str)) or hasattr(kernel_size, "free_symbols"):
+    if _single(kernel_size):
         if ndim is None:
             raise InvalidArgumentError(
                 "kernel_size is a single value: give ndim or a shape to fix the dimensions")
-        return (as_size(kernel_size),) * ndim
-    return tuple(as_size(k) for k in kernel_size)
+        return (check_size(kernel_size, "kernel_size"),) * ndim
+    return tuple(check_size(k, "kernel_size") for k in as_shape(kernel_size, "kernel_size"))
 
 
 def unfold(input_shape: Sequence | None = None, kernel_size=3, dilation=1,
@@ -31,9 +42,9 @@ def unfold(input_shape: Sequence | None = None, kernel_size=3, dilation=1,
     >>> unfold((2, 3, 8, 8), 3, padding=1).output_shape
     (2, 27, 64)
     """
-    if input_shape is None and ndim is None and not isinstance(kernel_size, (int, str)):
-        ndim = len(kernel_size)
-    ndim = infer_ndim(ndim, (input_shape, 2))
+    if input_shape is None and ndim is None and not _single(kernel_size):
+        ndim = len(as_shape(kernel_size, "kernel_size"))
+    ndim = infer_ndim(ndim, (input_shape, 2, "input"))
     K = _kernel(kernel_size, ndim)
     N, C, *I = shape_or_symbols(input_shape, ["N", "C", *[f"I{d + 1}" for d in range(ndim)]],
                                 "input")
@@ -56,7 +67,8 @@ def fold(input_shape: Sequence | None = None, output_size: Sequence | None = Non
     """
     if output_size is None:
         raise InvalidArgumentError("fold needs output_size (the spatial sizes of the result)")
-    I = tuple(as_size(s) for s in ((output_size,) if isinstance(output_size, int) else output_size))
+    sizes = (output_size,) if _single(output_size) else as_shape(output_size, "output_size")
+    I = tuple(check_size(s, "output_size") for s in sizes)
     ndim = len(I)
     K = _kernel(kernel_size, ndim)
     spec = conv_spec(ndim, K, stride, padding, dilation)
@@ -91,7 +103,7 @@ def unfold_kernel(weight_shape: Sequence | None = None, input_size: Sequence | N
     (32, 20)
     """
     groups = check_groups(groups)
-    ndim = infer_ndim(ndim, (weight_shape, 2), (input_size, 0))
+    ndim = infer_ndim(ndim, (weight_shape, 2, "weight"), (input_size, 0, "input_size"))
     C_out, Cg, *K = shape_or_symbols(
         weight_shape, ["C_out", "C_in", *[f"K{d + 1}" for d in range(ndim)]], "weight")
     I = shape_or_symbols(input_size, [f"I{d + 1}" for d in range(ndim)], "input_size")

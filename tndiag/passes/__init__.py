@@ -3,10 +3,16 @@
 Importing this package registers every pass in :data:`~tndiag.passes.base.PASSES`.
 """
 
-from tndiag.passes.base import (PASSES, Pass, PipelineResult, Trace, parse_pipeline, register,
-                                run_pipeline)
-from tndiag.passes import rules, simplify  # noqa: F401  (register the simplification passes)
-from tndiag.passes import canonicalize, differentiate, expand  # noqa: F401  (register)
+from tndiag.passes import canonicalize, differentiate, expand, rules, simplify  # noqa: F401  (register the simplification passes)  # noqa: F401  (register)
+from tndiag.passes.base import (
+                                PASSES,
+                                Pass,
+                                PipelineResult,
+                                Trace,
+                                parse_pipeline,
+                                register,
+                                run_pipeline,
+)
 
 __all__ = ["PASSES", "Pass", "PipelineResult", "Trace", "parse_pipeline", "register",
            "run_pipeline"]

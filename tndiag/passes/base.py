@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
-from tndiag.errors import PassError, TndiagError, UnknownNameError
-from tndiag.ir import Diagram, Graph, Sum, verify
+from tndiag.errors import InvalidArgumentError, PassError, TndiagError, UnknownNameError
+from tndiag.ir import Diagram, Graph, Sum, Tensor, verify
 
 __all__ = ["Event", "Trace", "Recorder", "Pass", "PASSES", "register", "parse_pipeline",
            "run_pipeline", "PipelineResult", "map_terms", "fresh_name", "index_names", "SIZE",
@@ -98,6 +98,7 @@ class Pass:
 
     def traced(self, diagram: Diagram, *args: Any, **options: Any) -> Tuple[Diagram, Trace]:
         """Run the pass; return the new diagram and its :class:`Trace`."""
+        _check_diagram(diagram, f"pass {self.name!r}")
         options = self._bind(args, options)
         rec = Recorder()
         result = self.fn(diagram, rec, **options)
@@ -121,9 +122,19 @@ class Pass:
                                 f"expected one of {sorted(known) or 'none'}")
             if known[key] is tuple and isinstance(options[key], str):
                 options[key] = _convert(self.name, key, options[key], tuple)
+            elif known[key] is tuple and not isinstance(options[key], (tuple, list, Tensor)):
+                raise InvalidArgumentError(
+                    f"option {key!r} of pass {self.name!r} must be text ('a|b'), a tensor or "
+                    f"a sequence, got {options[key]!r}")
             elif known[key] is SizeOption and isinstance(options[key], str):
                 options[key] = _check_size(self.name, key, options[key])
         return options
+
+
+def _check_diagram(diagram: object, what: str) -> None:
+    if not isinstance(diagram, (Graph, Sum)):
+        raise InvalidArgumentError(f"{what} expects a diagram (a Graph or Sum), got "
+                                   f"{type(diagram).__name__}")
 
 
 #: name -> Pass. Every pass module registers itself on import (see tndiag/passes/__init__.py).
@@ -354,6 +365,24 @@ class PipelineResult:
         return "\n".join(str(t) for t in self.traces)
 
 
+def _steps(pipeline: object) -> List[Tuple[str, Mapping[str, Any]]]:
+    """A pipeline given as a sequence: pass texts (``"simplify"``) or ``(name, options)``."""
+    if not isinstance(pipeline, (list, tuple)):
+        raise InvalidArgumentError(f"pipeline must be text or a list of steps, got "
+                                   f"{type(pipeline).__name__}")
+    steps: List[Tuple[str, Mapping[str, Any]]] = []
+    for step in pipeline:
+        if isinstance(step, str):
+            steps.extend(parse_pipeline(step))
+        elif (isinstance(step, (list, tuple)) and len(step) == 2 and isinstance(step[0], str)
+              and isinstance(step[1], Mapping)):
+            steps.append((step[0], step[1]))
+        else:
+            raise InvalidArgumentError(f"pipeline step must be pass text or a (name, options) "
+                                       f"pair, got {step!r}")
+    return steps
+
+
 def _in_pass(err: TndiagError, k: int, name: str) -> TndiagError:
     """The same kind of error, its message prefixed with ``pass k (name): ``."""
     try:
@@ -366,12 +395,16 @@ def run_pipeline(diagram: Diagram, pipeline: str | List[Tuple[str, Mapping[str, 
                  ) -> PipelineResult:
     """Run passes in order, checking ``verify()`` after each and naming the pass that broke it.
 
+    ``pipeline`` is text (``"simplify,canonicalize"``) or a list whose items are pass texts
+    or ``(name, options)`` pairs.
+
     >>> from tndiag import ops
     >>> res = run_pipeline(ops.conv(ndim=1), "identity")
     >>> res.diagram == ops.conv(ndim=1)
     True
     """
-    steps = parse_pipeline(pipeline) if isinstance(pipeline, str) else list(pipeline)
+    _check_diagram(diagram, "run_pipeline")
+    steps = parse_pipeline(pipeline) if isinstance(pipeline, str) else _steps(pipeline)
     verify(diagram)
     traces = []
     for k, (name, opts) in enumerate(steps, start=1):

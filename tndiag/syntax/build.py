@@ -225,8 +225,8 @@ def _axes(legs: Legs, sizes: Dict[str, Size]):
 def _tensor(decl: Declaration, axes) -> Tensor:
     """The tensor ``decl`` declares, with legs ``axes`` (the reduced summed size inferred)."""
     out_size = decl.out_size
-    if decl.kind is Kind.REDUCED and out_size is None and len(axes) == 2 and all(
-            len(axis) == 1 for axis in axes):
+    if decl.kind is Kind.REDUCED and out_size is None and decl.params is not None and \
+            len(axes) == 2 and all(len(axis) == 1 for axis in axes):
         out_size = decl.params.output_size(axes[0][0].size, axes[1][0].size)
     return Tensor(decl.name, decl.kind, axes, role=decl.role, params=decl.params,
                   value=decl.value, out_size=out_size)

@@ -270,7 +270,7 @@ def _legs(axes: Sequence[Axis]) -> str:
 
 
 def _options(t: Tensor, head: tuple) -> str:
-    p = t.params
+    p = t.pattern_params
     parts = []
     if p.stride != 1:
         parts.append(f"stride={p.stride}")
@@ -315,7 +315,7 @@ class TextForm:
 #: The text form of each node kind (a test asserts every ``Kind`` has a row).
 TEXT_FORMS: Dict[Kind, TextForm] = {
     Kind.VARIABLE: TextForm(_variable_head,
-                            lambda t, head: f"{t.name} : {t.role.value} {_legs(t.axes)}"),
+                            lambda t, head: f"{t.name} : {t.role} {_legs(t.axes)}"),
     Kind.PATTERN: TextForm(_pattern_head, _pattern_text),
     Kind.REDUCED: TextForm(_reduced_head, _reduced_text),
     Kind.DELTA: TextForm(lambda t: (), lambda t, head: f"{t.name} = delta {_legs(t.axes)}"),

@@ -27,7 +27,7 @@ _OPTIONS = {"pattern": ("stride", "padding", "dilation"),
 
 
 def _pos(tok: Token) -> Pos:
-    return Pos(tok.line, tok.column)
+    return Pos(tok.line or 0, tok.column or 0)
 
 
 @v_args(inline=True)

@@ -4,8 +4,14 @@ import pytest
 import sympy
 
 from tndiag.ir import Graph, Index, variable
-from tndiag.passes.rules.common import (divides, equal, fresh_index, fresh_tensor_name, less,
-                                        split_index)
+from tndiag.passes.rules.common import (
+    divides,
+    equal,
+    fresh_index,
+    fresh_tensor_name,
+    less,
+    split_index,
+)
 
 M = sympy.Symbol("M", integer=True, positive=True)
 I = sympy.Symbol("I", integer=True, positive=True)

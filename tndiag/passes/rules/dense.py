@@ -23,9 +23,18 @@ from typing import Iterable, List
 import sympy
 
 from tndiag.ir import Graph, Kind, Size, Tensor, as_size, constant, delta
-from tndiag.passes.rules.common import (carriers, describe, divides, equal, fresh_index,
-                                        fresh_tensor_name, is_output, pattern_sites,
-                                        replace_tensor, split_index)
+from tndiag.passes.rules.common import (
+    carriers,
+    describe,
+    divides,
+    equal,
+    fresh_index,
+    fresh_tensor_name,
+    is_output,
+    pattern_sites,
+    replace_tensor,
+    split_index,
+)
 from tndiag.passes.simplify import Rule, Site, Verdict, add_rule, rule_pass
 
 __all__ = ["DENSE", "dense", "combine", "sites", "splittable", "quotient", "without_padding"]
@@ -55,7 +64,7 @@ def _claim(answer: bool | None, claim: str) -> Verdict:
 
 def without_padding(t: Tensor) -> Verdict:
     """No padding on either side and dilation 1."""
-    p = t.params
+    p = t.pattern_params
     ok = p.pad_left == 0 and p.pad_right == 0 and p.dilation == 1
     return _claim(ok, f"no padding and dilation 1 (pad {p.pad_left}/{p.pad_right}, "
                       f"dilation {p.dilation})")
@@ -87,7 +96,7 @@ def quotient(a: Size, b: Size) -> Size:
 def _precondition(graph: Graph, site: Site) -> Verdict:
     t = graph.tensors[site.tensors[0]]
     i, k = t.indices[0], t.indices[-1]
-    S = t.params.stride
+    S = t.pattern_params.stride
     return combine([without_padding(t), splittable(graph, site.tensors[0]),
                     _claim(equal(k.size, S), f"K == S ({k.size} == {S})"),
                     _claim(divides(k.size, i.size), f"I % K == 0 ({i.size} % {k.size})")],

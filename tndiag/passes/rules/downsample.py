@@ -12,16 +12,24 @@ dense rule to whichever spatial dimensions qualify (e.g. the 1 of a 1×7 kernel)
 >>> g = down_sampling(ops.conv((2, 3, 8), (4, 3, 1), stride=2))
 >>> g.tensors[0], g.tensors[1]
 (X:variable input[n:2, ci:3, (i1_o:4 i1_s:2)], P1_o:delta[o1:4, i1_o:4])
->>> g.tensors[2].kind.value, g.tensors[2].indices, g.tensors[2].params.stride
+>>> g.tensors[2].kind.value, g.tensors[2].indices, g.tensors[2].pattern_params.stride
 ('reduced', (i1_s:2, k1:1), 2)
 """
 
 from __future__ import annotations
 
 from tndiag.ir import Graph, Kind, delta, reduced_pattern
-from tndiag.passes.rules.common import (describe, divides, equal, fresh_index,
-                                        fresh_tensor_name, is_output, less, replace_tensor,
-                                        split_index)
+from tndiag.passes.rules.common import (
+    describe,
+    divides,
+    equal,
+    fresh_index,
+    fresh_tensor_name,
+    is_output,
+    less,
+    replace_tensor,
+    split_index,
+)
 from tndiag.passes.rules.dense import combine, quotient, sites, splittable, without_padding
 from tndiag.passes.simplify import Rule, Site, Verdict, add_rule, rule_pass
 
@@ -31,7 +39,7 @@ __all__ = ["DOWN_SAMPLING", "down_sampling", "mixed_dense"]
 def _precondition(graph: Graph, site: Site) -> Verdict:
     t = graph.tensors[site.tensors[0]]
     i, k = t.indices[0], t.indices[-1]
-    S = t.params.stride
+    S = t.pattern_params.stride
     if is_output(graph, i.name):
         return Verdict.no(f"i leg {i.name!r} is an output leg")
     if t.kind is Kind.REDUCED and equal(i.size, S):
@@ -48,7 +56,7 @@ def _rewrite(graph: Graph, site: Site) -> Graph:
     position = site.tensors[0]
     t = graph.tensors[position]
     i, k = t.indices[0], t.indices[-1]
-    S = t.params.stride
+    S = t.pattern_params.stride
     i_o = fresh_index(graph, f"{i.name}_o", quotient(i.size, S))
     i_s = fresh_index(graph, f"{i.name}_s", S, taken=[i_o.name])
     new = [reduced_pattern(t.name, i_s, k, 1, stride=S)]

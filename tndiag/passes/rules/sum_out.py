@@ -38,7 +38,7 @@ def _precondition(graph: Graph, site: Site) -> Verdict:
 def _rewrite(graph: Graph, site: Site) -> Graph:
     t = graph.tensors[site.tensors[0]]
     i, o, k = t.indices
-    p = t.params
+    p = t.pattern_params
     reduced = reduced_pattern(t.name, i, k, o.size, p.stride, p.pad_left, p.pad_right,
                               p.dilation)
     return replace_tensor(graph, site.tensors[0], [reduced])
