@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not re-run under the warm-allocator malloc settings")
+    p.add_argument("--curvature", action="store_true",
+                   help="run the model-level curvature benchmark instead "
+                        "(benchmarks/curvature.py; --curvature --help for its options)")
     return p
 
 
@@ -112,9 +115,26 @@ def run_suite(args: argparse.Namespace, out=None) -> list:
     return results
 
 
+def _curvature(argv: List[str]) -> int:
+    """``tndiag bench --curvature ...``: run ``benchmarks/curvature.py`` of the repository."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "curvature.py"
+    if not script.exists():
+        print(f"tndiag bench --curvature needs the repository's {script}", file=sys.stderr)
+        return 2
+    return int(runpy.run_path(str(script))["main"](argv))
+
+
 def main(argv: List[str] | None = None) -> int:
     """Entry point of ``tndiag bench`` (and ``python benchmarks/run.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--curvature" in argv:
+        if "--no-reexec" not in argv:
+            code = _reexec(argv)
+            if code is not None:
+                return code
+        return _curvature([a for a in argv if a not in ("--curvature", "--no-reexec")])
     args = _parser().parse_args(argv)
     if not args.no_reexec:
         code = _reexec(argv)

@@ -29,7 +29,7 @@ from tndiag.passes.differentiate import vjp
 from tndiag.passes.expand import expand_batch, expand_groups
 
 __all__ = ["kfc", "kfac_reduce", "weight_ggn_diag", "weight_ggn_gram", "weight_ggn",
-           "grad_output_kfac"]
+           "grad_output_kfac", "patch_mean"]
 
 
 def pair(graph: Graph, shared: Sequence[str], suffix: str = "_b") -> Graph:
@@ -143,18 +143,30 @@ def kfac_reduce(input_shape: Sequence, kernel_size, stride=1, padding=0, dilatio
 
 
 def per_sample_weight_vjp(input_shape: Sequence, factor_shape: Sequence, kernel_size,
-                          stride=1, padding=0, dilation=1, groups: int = 1) -> Graph:
+                          stride=1, padding=0, dilation=1, groups: int = 1,
+                          transposed: bool = False, output_padding=0) -> Graph:
     """``[Z, N, *W.shape]``: the weight VJP of each sample ``n`` with each column ``S[z, n]``.
+
+    With ``transposed=True`` the layer is a transposed convolution (weight
+    ``[C_in, C_out/G, *K]``) and ``output_padding`` applies.
 
     >>> per_sample_weight_vjp((2, 3, 6), (4, 2, 5, 4), 3).output_shape
     (4, 2, 5, 3, 3)
+    >>> per_sample_weight_vjp((2, 4, 3), (1, 2, 6, 7), 3, stride=2, groups=2,
+    ...                       transposed=True).output_shape
+    (1, 2, 4, 3, 3)
     """
     N, C_in, *I = _concrete(input_shape, "input_shape", 3)
     Z, N_s, C_out, *O = _concrete(factor_shape, "grad_output_factor shape", 4)
     K = ntuple(kernel_size, len(I), "kernel_size", 1)
     groups = check_groups(groups)
-    fwd = conv((N, C_in, *I), (C_out, group_size(C_in, groups, "input channels"), *K),
-               stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if transposed:
+        fwd = conv_transpose((N, C_in, *I), (C_in, group_size(C_out, groups, "output channels"),
+                                             *K), stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation, groups=groups)
+    else:
+        fwd = conv((N, C_in, *I), (C_out, group_size(C_in, groups, "input channels"), *K),
+                   stride=stride, padding=padding, dilation=dilation, groups=groups)
     want = (N, C_out, *fwd.output_shape[2:])
     if (N_s, C_out, *O) != want:
         raise ShapeError(f"grad_output_factor must have shape [Z, {', '.join(map(str, want))}] "
@@ -164,10 +176,10 @@ def per_sample_weight_vjp(input_shape: Sequence, factor_shape: Sequence, kernel_
     return expand_batch(grads, Z, "S", "z")
 
 
-def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups, kind: str
-         ) -> Graph:
+def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups, kind: str,
+         transposed: bool = False, output_padding=0) -> Graph:
     one = per_sample_weight_vjp(input_shape, factor_shape, kernel_size, stride, padding,
-                                dilation, groups)
+                                dilation, groups, transposed, output_padding)
     z_axis, n_axis, *w_axes = one.output
     w_names = [ix.name for axis in w_axes for ix in axis]
     z, n = z_axis[0], n_axis[0]
@@ -184,16 +196,19 @@ def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, grou
 
 
 def weight_ggn_diag(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
-                    padding=0, dilation=1, groups: int = 1) -> Graph:
+                    padding=0, dilation=1, groups: int = 1, transposed: bool = False,
+                    output_padding=0) -> Graph:
     """GGN diagonal w.r.t. the weight, shaped like it, from ``S`` of shape ``[Z, N, C_out, *O]``.
 
-    ``Σ_{z,n} (J_nᵀ S[z,n])²`` where ``Σ_z S Sᵀ`` is the per-sample loss Hessian.
+    ``Σ_{z,n} (J_nᵀ S[z,n])²`` where ``Σ_z S Sᵀ`` is the per-sample loss Hessian. With
+    ``transposed=True`` the layer is a transposed convolution (see
+    :func:`per_sample_weight_vjp`).
 
     >>> weight_ggn_diag((2, 3, 6), (4, 2, 5, 4), 3).output_shape
     (5, 3, 3)
     """
     return _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups,
-                "diag")
+                "diag", transposed, output_padding)
 
 
 def weight_ggn_gram(input_shape: Sequence, factor_shape: Sequence, kernel_size, stride=1,
@@ -218,24 +233,48 @@ def weight_ggn(input_shape: Sequence, factor_shape: Sequence, kernel_size, strid
                 "full")
 
 
-def grad_output_kfac(grad_output_shape: Sequence, reduce: bool = False, scale: float = 1.0
-                     ) -> Graph:
-    """Grad-output KFAC factor ``[C, C]`` from ``V`` of shape ``[N, C, *O]`` (no Π involved).
+def grad_output_kfac(grad_output_shape: Sequence, reduce: bool = False, scale: float = 1.0,
+                     groups: int = 1) -> Graph:
+    """Grad-output KFAC factor from ``V`` of shape ``[N, C, *O]`` (no Π involved).
 
     expand: ``Σ_{n,o} V[n,c,o] V[n,c',o]``; reduce: ``Σ_n (Σ_o V[n,c,o]) (Σ_o V[n,c',o])``;
-    both times ``scale`` (no normalisation by default).
+    both times ``scale`` (no normalisation by default). The result is ``[C, C]``, or
+    ``[G, C/G, C/G]`` (one block per group) when ``groups > 1``.
 
     >>> grad_output_kfac((2, 3, 4, 4), reduce=True).output_shape
     (3, 3)
+    >>> grad_output_kfac((2, 6, 5), groups=3).output_shape
+    (3, 2, 2)
     """
     N, C, *O = _concrete(grad_output_shape, "grad_output_shape", 3)
     ndim = len(O)
     reduce = check_flag(reduce, "reduce")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise InvalidArgumentError(f"scale must be a finite real number, got {scale!r}")
-    n, c = Index("n", N), Index("c", C)
+    groups = check_groups(groups)
+    n, c = Index("n", N), Index("c", group_size(C, groups, "channels"))
     outs = [Index(f"o{d + 1}", O[d]) for d in range(ndim)]
     one = Graph.of([variable("V", [n, c, *outs], Role.VECTOR)], [c])
     other = pair(one, [n.name] + ([] if reduce else [o.name for o in outs]))
     extra = [constant("scale", scale)] if scale != 1 else []
-    return Graph.of([*one.tensors, *other.tensors, *extra], [c, other.output[0][0]])
+    g = Graph.of([*one.tensors, *other.tensors, *extra], [c, other.output[0][0]])
+    return expand_groups(g, groups, (c.name, c.name + "_b"), "g") if groups > 1 else g
+
+
+def patch_mean(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation=1,
+               groups: int = 1, transposed: bool = False, output_padding=0) -> Graph:
+    """Mean (transpose-)unfolded input column ``[G, (C/G)·∏K]``: ``1/(N·P) Σ_{n,p} U[n, :, p]``.
+
+    ``P`` is the number of columns (output positions). Rows are ordered as in :func:`kfc`;
+    this is the off-diagonal block that a bias merged into the weight adds to either KFAC
+    input factor. Each Π is summed over its output leg (``sum-out``).
+
+    >>> patch_mean((2, 4, 6), 3, groups=2).output_shape
+    (2, 6)
+    """
+    groups = check_groups(groups)
+    one, c, spatial = _patches(input_shape, kernel_size, stride, padding, dilation, groups,
+                               transposed, output_padding)
+    N, P = int(one.index("n").size), int(_prod(ix.size for ix in spatial))
+    g = Graph.of([*one.tensors, constant("scale", 1.0 / (N * P))], [one.output[1]])
+    return PASSES["sum-out"](expand_groups(g, groups, (c.name,), "g"))
