@@ -15,10 +15,10 @@ adding the leg ``z`` of the loss-Hessian factor ``S``). Groups come from the
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, cast
 
 from tndiag.errors import InvalidArgumentError, ShapeError
-from tndiag.ir import Graph, Index, Role, constant, variable
+from tndiag.ir import Diagram, Graph, Index, Role, constant, variable
 from tndiag.ir.nodes import _prod
 from tndiag.ops.common import as_shape, check_groups, check_size, group_size, infer_ndim
 from tndiag.ops.conv import conv, conv_transpose
@@ -31,6 +31,11 @@ from tndiag.passes.expand import expand_batch, expand_groups
 __all__ = ["kfc", "kfac_reduce", "weight_ggn_diag", "weight_ggn_gram", "weight_ggn",
            "grad_output_kfac", "patch_mean"]
 
+
+
+def _graph(diagram: Diagram) -> Graph:
+    """A builder or pass result known to have one term (no bias): the Graph itself."""
+    return cast(Graph, diagram)
 
 def pair(graph: Graph, shared: Sequence[str], suffix: str = "_b") -> Graph:
     """A second copy of ``graph``: indices not in ``shared`` and non-variable tensors renamed.
@@ -77,8 +82,8 @@ def _patches(input_shape, kernel_size, stride, padding, dilation, groups: int,
     if isinstance(padding, str):
         raise InvalidArgumentError(
             f"padding for a transposed convolution must be an int or a tuple, got {padding!r}")
-    full = conv_transpose((N, Cg, *I), (Cg, 1, *K), stride=stride, padding=padding,
-                          output_padding=output_padding, dilation=dilation)
+    full = _graph(conv_transpose((N, Cg, *I), (Cg, 1, *K), stride=stride, padding=padding,
+                                 output_padding=output_padding, dilation=dilation))
     W = full.tensor("W")
     ks = W.indices[2:]
     rest = [t for t in full.tensors if t.name != "W"]
@@ -108,8 +113,8 @@ def _kronecker_factor(input_shape, kernel_size, stride, padding, dilation, group
     N, P = int(n.size), int(_prod(ix.size for ix in spatial))
     scale = 1.0 / (N * P * P) if reduce else 1.0 / N
     g = Graph.of([*one.tensors, *other.tensors, constant("scale", scale)], [rows, cols])
-    g = expand_groups(g, groups, (c.name, c.name + "_b"), "g")
-    return PASSES["sum-out"](g) if reduce else g
+    g = _graph(expand_groups(g, groups, (c.name, c.name + "_b"), "g"))
+    return _graph(PASSES["sum-out"](g)) if reduce else g
 
 
 def kfc(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -167,13 +172,14 @@ def per_sample_weight_vjp(input_shape: Sequence, factor_shape: Sequence, kernel_
     else:
         fwd = conv((N, C_in, *I), (C_out, group_size(C_in, groups, "input channels"), *K),
                    stride=stride, padding=padding, dilation=dilation, groups=groups)
+    fwd = _graph(fwd)
     want = (N, C_out, *fwd.output_shape[2:])
     if (N_s, C_out, *O) != want:
         raise ShapeError(f"grad_output_factor must have shape [Z, {', '.join(map(str, want))}] "
                          f"for this convolution, got {list(factor_shape)}")
-    grads = vjp(fwd, "W", "S")
+    grads = _graph(vjp(fwd, "W", "S"))
     grads = grads.replace(output=((fwd.index("n"),), *grads.output))
-    return expand_batch(grads, Z, "S", "z")
+    return _graph(expand_batch(grads, Z, "S", "z"))
 
 
 def _ggn(input_shape, factor_shape, kernel_size, stride, padding, dilation, groups, kind: str,
@@ -258,7 +264,7 @@ def grad_output_kfac(grad_output_shape: Sequence, reduce: bool = False, scale: f
     other = pair(one, [n.name] + ([] if reduce else [o.name for o in outs]))
     extra = [constant("scale", scale)] if scale != 1 else []
     g = Graph.of([*one.tensors, *other.tensors, *extra], [c, other.output[0][0]])
-    return expand_groups(g, groups, (c.name, c.name + "_b"), "g") if groups > 1 else g
+    return _graph(expand_groups(g, groups, (c.name, c.name + "_b"), "g")) if groups > 1 else g
 
 
 def patch_mean(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation=1,
@@ -277,4 +283,4 @@ def patch_mean(input_shape: Sequence, kernel_size, stride=1, padding=0, dilation
                                transposed, output_padding)
     N, P = int(one.index("n").size), int(_prod(ix.size for ix in spatial))
     g = Graph.of([*one.tensors, constant("scale", 1.0 / (N * P))], [one.output[1]])
-    return PASSES["sum-out"](expand_groups(g, groups, (c.name,), "g"))
+    return _graph(PASSES["sum-out"](expand_groups(g, groups, (c.name,), "g")))
