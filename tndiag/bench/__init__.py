@@ -28,13 +28,8 @@ _MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
 def default_layers_file() -> Path:
-    """``benchmarks/layers.json`` of the repository (else ``../shared/bench/layers.json``)."""
-    root = Path(__file__).resolve().parents[2]
-    for candidate in (root / "benchmarks" / "layers.json",
-                      root.parent / "shared" / "bench" / "layers.json"):
-        if candidate.exists():
-            return candidate
-    return root / "benchmarks" / "layers.json"
+    """``benchmarks/layers.json`` of the repository."""
+    return Path(__file__).resolve().parents[2] / "benchmarks" / "layers.json"
 
 
 def _parser() -> argparse.ArgumentParser:
