@@ -190,8 +190,7 @@ def run_kfac_case(batch: int, rounds: int, device: str = "cpu", einconv: bool = 
 
     from tndiag.bench.diagrams import layer_from_json
     from tndiag.bench.impls import implementations, make_inputs
-    from tndiag.bench.paper_runtime import clock_function, unfolded_bytes
-    from tndiag.bench.timing import loadavg, peak_extra_bytes, time_interleaved
+    from tndiag.bench.paper_runtime import timed, unfolded_bytes
     from tndiag.bench.variants import Variants, check_against_pt
 
     layer = layer_from_json(KFAC_CASE, batch)
@@ -200,14 +199,8 @@ def run_kfac_case(batch: int, rounds: int, device: str = "cpu", einconv: bool = 
     variants = Variants(impls={"PT" if n == "std F.unfold" else n: f for n, f in impls.items()})
     check_against_pt(variants)
     result: Dict = {"batch": batch, "input_bytes": t["X"].numel() * 4, "errors": variants.errors,
-                    "unfolded_bytes": unfolded_bytes(layer), "load_before": loadavg()}
-    result["clock"] = clock
-    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1,
-                                      clock=clock_function(clock, device))
-    result["load_after"] = loadavg()
-    result["memory"] = ({n: peak_extra_bytes(f, device) for n, f in variants.impls.items()}
-                        if memory else {})
-    return result
+                    "unfolded_bytes": unfolded_bytes(layer)}
+    return timed(result, variants.impls, rounds, device, clock, memory)
 
 
 def _kfac_table(r: Dict) -> str:

@@ -117,12 +117,23 @@ def measure(op: str, row: dict, batch: int | None, rounds: int, dtype: torch.dty
                     "category": row["category"], "batch": layer["batch"],
                     "unfolded_bytes": unfolded_bytes(layer, tensors["X"].element_size()),
                     "max_error": max_error, "skipped": variants.skipped,
-                    "errors": variants.errors, "load_before": loadavg()}
+                    "errors": variants.errors}
+    return timed(result, variants.impls, rounds, device, clock, memory)
+
+
+def timed(result: Dict, impls: Dict[str, Callable], rounds: int, device: str, clock: str,
+          memory: bool) -> Dict:
+    """``result`` with interleaved median times, the load around them and peak extra memory.
+
+    >>> timed({}, {"a": lambda: None}, 1, "cpu", "cpu", False)["memory"]
+    {}
+    """
+    result["load_before"] = loadavg()
     result["clock"] = clock
-    result["time"] = time_interleaved(variants.impls, rounds, device, warmup=1,
+    result["time"] = time_interleaved(impls, rounds, device, warmup=1,
                                       clock=clock_function(clock, device))
     result["load_after"] = loadavg()
-    result["memory"] = ({n: peak_extra_bytes(f, device) for n, f in variants.impls.items()}
+    result["memory"] = ({n: peak_extra_bytes(f, device) for n, f in impls.items()}
                         if memory else {})
     return result
 
