@@ -38,7 +38,7 @@ from tndiag.ir import (
     verify,
 )
 
-__all__ = ["networks", "diagrams", "dense_value", "MAX_ELEMENTS"]
+__all__ = ["networks", "diagrams", "dense_value", "assert_matches_oracle", "MAX_ELEMENTS"]
 
 #: Bound on the product of all index sizes, so that the dense oracle stays cheap.
 MAX_ELEMENTS = 100_000
@@ -256,3 +256,11 @@ def dense_value(diagram, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
     """The value of a diagram by one dense einsum per term (independent of tndiag's codegen)."""
     terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
     return sum(_graph_value(term, inputs) for term in terms)
+
+
+def assert_matches_oracle(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    """Same shape, and max error at most 1e-10 relative to ``max(1, max |want|)``."""
+    assert tuple(got.shape) == tuple(want.shape), f"{what}: shape {tuple(got.shape)}"
+    if want.numel():
+        err = ((got - want).abs().max() / want.abs().max().clamp_min(1.0)).item()
+        assert err <= 1e-10, f"{what}: error {err:.3g}"

@@ -9,7 +9,7 @@ import torch
 from diagram_checks import inputs_for as random_inputs
 from hypothesis import given
 from oracle_settings import oracle_settings
-from random_diagrams import dense_value, diagrams
+from random_diagrams import assert_matches_oracle, dense_value, diagrams
 
 import tndiag
 from tndiag.codegen.lowering import STRUCTURED
@@ -22,10 +22,7 @@ def _check(diagram, lowerings):
     want = dense_value(diagram, inputs)
     program = tndiag.compile(diagram, lowerings=lowerings)
     got = program(**{name: inputs[name] for name in program.inputs})
-    assert tuple(got.shape) == tuple(want.shape)
-    scale = want.abs().max().clamp_min(1.0)
-    err = ((got - want).abs().max() / scale).item() if want.numel() else 0.0
-    assert err <= 1e-10, f"lowerings={lowerings}: error {err:.3g}\n{program}"
+    assert_matches_oracle(got, want, f"lowerings={lowerings}\n{program}")
 
 
 @oracle_settings()

@@ -7,7 +7,7 @@ import warnings
 from diagram_checks import inputs_for as random_inputs
 from hypothesis import event, given
 from oracle_settings import oracle_settings
-from random_diagrams import dense_value, diagrams
+from random_diagrams import assert_matches_oracle, dense_value, diagrams
 
 import tndiag
 from tndiag.errors import TndiagError
@@ -29,10 +29,7 @@ def test_memory_limit_keeps_the_value(diagram):
             return
         event(type(program).__name__)
         got = program(**{name: inputs[name] for name in program.inputs})
-    assert tuple(got.shape) == tuple(want.shape)
-    if want.numel():
-        err = ((got - want).abs().max() / want.abs().max().clamp_min(1.0)).item()
-        assert err <= 1e-10, f"error {err:.3g}\n{program}"
+    assert_matches_oracle(got, want, f"memory_limit={limit}\n{program}")
 
 
 def _peak(program):
