@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 import torch.nn.functional as F
 
+from tndiag.backends.routes import NATIVE_KERNELS, WINDOW_RUNNERS
 from tndiag.codegen.fuse import BroadcastSpec
 from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
@@ -93,7 +94,9 @@ def prepare_native(step: Step) -> Callable:
     padding = [l for l, _ in pads] if symmetric else [0] * s.ndim
     flat = _flat_pad(pads)
     stride, dilation = list(s.stride), list(s.dilation)
-    if s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
+    if step.route not in ("", "native"):
+        kernel = NATIVE_KERNELS[step.route](s, padding)
+    elif s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
         x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
                    *[int(s.size(c)) for c in s.out_spatial]]
 
@@ -274,6 +277,8 @@ def prepare_window_sum(step: Step) -> Callable:
     At stride 1 a window longer than half the axis is the axis total minus its borders, so
     the tensor is read about once whatever K is.
     """
+    if step.route not in ("", "direct"):
+        return WINDOW_RUNNERS[step.route](step)
     w: WindowSpec = step.info
     axis, I, S = w.axis, w.size, w.stride
     plans = []

@@ -25,6 +25,7 @@ from tndiag.codegen.lowering import (
 )
 from tndiag.codegen.native import match_native
 from tndiag.codegen.program import Operand, Step, StepKind
+from tndiag.codegen.routes import routes_for
 
 __all__ = ["Planner", "NOMINAL"]
 
@@ -124,8 +125,10 @@ class Planner:
         positions = self._positions(uids)
         taken = [self.stack[p].letters for p in positions]
         memory = self._size(result) if memory is None else memory
-        self.steps.append(Step(positions, ",".join(taken) + "->" + result, StepKind(kind), info,
-                               label, flops, memory))
+        step_kind = StepKind(kind)
+        routes = routes_for(step_kind, info) if _concrete(info) else ()
+        self.steps.append(Step(positions, ",".join(taken) + "->" + result, step_kind, info,
+                               label, flops, memory, routes if len(routes) > 1 else ()))
         self.results.append(memory)
         self.temps.append(temp)
         for p in sorted(positions, reverse=True):
@@ -376,6 +379,12 @@ class Planner:
             return None
         shape = tuple(self.sizes[ch] for ch in taken[0].letters)
         return gram_spec(taken[0].letters, taken[1].letters, result, shape)
+
+
+def _concrete(info) -> bool:
+    """Whether a step description has only int sizes (routes need them)."""
+    sizes = getattr(info, "sizes", ())
+    return all(isinstance(v, int) for _, v in sizes) if sizes else info is not None
 
 
 def _is_int(size) -> bool:

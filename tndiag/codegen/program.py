@@ -102,6 +102,10 @@ class Step:
         info: the kind's frozen description (e.g. :class:`~tndiag.codegen.native.NativeConv`).
         label: printable name of the lowering (``conv2d``, ``view:unfold``, ...).
         flops: cost of the step; ``memory``: elements it allocates.
+        routes: the correct ways to run the step (:mod:`tndiag.codegen.routes`), empty
+            when there is one; ``route``: the one chosen (``""``: the kind's default).
+        tune: whether the backend measures the routes on first use and keeps the fastest
+            (:mod:`tndiag.codegen.tuning`) instead of running ``route``.
     """
 
     positions: Tuple[int, ...]
@@ -111,6 +115,9 @@ class Step:
     label: str = "einsum"
     flops: Size = 0
     memory: Size = 0
+    routes: Tuple[str, ...] = ()
+    route: str = ""
+    tune: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, StepKind):

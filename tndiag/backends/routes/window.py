@@ -1,0 +1,78 @@
+"""Window sums ``Σ_o Π[i, o, k]·X[.., i, ..]`` by residue classes: one summation of the input.
+
+Every tap's window visits the positions ``i ≡ first_k (mod S)`` from ``first_k`` to ``last_k``.
+The ``classes`` route sums the input once per class (a reshape ``[.., I/S, S, ..]`` and one
+sum), picks each tap's class, and subtracts the few positions of that class outside the
+window (before ``first_k`` or after ``last_k``) by two small products with 0/1 matrices. For
+1×1 convolutions, patchify (``S = K``) and framing (``K = 2S``) layers this is a single read.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Tuple
+
+import torch
+
+from tndiag.codegen.lowering import WindowSpec
+from tndiag.codegen.program import Step
+
+__all__ = ["prepare_classes", "class_sums"]
+
+
+def class_sums(x: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
+    """``out[.., c, ..] = Σ_{i ≡ c (mod S)} x[.., i, ..]`` (``S`` entries on ``axis``).
+
+    >>> class_sums(torch.arange(5.0), 0, 2).tolist()  # 0+2+4, 1+3
+    [6.0, 4.0]
+    """
+    size = x.shape[axis]
+    if stride == 1:
+        return x.sum(axis, keepdim=True)
+    rows = size // stride
+    out = x.narrow(axis, 0, rows * stride).unflatten(axis, (rows, stride)).sum(axis)
+    if size > rows * stride:
+        out.narrow(axis, 0, size - rows * stride).add_(x.narrow(axis, rows * stride,
+                                                                size - rows * stride))
+    return out
+
+
+def _edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
+    """(head length, head matrix, tail start, tail matrix): 1 where a class position lies
+    before / after a tap's window."""
+    S, I = w.stride, w.size
+    head = max(first for first, _ in w.windows)
+    start = min(last for _, last in w.windows) + 1
+    before = [[1.0 if i < f and (f - i) % S == 0 else 0.0 for f, _ in w.windows]
+              for i in range(head)]
+    after = [[1.0 if i > last and (i - f) % S == 0 else 0.0 for f, last in w.windows]
+             for i in range(start, I)]
+    return head, before, start, after
+
+
+def prepare_classes(step: Step) -> Callable:
+    """The runner of a window-sum step on the ``classes`` route (see the module docstring)."""
+    w: WindowSpec = step.info
+    axis, S = w.axis, w.stride
+    classes = [first % S for first, _ in w.windows]
+    head, before, start, after = _edges(w)
+    cached: Dict[tuple, tuple] = {}
+
+    def matrices(x: torch.Tensor):
+        key = (x.dtype, x.device)
+        if key not in cached:
+            cached[key] = (torch.tensor(classes, device=x.device),
+                           torch.tensor(before, dtype=x.dtype, device=x.device),
+                           torch.tensor(after, dtype=x.dtype, device=x.device))
+        return cached[key]
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        x = taken[0]
+        index, m_before, m_after = matrices(x)
+        out = class_sums(x, axis, S).index_select(axis, index).movedim(axis, -1)
+        if head:
+            out = out - torch.tensordot(x.narrow(axis, 0, head), m_before, ([axis], [0]))
+        if start < w.size:
+            out = out - torch.tensordot(x.narrow(axis, start, w.size - start), m_after,
+                                        ([axis], [0]))
+        return out
+    return run

@@ -1,0 +1,126 @@
+"""The routes of a step: the correct ways to run it, as data (no torch here).
+
+A step of a kind in :data:`ROUTES` may run along several routes; each has an applicability
+predicate on the step's description. The planner lists the applicable ones on the step
+(``Step.routes``) and the cost model (:func:`tndiag.codegen.cost.route_seconds`) picks one;
+``compile(..., route=...)`` forces one, ``compile(..., tune=True)`` lets the backend measure
+them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
+
+| kind | route | applies to | what runs |
+|---|---|---|---|
+| native | ``native`` | every step | torch's own kernel |
+| native | ``gemm`` | every step | im2col of the strided view + one GEMM (transpose: + fold) |
+| native | ``depth2d`` | 3-d steps | depth taps as channels of a 2-d kernel on ``N·O_d`` images |
+| window-sum | ``direct`` | every step | one sum per tap |
+| window-sum | ``classes`` | no empty window | one sum per residue class mod S, minus the edges |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, Tuple
+
+from tndiag.codegen.program import AnyProgram, Program, Step, StepKind, SumProgram
+from tndiag.errors import InvalidArgumentError
+
+__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes"]
+
+def _nonempty(spec) -> bool:
+    return all(first <= last for first, last in spec.windows)
+
+
+#: Step kind -> ((route, predicate on ``step.info``), ...); the first route is the default.
+ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[object], bool]], ...]] = {
+    StepKind.NATIVE: (
+        ("native", lambda s: True),
+        ("gemm", lambda s: True),
+        ("depth2d", lambda s: s.ndim == 3),
+    ),
+    StepKind.WINDOW_SUM: (
+        ("direct", lambda w: True),
+        ("classes", _nonempty),
+    ),
+}
+
+#: Step kind -> its default route.
+DEFAULT: Dict[StepKind, str] = {kind: table[0][0] for kind, table in ROUTES.items()}
+
+
+def all_routes() -> Tuple[str, ...]:
+    """Every route name, in table order.
+
+    >>> all_routes()
+    ('native', 'gemm', 'depth2d', 'direct', 'classes')
+    """
+    return tuple(name for table in ROUTES.values() for name, _ in table)
+
+
+def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
+    """The routes applicable to a step of ``kind`` described by ``info`` (concrete sizes).
+
+    >>> from tndiag.codegen.lowering import WindowSpec
+    >>> routes_for(StepKind.WINDOW_SUM, WindowSpec(0, 8, 2, ((0, 6), (1, 7))))
+    ('direct', 'classes')
+    >>> routes_for(StepKind.EINSUM, None)
+    ()
+    """
+    table = ROUTES.get(kind)
+    if table is None:
+        return ()
+    return tuple(name for name, applies in table if applies(info))
+
+
+def with_route(program: AnyProgram, route: str) -> AnyProgram:
+    """``program`` with ``route`` forced on every step that lists it (tuning off there).
+
+    Raises:
+        InvalidArgumentError: when no step of the program can take ``route``.
+
+    >>> from tndiag import compile, ops
+    >>> p = with_route(compile(ops.conv((1, 1, 32), (4, 1, 4), stride=2)), "gemm")
+    >>> [(s.label, s.route) for s in p.steps]
+    [('conv1d', 'gemm')]
+    """
+    if route not in all_routes():
+        raise InvalidArgumentError(f"route: unknown route {route!r}; expected one of "
+                                   f"{list(all_routes())}")
+    forced = _forced(program, route)
+    if forced is None:
+        offered = sorted({r for s in _steps(program) for r in s.routes})
+        raise InvalidArgumentError(f"route {route!r} applies to no step of this program; its "
+                                   f"steps offer {offered or 'no alternative routes'}")
+    return forced
+
+
+def _steps(program: AnyProgram):
+    if isinstance(program, SumProgram):
+        return [s for t in program.terms for s in _steps(t)]
+    if isinstance(program, Program):
+        return [s for part in (program, *program.parts) for s in part.steps]
+    return _steps(program.whole)
+
+
+def _forced(program, route: str):
+    """The program with the route set, or None when no step offers it."""
+    if isinstance(program, SumProgram):
+        terms = [_forced(t, route) for t in program.terms]
+        if all(t is None for t in terms):
+            return None
+        return dataclasses.replace(program, terms=tuple(
+            new if new is not None else old for new, old in zip(terms, program.terms)))
+    if not isinstance(program, Program):
+        raise InvalidArgumentError("route: a memory-bounded program cannot take a forced "
+                                   "route; compile without memory_limit")
+    hit = any(route in s.routes for s in program.steps)
+    steps = tuple(_set(s, route) for s in program.steps)
+    parts = [_forced(p, route) for p in program.parts]
+    if not hit and all(p is None for p in parts):
+        return None
+    return dataclasses.replace(program, steps=steps, parts=tuple(
+        new if new is not None else old for new, old in zip(parts, program.parts)))
+
+
+def _set(step: Step, route: str) -> Step:
+    if route not in step.routes:
+        return step
+    return dataclasses.replace(step, route=route, tune=False)
