@@ -17,6 +17,7 @@ from typing import Any
 from tndiag import ir, ops, passes
 from tndiag._version import __version__
 from tndiag.codegen import compile
+from tndiag.codegen.tuning import get_tuning, set_tuning
 from tndiag.errors import (
     CompileError,
     DiagramSyntaxError,
@@ -49,7 +50,8 @@ __all__ = [
     "RenderError", "ShapeError", "Sum", "TndiagError", "UnknownNameError", "VerifyError",
     "compile", "export", "ir", "ops", "passes", "run_pipeline", "simplify", "verify", *_LAZY,
 ]
-__all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp"]
+__all__ += ["__version__", "canonicalize", "differentiate", "jvp", "vjp", "get_tuning",
+            "set_tuning"]
 
 
 def _register_jupyter() -> None:

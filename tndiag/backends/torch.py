@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from tndiag.backends.torch_native import PREPARERS, reduced_matrix
+from tndiag.backends.torch_native import reduced_matrix
+from tndiag.backends.tune import prepare_step
 from tndiag.codegen.bounded import check_run
 from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
@@ -100,7 +101,7 @@ class _Prepared:
         if not program.is_concrete:
             raise CompileError("this plan has symbolic sizes; compile(diagram, sizes={...}) "
                                "with a value for each to run it")
-        self.steps = [PREPARERS[step.kind](step) for step in program.steps]
+        self.steps = [prepare_step(step) for step in program.steps]
         self.operands: Dict[tuple, torch.Tensor] = {}
         self.fresh = _allocates(program)
 

@@ -15,6 +15,8 @@ from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
 from tndiag.codegen.planner import Planner
 from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
+from tndiag.codegen.routes import with_route
+from tndiag.codegen.tuning import get_tuning
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
 from tndiag.ir.canonical import canonical_form
@@ -30,7 +32,8 @@ _STATS = {"hits": 0, "canonical_hits": 0, "misses": 0}
 
 def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
             memory_limit: int | None = None,
-            lowerings: Iterable[str] | None = None) -> AnyProgram:
+            lowerings: Iterable[str] | None = None, tune: bool | None = None,
+            route: str | None = None) -> AnyProgram:
     """Compile a diagram (concrete, or made concrete by ``sizes``) into a runnable program.
 
     Compiling an equal diagram again is a dictionary lookup.
@@ -43,6 +46,10 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
             and the chunks accumulated (:mod:`tndiag.codegen.bounded`).
         lowerings: structured lowerings allowed (default: all of
             :data:`~tndiag.codegen.lowering.STRUCTURED`); ``()`` forces the dense fallback.
+        tune: ``True`` measures the routes of each step on first run and keeps the fastest,
+            ``False`` lets the cost model choose; ``None`` follows
+            :func:`~tndiag.codegen.tuning.set_tuning` (:mod:`tndiag.codegen.routes`).
+        route: force this route (e.g. ``"gemm"``) on every step that offers it.
 
     Returns:
         A frozen :class:`Program` (:class:`SumProgram` for a sum, ``SlicedProgram`` when
@@ -51,7 +58,8 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
     Raises:
         CompileError: when sizes remain symbolic.
         InvalidArgumentError: for a non-diagram, a size that is not a non-negative int
-            (named), an unknown lowering name or a non-positive memory limit.
+            (named), an unknown lowering name, a non-positive memory limit, a ``tune`` that
+            is not a bool, or a route no step offers.
 
     >>> from tndiag.ops import conv
     >>> prog = compile(conv((2, 3, 8), (4, 3, 3)))
@@ -65,11 +73,46 @@ def compile(diagram: Diagram, sizes: Mapping[str, int] | None = None, *,
     if values:
         diagram = diagram.substitute(values)
     allowed = _allowed(lowerings)
+    mode = _mode(tune)
     if memory_limit is not None:
         from tndiag.codegen.bounded import bounded
 
+        if route is not None:
+            raise InvalidArgumentError("route: cannot force a route on a memory-bounded "
+                                       "program; compile without memory_limit")
         return bounded(diagram, allowed, memory_limit)
-    return _cached(diagram, allowed)
+    if route is None and mode == "model":
+        return _cached(diagram, allowed)
+    return _routed(diagram, allowed, mode, route)
+
+
+def _mode(tune: object) -> str:
+    if tune is None:
+        return get_tuning()
+    if not isinstance(tune, bool):
+        raise InvalidArgumentError(f"tune must be True, False or None, got {tune!r}")
+    return "measure" if tune else "model"
+
+
+_ROUTED: Dict[tuple, AnyProgram] = {}
+
+
+def _routed(diagram: Diagram, allowed: Tuple[str, ...], mode: str,
+            route: str | None) -> AnyProgram:
+    """The program planned for tuning ``mode``, with ``route`` forced (cached)."""
+    key = (diagram, allowed, mode, route)
+    found = _ROUTED.get(key)
+    if found is None:
+        verify(diagram)
+        if isinstance(diagram, Sum):
+            found = sum_of(tuple(compile_graph(t, allowed, tuning=mode)
+                                 for t in diagram.terms), allowed)
+        else:
+            found = compile_graph(diagram, allowed, tuning=mode)
+        if route is not None:
+            found = with_route(found, route)
+        _ROUTED[key] = found
+    return found
 
 
 def plan(diagram: Diagram, lowerings: Iterable[str] | None = None) -> AnyProgram:
@@ -172,6 +215,7 @@ def clear_cache() -> None:
     """Forget every compiled plan (and reset the counters)."""
     _BY_DIAGRAM.clear()
     _BY_CANONICAL.clear()
+    _ROUTED.clear()
     _STATS.update(hits=0, canonical_hits=0, misses=0)
 
 
@@ -293,8 +337,9 @@ def _uncarried_deltas(graph: Graph, letters: _Letters, dense: set, operands: lis
 
 
 def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
-                  concrete: bool = True) -> Program:
-    """Compile one graph without caching (use :func:`compile`); symbolic when not ``concrete``."""
+                  concrete: bool = True, tuning: str = "model") -> Program:
+    """Compile one graph without caching (use :func:`compile`); symbolic when not ``concrete``;
+    ``tuning`` is the mode its routes are chosen for (:func:`tndiag.codegen.routes.choose`)."""
     if concrete:
         _require_concrete(graph)
     letters = _Letters()
@@ -308,7 +353,7 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     if not operands or any(ch not in carried for ch in out):
         raise CompileError("the output has legs that no operand carries; "
                            "add a constant ones tensor to broadcast them")
-    planner = Planner(operands, out, allowed)
+    planner = Planner(operands, out, allowed, tuning)
     steps, operands, extra_scale = planner.run()
     equation = ",".join(op.letters for op in operands) + "->" + out
     variables = [op for op in operands if op.lowering == "input"]

@@ -6,6 +6,11 @@ dense tensor unless it is one: a strided view costs nothing, a summed pattern ``
 elements, a native convolution ``2·(non-spatial sizes)·∏O·∏K`` FLOPs, and only the dense
 fallback ``I·O·K`` elements.
 
+Routes (:mod:`tndiag.codegen.routes`) are priced in modelled seconds by
+:func:`route_seconds`: FLOPs at a sustained rate (lower where torch's kernel is known to be
+weak), bytes moved at memory bandwidth (the im2col copy, the depth unfold, the window sums'
+reads) and a fixed cost per torch call, so memory-bound steps are ranked by their traffic.
+
 Memory is counted in elements: at each step, the intermediates still alive (results not yet
 consumed and materialized pattern operands) plus what the step allocates (its result, and a
 contiguous copy of any strided-view operand that einsum or a Gram product must reshape).
@@ -19,7 +24,8 @@ import sympy
 
 from tndiag.ir.sizes import Size
 
-__all__ = ["prod", "smax", "einsum_flops", "native_flops", "pattern_memory", "peak_memory"]
+__all__ = ["prod", "smax", "einsum_flops", "native_flops", "pattern_memory", "peak_memory",
+           "route_seconds"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -112,3 +118,80 @@ def peak_memory(operand_memory: Sequence[Size], steps, result_sizes: Sequence[Si
             live.pop(p)
         live.append(res)
     return smax(peaks)
+
+
+#: Constants of the route model (seconds = FLOPs / rate + bytes / bandwidth + calls · CALL),
+#: fitted to the route measurements in docs/benchmarks.md (2-core CPU, float32). Only their
+#: ratios matter: they decide which route of a step the "model" tuning mode runs.
+FLOP_RATE = 15e9
+BANDWIDTH = 8e9
+CALL = 5e-6
+#: Fraction of :data:`FLOP_RATE` torch's kernels reach on the shapes they handle poorly:
+#: 3-d kernels with more than one depth tap, and transposed (input-gradient) kernels whose
+#: result has at most two channels per group (e.g. a 1-channel signal's input gradient).
+NATIVE_3D_EFFICIENCY = 0.3
+NATIVE_NARROW_EFFICIENCY = 0.05
+#: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches.
+CLASS_SUM_EFFICIENCY = 0.3
+
+
+def route_seconds(step, route: str, itemsize: int = 4) -> float:
+    """Modelled seconds of a native or window-sum ``step`` (concrete sizes) along ``route``.
+
+    >>> from tndiag import compile, ops
+    >>> s = compile(ops.conv((1, 8, 8, 16, 16), (8, 8, 3, 3, 3))).steps[0]
+    >>> route_seconds(s, "depth2d") < route_seconds(s, "native")
+    True
+    """
+    if step.kind.value == "window-sum":
+        return _window_seconds(step, route, itemsize)
+    s = step.info
+    flops = int(native_flops(s))
+    a, b, y = (int(s.size(x)) for x in (s.a_letters, s.b_letters, s.result))
+    io = (a + b + y) * itemsize / BANDWIDTH
+    if route == "native":
+        return flops / (FLOP_RATE * _native_efficiency(s)) + io + CALL
+    if route == "depth2d":
+        k_d, s_d = _depth(s)
+        copy = (a if s.role != "transpose" else y) * k_d / s_d + y
+        return flops / FLOP_RATE + io + 2 * copy * itemsize / BANDWIDTH + 4 * CALL
+    reduction, columns = _gemm_shape(s)
+    efficiency = min(1.0, reduction / 64) * min(1.0, columns / 16)
+    forward_out = s.channel if s.role == "transpose" else s.b_free
+    cols = flops // (2 * int(s.size(forward_out)))  # elements of the im2col matrix
+    return flops / (FLOP_RATE * efficiency) + io + 3 * cols * itemsize / BANDWIDTH \
+        + (3 + s.ndim) * CALL
+
+
+def _native_efficiency(s) -> float:
+    if s.ndim == 3 and _depth(s)[0] > 1:
+        return NATIVE_3D_EFFICIENCY
+    if s.role == "transpose" and int(s.size(s.b_free)) <= 2:
+        return NATIVE_NARROW_EFFICIENCY
+    return 1.0
+
+
+def _depth(s):
+    """(depth taps, depth stride) of a 3-d step."""
+    k = s.out_spatial[0] if s.role == "weight" else s.b_spatial[0]
+    return int(s.size(k)), s.stride[0]
+
+
+def _gemm_shape(s):
+    """(reduction length, output columns per group) of the im2col GEMM."""
+    taps = int(s.size(s.out_spatial if s.role == "weight" else s.b_spatial))
+    per_in, per_out = int(s.size(s.channel)), int(s.size(s.b_free))
+    if s.role == "conv":
+        return per_in * taps, per_out
+    if s.role == "transpose":
+        return per_in, per_out * taps
+    return int(s.size(s.channel + s.b_spatial)), int(s.size(s.a_free)) * taps
+
+
+def _window_seconds(step, route: str, itemsize: int) -> float:
+    w = step.info
+    elements = int(step.flops)
+    if route == "classes":
+        return elements * itemsize / (BANDWIDTH * CLASS_SUM_EFFICIENCY) + 7 * CALL
+    reads = sum(max(0, (last - first) // w.stride + 1) for first, last in w.windows)
+    return reads / w.size * elements * itemsize / BANDWIDTH + 3 * len(w.windows) * CALL

@@ -25,7 +25,7 @@ from tndiag.codegen.lowering import (
 )
 from tndiag.codegen.native import match_native
 from tndiag.codegen.program import Operand, Step, StepKind
-from tndiag.codegen.routes import routes_for
+from tndiag.codegen.routes import ROUTES, choose
 
 __all__ = ["Planner", "NOMINAL"]
 
@@ -62,8 +62,10 @@ def _pattern_params(op: Operand) -> Tuple[int, int, int, int]:
 class Planner:
     """Builds the steps of one graph (see the module docstring)."""
 
-    def __init__(self, operands: Sequence[Operand], out: str, allowed: Sequence[str]):
+    def __init__(self, operands: Sequence[Operand], out: str, allowed: Sequence[str],
+                 tuning: str = "model"):
         self.ops = list(operands)
+        self.tuning = tuning
         self.out = out
         self.allowed = set(allowed)
         self.sizes = {ch: s for op in operands for ch, s in zip(op.letters, op.shape)}
@@ -125,10 +127,9 @@ class Planner:
         positions = self._positions(uids)
         taken = [self.stack[p].letters for p in positions]
         memory = self._size(result) if memory is None else memory
-        step_kind = StepKind(kind)
-        routes = routes_for(step_kind, info) if _concrete(info) else ()
-        self.steps.append(Step(positions, ",".join(taken) + "->" + result, step_kind, info,
-                               label, flops, memory, routes if len(routes) > 1 else ()))
+        step = Step(positions, ",".join(taken) + "->" + result, StepKind(kind), info, label,
+                    flops, memory)
+        self.steps.append(choose(step, self.tuning) if _routed(step) else step)
         self.results.append(memory)
         self.temps.append(temp)
         for p in sorted(positions, reverse=True):
@@ -381,10 +382,12 @@ class Planner:
         return gram_spec(taken[0].letters, taken[1].letters, result, shape)
 
 
-def _concrete(info) -> bool:
-    """Whether a step description has only int sizes (routes need them)."""
-    sizes = getattr(info, "sizes", ())
-    return all(isinstance(v, int) for _, v in sizes) if sizes else info is not None
+def _routed(step: Step) -> bool:
+    """Whether the step has routes to choose from: a kind with routes and int sizes."""
+    if step.kind not in ROUTES:
+        return False
+    sizes = getattr(step.info, "sizes", ())
+    return all(isinstance(v, int) for _, v in sizes)
 
 
 def _is_int(size) -> bool:

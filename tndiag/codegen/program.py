@@ -172,12 +172,30 @@ class Program:
         for n, st in enumerate(self.steps):
             lines.append(f"  step {n}: {st.label:<16} {st.equation}  (operands "
                          f"{list(st.positions)}; flops {st.flops}, memory {st.memory})")
+            lines.extend(_route_lines(st))
         if self.scale != 1:
             lines.append(f"scale: {self.scale}")
         lines.append(f"output shape: {list(self.output_shape)}")
         lines.append(f"cost: flops = {self.flops}; peak memory = {self.peak_memory} elements; "
                      f"largest intermediate = {self.largest_intermediate} elements")
         return "\n".join(lines)
+
+
+def _route_lines(step: Step) -> list:
+    """The route of a step with alternatives, and the times measured for it (if any)."""
+    if not step.routes:
+        return []
+    from tndiag.codegen.tuning import measurements
+
+    how = "measured on first run" if step.tune else "chosen"
+    lines = [f"          route: {step.route or step.routes[0]} ({how}; routes "
+             f"{', '.join(step.routes)})"]
+    for m in measurements(step):
+        times = ", ".join(f"{r} {t * 1e3:.3f} ms" for r, t in sorted(
+            m["times"].items(), key=lambda kv: kv[1]))
+        lines.append(f"          measured ({m['dtype']}, {m['device']}, {m['threads']} threads, "
+                     f"torch {m['torch']}): {times}")
+    return lines
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Tuple
 from tndiag.codegen.program import AnyProgram, Program, Step, StepKind, SumProgram
 from tndiag.errors import InvalidArgumentError
 
-__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes"]
+__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choose"]
 
 def _nonempty(spec) -> bool:
     return all(first <= last for first, last in spec.windows)
@@ -124,3 +124,21 @@ def _set(step: Step, route: str) -> Step:
     if route not in step.routes:
         return step
     return dataclasses.replace(step, route=route, tune=False)
+
+
+def choose(step: Step, mode: str) -> Step:
+    """``step`` with its applicable routes listed and one chosen for tuning ``mode``.
+
+    ``"off"`` keeps the default route, ``"model"`` takes the cheapest by
+    :func:`tndiag.codegen.cost.route_seconds`, ``"measure"`` also marks the step for the
+    backend to measure (the model's choice is the fallback).
+    """
+    routes = routes_for(step.kind, step.info)
+    if len(routes) < 2:
+        return step
+    if mode == "off":
+        return dataclasses.replace(step, routes=routes)
+    from tndiag.codegen.cost import route_seconds
+
+    best = min(routes, key=lambda r: route_seconds(step, r))
+    return dataclasses.replace(step, routes=routes, route=best, tune=mode == "measure")
