@@ -42,7 +42,7 @@ LAYERS: Tuple[Tuple[str, str, Tuple[str, ...], Tuple[str, ...]], ...] = (
     ("curvature", "model-level KFAC, GGN, linear operators, distributed reduction",
      ("errors", "ir", "passes", "ops", "codegen", "backends", "functional", "tndiag"),
      ("torch",)),
-    ("bench", "benchmark layers, implementations, timing, reports",
+    ("bench", "benchmark layers, implementations, timing, reports, ahead-of-time tuning",
      ("_version", "errors", "ir", "passes", "ops", "codegen", "backends", "functional", "curvature",
       "tndiag"), ("torch", "einconv", "matplotlib", "tqdm")),
     ("cli", "the `tndiag` command",

@@ -1,5 +1,5 @@
 """The ``tndiag`` command: render, compile, derive and export ``.tnd`` diagrams; passes; bench;
-paper.
+paper; tune.
 
 Exit status: 0 on success, 1 when the input is wrong or an operation fails (one line
 ``tndiag: error: ...`` on stderr, no traceback unless ``--debug``), 2 on a usage error.
@@ -230,7 +230,8 @@ def _option_signature(options: Sequence[Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    module = "tndiag.bench.paper" if args.command == "paper" else "tndiag.bench"
+    module = {"paper": "tndiag.bench.paper", "tune": "tndiag.bench.tune"}.get(args.command,
+                                                                             "tndiag.bench")
     try:
         bench = importlib.import_module(module)
         entry = bench.main
@@ -332,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the paper's experiments; every argument after 'paper' "
                        "goes to tndiag.bench.paper (try: tndiag paper --help).")
     p.set_defaults(run=_cmd_bench, bench_args=[])
+    p = sub.add_parser("tune", parents=[common], help="measure the routes of a layers file's "
+                       "steps ahead of time (tndiag.bench.tune)", add_help=False,
+                       description="Fill the tuning cache; every argument after 'tune' goes to "
+                       "tndiag.bench.tune (try: tndiag tune --help).")
+    p.set_defaults(run=_cmd_bench, bench_args=[])
     p = sub.add_parser("passes", parents=[common], help="list every pass and its options",
                        description="List the passes a --pipeline can name, with options.")
     p.set_defaults(run=_cmd_passes)
@@ -349,9 +355,9 @@ def _report(err: BaseException) -> None:
 
 
 def _split_bench(argv: List[str]):
-    """``bench`` passes everything after it to the benchmark runner untouched."""
+    """``bench`` (``paper``, ``tune``) passes everything after it to its runner untouched."""
     for k, word in enumerate(argv):
-        if word in ("bench", "paper"):
+        if word in ("bench", "paper", "tune"):
             return argv[:k + 1], argv[k + 1:]
         if not word.startswith("-"):
             break
@@ -377,7 +383,7 @@ def main(argv: List[str] | None = None) -> int:
         args = build_parser().parse_args(head)
     except SystemExit as done:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
-    if args.command in ("bench", "paper"):
+    if args.command in ("bench", "paper", "tune"):
         args.bench_args = rest
     try:
         code = args.run(args)

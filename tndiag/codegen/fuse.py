@@ -112,7 +112,8 @@ def fuse_bias(conv: Program, bias: Program) -> Optional[Program]:
     step = conv.steps[0]
     fused = Step(step.positions + (len(conv.operands),), f"{step.equation} + {letters}",
                  StepKind.NATIVE, info, step.label + "+bias",
-                 step.flops + cost.prod(conv.output_shape), step.memory)
+                 step.flops + cost.prod(conv.output_shape), step.memory, step.routes,
+                 step.route, step.tune)
     operands = conv.operands + (Operand(x.tensor, letters, x.shape, "input"),)
     names = dict(zip(conv.inputs, conv.input_shapes))
     names.update(zip(bias.inputs, bias.input_shapes))

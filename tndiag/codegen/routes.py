@@ -18,19 +18,19 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from tndiag.codegen.program import AnyProgram, Program, Step, StepKind, SumProgram
 from tndiag.errors import InvalidArgumentError
 
-__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choose"]
+__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choose", "steps_of"]
 
 def _nonempty(spec) -> bool:
     return all(first <= last for first, last in spec.windows)
 
 
 #: Step kind -> ((route, predicate on ``step.info``), ...); the first route is the default.
-ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[object], bool]], ...]] = {
+ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
     StepKind.NATIVE: (
         ("native", lambda s: True),
         ("gemm", lambda s: True),
@@ -86,18 +86,19 @@ def with_route(program: AnyProgram, route: str) -> AnyProgram:
                                    f"{list(all_routes())}")
     forced = _forced(program, route)
     if forced is None:
-        offered = sorted({r for s in _steps(program) for r in s.routes})
+        offered = sorted({r for s in steps_of(program) for r in s.routes})
         raise InvalidArgumentError(f"route {route!r} applies to no step of this program; its "
                                    f"steps offer {offered or 'no alternative routes'}")
     return forced
 
 
-def _steps(program: AnyProgram):
+def steps_of(program: AnyProgram) -> list:
+    """Every step of a program: its terms, fused parts and chunks included."""
     if isinstance(program, SumProgram):
-        return [s for t in program.terms for s in _steps(t)]
+        return [s for t in program.terms for s in steps_of(t)]
     if isinstance(program, Program):
         return [s for part in (program, *program.parts) for s in part.steps]
-    return _steps(program.whole)
+    return steps_of(program.whole)
 
 
 def _forced(program, route: str):

@@ -11,12 +11,13 @@ again, and one measured on another device never matches.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from tndiag.errors import InvalidArgumentError
 
@@ -64,13 +65,18 @@ def cache_path() -> Path:
 
 
 def step_key(step) -> str:
-    """A stable key of a step's kind, equation and description (equal across processes).
+    """A stable key of a step's kind, equation, description and input size, equal across
+    processes; a bias fused into the step does not change it (it barely changes the time).
 
     >>> from tndiag.codegen.program import Step
     >>> step_key(Step((0, 1), "ab,bc->ac")) == step_key(Step((0, 1), "ab,bc->ac"))
     True
     """
-    text = repr((step.kind.value, step.equation, step.info))
+    info = step.info
+    if getattr(info, "bias", ""):
+        info = dataclasses.replace(info, bias="", bias_scale=1.0)
+    text = repr((step.kind.value, step.equation.split(" + ")[0], info,
+                 step.flops if step.kind.value == "window-sum" else None))
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -114,7 +120,7 @@ def record(step, context: Dict[str, object], times: Dict[str, float]) -> str:
     return winner
 
 
-def measurements(step) -> List[Dict[str, object]]:
+def measurements(step) -> List[Dict[str, Any]]:
     """Every stored measurement of ``step`` (one per context), for printing.
 
     >>> from tndiag.codegen.program import Step

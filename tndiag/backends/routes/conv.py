@@ -12,10 +12,10 @@ padding still to apply (the native preparer has already padded an asymmetric ``c
 | ``weight`` | ``[N, G·C, *I]`` | ``[N, G·D, *O]`` | ``[G·D, C, *K]`` |
 
 Routes (their applicability and cost live in :mod:`tndiag.codegen.routes`): ``gemm`` — the
-strided window view of the input contracted by one einsum (im2col without Π; the transpose
-folds the columns phase-major); ``taps`` — the weight gradient as one small contraction per
-kernel tap of a strided slice (no unfolded copy); ``depth2d`` — a 3-d convolution whose depth
-windows become channels of a 2-d convolution over ``N·O_depth`` images.
+strided window view of the input copied once into im2col columns and one batched GEMM (the
+transpose multiplies first, then folds the columns phase-major, no Π); ``depth2d`` — a 3-d
+convolution whose depth windows become channels of a 2-d convolution over ``N·O_depth``
+images.
 """
 
 from __future__ import annotations
@@ -69,17 +69,17 @@ def gemm(s: NativeConv, padding: List[int]) -> Kernel:
     G, K, I, O = _geometry(s)
     nd = s.ndim
     if s.role == "conv":
-        def kernel(a, b, bias):
+        def conv_kernel(a, b, bias):
             w = b.reshape(G, b.shape[0] // G, -1)  # [G, D, C·∏K]
             y = torch.matmul(w, _columns(a, s, G, K, padding))  # [N, G, D, ∏O]
             return _with_bias(y.reshape(a.shape[0], -1, *O), bias)
-        return kernel
+        return conv_kernel
     if s.role == "weight":
-        def kernel(a, b, bias):
+        def weight_kernel(a, b, bias):
             g = b.reshape(b.shape[0], G, b.shape[1] // G, -1)  # [N, G, D, ∏O]
             w = torch.matmul(g, _columns(a, s, G, K, padding).transpose(-1, -2)).sum(0)
             return w.reshape(-1, w.shape[-1] // _prod(K), *K)
-        return kernel
+        return weight_kernel
 
     def kernel(a, b, bias):
         w = b.reshape(G, b.shape[0] // G, -1)  # [G, D, C·∏K]
@@ -109,20 +109,20 @@ def depth2d(s: NativeConv, padding: List[int]) -> Kernel:
         return y.unflatten(0, (n, -1)).transpose(1, 2)
 
     if s.role == "conv":
-        def kernel(a, b, bias):
+        def conv_kernel(a, b, bias):
             y = F.conv2d(unfold_depth(a), b.flatten(1, 2), bias, st[1:], padding[1:], dil[1:], G)
             return unbatch(y, a.shape[0])
-        return kernel
+        return conv_kernel
     if s.role == "weight":
         w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)) * K[0], *K[1:]]
 
-        def kernel(a, b, bias):
+        def weight_kernel(a, b, bias):
             g = batch_depth(b)
             w = torch.ops.aten.convolution_backward(
                 g, unfold_depth(a), g.new_empty(1).expand(w_shape), None, list(st[1:]),
                 padding[1:], list(dil[1:]), False, [0, 0], G, (False, True, False))[1]
             return w.unflatten(1, (-1, K[0]))
-        return kernel
+        return weight_kernel
 
     def kernel(a, b, bias):
         y = F.conv_transpose2d(batch_depth(a), b.flatten(1, 2), None, st[1:], 0, 0, G, dil[1:])

@@ -84,7 +84,7 @@ def fold_axis(t: torch.Tensor, k_axis: int, o_axis: int, size: int, stride: int,
         shape[o_axis] = (O - 1) * stride + dilation * (K - 1) + 1
         del shape[k_axis]
         flat = t.new_zeros(shape)
-        lead: List[object] = [slice(None)] * (o_axis - 1)
+        lead: List[slice] = [slice(None)] * (o_axis - 1)
         for k in range(K):
             span = slice(k * dilation, k * dilation + (O - 1) * stride + 1, stride)
             flat[tuple(lead + [span])].add_(t.select(k_axis, k))
