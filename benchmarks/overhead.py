@@ -1,10 +1,15 @@
-"""Per-call overhead of tndiag.functional.conv on a tiny input, against torch.
+"""Per-call overhead of every ``tndiag.functional`` function on a tiny input, against torch.
 
+Each function is timed beside torch's own call for the same result (for KFC and KFAC-reduce:
+the unfold-based standard of BackPACK/ASDL/KFAC libraries), interleaved round by round, one
+thread; the table gives microseconds per call, their ratio and the difference. Functions
+torch has no single call for compare with the shortest torch code computing the same thing.
 Results: docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/overhead.py
+    .venv/bin/python benchmarks/overhead.py [--rounds 7] [--calls 2000]
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -15,44 +20,86 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import tndiag  # noqa: E402
+import tndiag.functional as TF  # noqa: E402
 from tndiag.bench.timing import loadavg  # noqa: E402
 
 
-def per_call(fn, calls=2000, rounds=7):
-    """Median over rounds of the mean seconds per call."""
-    fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls)
-    return sorted(samples)[len(samples) // 2]
-
-
-def main():
-    torch.set_num_threads(1)
+def cases():
+    """name -> (tndiag call, torch call) on tiny tensors."""
     x, w, b = torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3), torch.randn(3)
-    prog = tndiag.compile(tndiag.ops.conv(x.shape, w.shape, padding=1))
-    cases = {
-        "torch F.conv2d": lambda: F.conv2d(x, w, None, 1, 1),
-        "tndiag.functional.conv": lambda: tndiag.functional.conv(x, w, None, 1, 1),
-        "torch F.conv2d, bias": lambda: F.conv2d(x, w, b, 1, 1),
-        "tndiag.functional.conv, bias": lambda: tndiag.functional.conv(x, w, b, 1, 1),
-        "compiled program(x, w)": lambda: prog(x, w),
-        "tndiag.compile (cache hit)": lambda: tndiag.compile(
-            tndiag.ops.conv(x.shape, w.shape, padding=1)),
+    y = F.conv2d(x, w, None, 1, 1)
+    wt = torch.randn(2, 3, 3, 3)
+    u = F.unfold(x, 3, padding=1)
+    s = torch.randn(1, 1, 3, 8, 8)
+    grad = torch.ops.aten.convolution_backward
+
+    def std_kfc():
+        m = F.unfold(x, 3, padding=1)
+        return torch.einsum("nil,njl->ij", m, m) / x.shape[0]
+
+    def std_kfac_reduce():
+        m = F.unfold(x, 3, padding=1).mean(-1)
+        return m.T @ m / x.shape[0]
+
+    def ggn_diag():  # per-sample unfolded input times S, squared and summed
+        m = F.unfold(x, 3, padding=1)
+        jac = torch.einsum("zncl,nkl->znck", s.flatten(3), m)
+        return (jac ** 2).sum((0, 1)).view_as(w)
+
+    return {
+        "conv": (lambda: TF.conv(x, w, None, 1, 1), lambda: F.conv2d(x, w, None, 1, 1)),
+        "conv + bias": (lambda: TF.conv(x, w, b, 1, 1), lambda: F.conv2d(x, w, b, 1, 1)),
+        "conv_transpose": (lambda: TF.conv_transpose(x, wt, None, 2, 1),
+                           lambda: F.conv_transpose2d(x, wt, None, 2, 1)),
+        "conv_input_vjp": (lambda: TF.conv_input_vjp(x.shape, w, y, padding=1),
+                           lambda: grad(y, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0],
+                                        1, (True, False, False))[0]),
+        "conv_weight_vjp": (lambda: TF.conv_weight_vjp(x, w.shape, y, padding=1),
+                            lambda: grad(y, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0],
+                                         1, (False, True, False))[1]),
+        "unfold": (lambda: TF.unfold(x, 3, padding=1), lambda: F.unfold(x, 3, padding=1)),
+        "fold": (lambda: TF.fold(u, (8, 8), 3, padding=1),
+                 lambda: F.fold(u, (8, 8), 3, padding=1)),
+        "unfold_kernel": (lambda: TF.unfold_kernel(w, (8, 8), padding=1),
+                          lambda: F.conv2d(torch.eye(128).view(128, 2, 8, 8), w, None, 1, 1)),
+        "kfc": (lambda: TF.kfc(x, 3, padding=1), std_kfc),
+        "kfac_reduce": (lambda: TF.kfac_reduce(x, 3, padding=1), std_kfac_reduce),
+        "weight_ggn_diag": (lambda: TF.weight_ggn_diag(x, s, 3, padding=1), ggn_diag),
     }
-    print(f"torch {torch.__version__}, 1 thread, input {list(x.shape)}, weight {list(w.shape)}, "
-          f"load {loadavg()}")
-    times = {}
-    for _ in range(2):  # interleave: each case twice, keep the better median
-        for name, fn in cases.items():
-            t = per_call(fn, calls=500 if "compile" in name else 2000)
-            times[name] = min(t, times.get(name, t))
-    base = times["torch F.conv2d"]
-    for name, t in times.items():
-        print(f"{name:28s} {t * 1e6:8.1f} µs/call   overhead vs torch {(t - base) * 1e6:+8.1f} µs")
+
+
+def per_call(fn, calls):
+    """Seconds per call, averaged over ``calls`` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--calls", type=int, default=2000)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    table = cases()
+    for ours, theirs in table.values():
+        ours(), theirs()  # compile, warm up
+    samples = {name: ([], []) for name in table}
+    load = [loadavg()]
+    for _ in range(a.rounds):  # interleaved: each pair once per round
+        for name, (ours, theirs) in table.items():
+            samples[name][0].append(per_call(ours, a.calls))
+            samples[name][1].append(per_call(theirs, a.calls))
+    load.append(loadavg())
+    print(f"torch {torch.__version__}, tndiag {tndiag.__version__}, 1 thread, tuning "
+          f"{tndiag.get_tuning()}, median of {a.rounds} rounds x {a.calls} calls, "
+          f"load {load[0]} -> {load[1]}")
+    print("| function | tndiag µs | torch µs | ratio | overhead µs |")
+    print("|---|---|---|---|---|")
+    for name, (ours, theirs) in samples.items():
+        t, r = sorted(ours)[len(ours) // 2], sorted(theirs)[len(theirs) // 2]
+        print(f"| {name} | {t * 1e6:.1f} | {r * 1e6:.1f} | {t / r:.2f} | {(t - r) * 1e6:+.1f} |")
 
 
 if __name__ == "__main__":

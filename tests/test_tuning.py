@@ -153,3 +153,13 @@ def test_tune_command_fills_the_cache(tmp_path, capsys):
     assert str(tuning.cache_path()) in out
     assert len(json.loads(tuning.cache_path().read_text())["entries"]) >= 2
     assert main(["tune", "--layers", str(tmp_path / "missing.json")]) == 1
+
+
+def test_functional_follows_a_mode_change():
+    x, w = torch.randn(*SHAPES[0]), torch.randn(*SHAPES[1])
+    want = torch.nn.functional.conv1d(x, w, None, 5)
+    torch.testing.assert_close(tndiag.functional.conv(x, w, stride=5), want)
+    assert not tuning.cache_path().exists()
+    tndiag.set_tuning("measure")  # the functional program cache is emptied: now measured
+    torch.testing.assert_close(tndiag.functional.conv(x, w, stride=5), want)
+    assert tuning.cache_path().exists()

@@ -193,5 +193,11 @@ def _window_seconds(step, route: str, itemsize: int) -> float:
     elements = int(step.flops)
     if route == "classes":
         return elements * itemsize / (BANDWIDTH * CLASS_SUM_EFFICIENCY) + 7 * CALL
+    if route == "matmul":
+        last = w.axis == len(step.equation.split(",")[0]) - 1
+        moved = 0 if last else 2 * elements  # matmul copies a moved axis
+        rows, taps = elements // w.size, len(w.windows)  # a GEMV (K = 1) or few rows: slow
+        efficiency = min(1.0, taps / 4) * min(1.0, rows / 64)
+        return (elements / efficiency + moved) * itemsize / BANDWIDTH + 2 * CALL
     reads = sum(max(0, (last - first) // w.stride + 1) for first, last in w.windows)
     return reads / w.size * elements * itemsize / BANDWIDTH + 3 * len(w.windows) * CALL

@@ -13,6 +13,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | native | ``depth2d`` | 3-d steps | depth taps as channels of a 2-d kernel on ``N·O_d`` images |
 | window-sum | ``direct`` | every step | one sum per tap |
 | window-sum | ``classes`` | no empty window | one sum per residue class mod S, minus the edges |
+| window-sum | ``matmul`` | every step | the window axis times the ``[I, K]`` counts ``Σ_o Π`` |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
     StepKind.WINDOW_SUM: (
         ("direct", lambda w: True),
         ("classes", _nonempty),
+        ("matmul", lambda w: True),
     ),
 }
 
@@ -50,7 +52,7 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()
-    ('native', 'gemm', 'depth2d', 'direct', 'classes')
+    ('native', 'gemm', 'depth2d', 'direct', 'classes', 'matmul')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 
@@ -60,7 +62,7 @@ def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
 
     >>> from tndiag.codegen.lowering import WindowSpec
     >>> routes_for(StepKind.WINDOW_SUM, WindowSpec(0, 8, 2, ((0, 6), (1, 7))))
-    ('direct', 'classes')
+    ('direct', 'classes', 'matmul')
     >>> routes_for(StepKind.EINSUM, None)
     ()
     """

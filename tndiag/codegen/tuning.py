@@ -17,16 +17,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tndiag.errors import InvalidArgumentError
 
-__all__ = ["MODES", "set_tuning", "get_tuning", "cache_path", "step_key", "lookup", "record",
-           "measurements", "clear"]
+__all__ = ["MODES", "set_tuning", "get_tuning", "on_change", "cache_path", "step_key",
+           "lookup", "record", "measurements", "clear"]
 
 #: The tuning modes (see the module docstring).
 MODES = ("measure", "model", "off")
 _STATE = {"mode": "model"}
+_LISTENERS: List[Callable[[], None]] = []
 _LOADED: Dict[str, Tuple[float, dict]] = {}
 
 
@@ -41,7 +42,16 @@ def set_tuning(mode: str) -> None:
     """
     if mode not in MODES:
         raise InvalidArgumentError(f"set_tuning: mode must be one of {list(MODES)}, got {mode!r}")
-    _STATE["mode"] = mode
+    if mode != _STATE["mode"]:
+        _STATE["mode"] = mode
+        for forget in _LISTENERS:
+            forget()
+
+
+def on_change(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever the mode changes (layers above keep caches of programs
+    compiled for the old mode; e.g. ``tndiag.functional`` registers its ``cache_clear``)."""
+    _LISTENERS.append(forget)
 
 
 def get_tuning() -> str:

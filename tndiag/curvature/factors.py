@@ -19,6 +19,7 @@ import torch
 from tndiag import functional
 from tndiag.codegen import compile
 from tndiag.codegen.program import AnyProgram
+from tndiag.codegen.tuning import on_change
 from tndiag.curvature.layers import Layer
 from tndiag.ops import curvature as diagrams
 
@@ -29,6 +30,9 @@ __all__ = ["input_factor", "mean_patch", "grad_output_factor", "weight_ggn_diag"
 @functools.lru_cache(maxsize=512)
 def _program(builder: str, *args: Hashable, **kwargs: Hashable) -> AnyProgram:
     return compile(getattr(diagrams, builder)(*args, **kwargs))
+
+
+on_change(_program.cache_clear)  # the programs depend on the tuning mode
 
 
 def _positions(layer: Layer, y_shape) -> int:

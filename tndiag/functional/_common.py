@@ -16,12 +16,13 @@ import torch
 from tndiag.codegen import compile
 from tndiag.codegen.lowering import STRUCTURED
 from tndiag.codegen.program import AnyProgram
+from tndiag.codegen.tuning import on_change
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.ir import Diagram
 from tndiag.ops.hyper import is_int
 
 __all__ = ["hashable", "check_tensors", "batched", "weight_ndim", "lowerings_for",
-           "compile_for", "run_program", "empty_batch", "pad_batch"]
+           "program_cache", "compile_for", "run_program", "empty_batch", "pad_batch"]
 
 
 def hashable(value: object, name: str) -> Hashable:
@@ -31,6 +32,11 @@ def hashable(value: object, name: str) -> Hashable:
     >>> hashable([1, [2, 3]], "padding")
     (1, (2, 3))
     """
+    kind = type(value)
+    if kind is int:  # the common cases first: this runs on every call
+        return value
+    if kind is tuple and all(type(v) is int for v in value):  # type: ignore[attr-defined]
+        return value
     if isinstance(value, str):
         return value
     if is_int(value):
@@ -99,6 +105,16 @@ def lowerings_for(dtype: torch.dtype, what: str, bool_ok: bool = False) -> Optio
     return "no-native"
 
 
+def program_cache(maxsize: int) -> Callable[[Callable], Callable]:
+    """``functools.lru_cache(maxsize)`` for functions returning compiled programs; emptied
+    when the tuning mode changes (:func:`tndiag.set_tuning`), as the programs depend on it."""
+    def decorate(fn: Callable) -> Callable:
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+        on_change(cached.cache_clear)
+        return cached
+    return decorate
+
+
 def compile_for(diagram: Diagram, lowerings: Optional[str]) -> AnyProgram:
     """Compile with every lowering, or (``"no-native"``) without torch's conv kernels."""
     if lowerings is None:
@@ -116,8 +132,8 @@ def _physical_memory() -> Optional[int]:
 
 def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch.Tensor,
                 **kwargs: torch.Tensor) -> torch.Tensor:
-    """Run ``program``; refuse a plan whose intermediates exceed the physical memory, and
-    copy a result that shares memory with an input (a view), so it never aliases one."""
+    """Run ``program``; refuse a plan whose intermediates exceed the physical memory. The
+    result never aliases an input: the backend copies a result that would be a view."""
     peak, limit = getattr(program, "peak_memory", 0), _physical_memory()
     itemsize = dtype.itemsize
     if limit is not None and isinstance(peak, int) and peak * itemsize > limit:
@@ -125,17 +141,7 @@ def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch
             f"{what}: the sizes and hyper-parameters need {peak * itemsize / 2**30:.1f} GiB of "
             f"intermediates, more than this computer's memory ({limit / 2**30:.1f} GiB); "
             f"check stride, padding, dilation and the shapes")
-    y = program(*args, **kwargs)
-    for t in (*args, *kwargs.values()):
-        if _shares_memory(y, t):
-            return y.clone()
-    return y
-
-
-def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
-    if a.device.type == "meta" or a.numel() == 0 or b.numel() == 0:
-        return False
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    return program(*args, **kwargs)  # the backend's results never alias an input
 
 
 def pad_batch(t: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ hyper-parameters; later calls with the same key only look the program up and run
 
 from __future__ import annotations
 
-import functools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -21,6 +20,7 @@ from tndiag.functional._common import (
     empty_batch,
     hashable,
     lowerings_for,
+    program_cache,
     run_program,
     weight_ndim,
 )
@@ -133,7 +133,7 @@ def _with_batch(input_shape: Sequence[int], ndim: int, what: str) -> Tuple[tuple
     return (tuple(input_shape) if has_batch else (1, *input_shape)), has_batch
 
 
-@functools.lru_cache(maxsize=1024)
+@program_cache(1024)
 def _conv_program(input_shape, weight_shape, bias_shape, stride, padding, dilation,
                   groups, lowerings) -> Tuple[AnyProgram, bool]:
     ndim = weight_ndim(weight_shape)
@@ -144,7 +144,7 @@ def _conv_program(input_shape, weight_shape, bias_shape, stride, padding, dilati
     return compile_for(diagram, lowerings), has_batch
 
 
-@functools.lru_cache(maxsize=1024)
+@program_cache(1024)
 def _conv_transpose_program(input_shape, weight_shape, bias_shape, stride, padding,
                             output_padding, groups, dilation,
                             lowerings) -> Tuple[AnyProgram, bool]:

@@ -7,7 +7,6 @@ runs the cached program. Any number of spatial dimensions.
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence, Tuple
 
 import torch
@@ -21,6 +20,7 @@ from tndiag.functional._common import (
     hashable,
     lowerings_for,
     pad_batch,
+    program_cache,
     run_program,
     weight_ndim,
 )
@@ -55,7 +55,7 @@ def _check_shape(t: torch.Tensor, want: Sequence[int], what: str) -> None:
         raise ShapeError(f"{what} has shape {list(t.shape)}, expected {list(want)}")
 
 
-@functools.lru_cache(maxsize=256)
+@program_cache(256)
 def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilation, groups,
                  lowerings) -> AnyProgram:
     build = ops.conv_input_vjp if which == "input" else ops.conv_weight_vjp
@@ -63,7 +63,7 @@ def _vjp_program(which: str, input_shape, weight_shape, stride, padding, dilatio
                              dilation=dilation, groups=groups), lowerings)
 
 
-@functools.lru_cache(maxsize=256)
+@program_cache(256)
 def _output_shape(input_shape, weight_shape, stride, padding, dilation, groups):
     return ops.conv(input_shape, weight_shape, stride=stride, padding=padding,
                     dilation=dilation, groups=groups).output_shape
@@ -130,7 +130,7 @@ def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tens
     return y[:0] if empty and which == "input" else y
 
 
-@functools.lru_cache(maxsize=256)
+@program_cache(256)
 def _factor_program(reduce: bool, *key) -> AnyProgram:
     build = ops.kfac_reduce if reduce else ops.kfc
     return compile_for(build(*key), None)
@@ -183,7 +183,7 @@ def kfac_reduce(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
                    output_padding)
 
 
-@functools.lru_cache(maxsize=256)
+@program_cache(256)
 def _ggn_program(kind: str, *key) -> AnyProgram:
     build = ops.weight_ggn_diag if kind == "diag" else ops.weight_ggn_gram
     return compile_for(build(*key), None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence, Tuple
 
 import torch
@@ -16,6 +15,7 @@ from tndiag.functional._common import (
     empty_batch,
     hashable,
     lowerings_for,
+    program_cache,
     run_program,
     weight_ndim,
 )
@@ -154,7 +154,7 @@ def _spatial_ndim(size_arg: object, others: Sequence[object], ints_ndim: int) ->
     return ints_ndim
 
 
-@functools.lru_cache(maxsize=1024)
+@program_cache(1024)
 def _unfold_program(input_shape, kernel_size, dilation, padding, stride,
                     lowerings) -> Tuple[AnyProgram, bool]:
     rank = len(input_shape)
@@ -175,7 +175,7 @@ def _unfold_program(input_shape, kernel_size, dilation, padding, stride,
     return compile_for(diagram, lowerings), has_batch
 
 
-@functools.lru_cache(maxsize=1024)
+@program_cache(1024)
 def _fold_program(input_shape, output_size, kernel_size, dilation, padding, stride,
                   lowerings) -> Tuple[AnyProgram, bool]:
     ndim = _spatial_ndim(output_size, (kernel_size, dilation, padding, stride), 2)
@@ -192,7 +192,7 @@ def _fold_program(input_shape, output_size, kernel_size, dilation, padding, stri
     return compile_for(diagram, lowerings), has_batch
 
 
-@functools.lru_cache(maxsize=1024)
+@program_cache(1024)
 def _unfold_kernel_program(weight_shape, input_size, stride, padding, dilation, groups,
                            lowerings) -> AnyProgram:
     ndim = weight_ndim(weight_shape)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from tndiag.backends.routes.conv import depth2d, gemm
-from tndiag.backends.routes.window import prepare_classes
+from tndiag.backends.routes.window import prepare_classes, prepare_matmul
 
 __all__ = ["NATIVE_KERNELS", "WINDOW_RUNNERS"]
 
@@ -19,4 +19,4 @@ NATIVE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
 
 #: Route name -> ``factory(step) -> runner(taken)`` of a window-sum step (``direct`` is the
 #: per-tap default of :func:`tndiag.backends.torch_native.prepare_window_sum`).
-WINDOW_RUNNERS: Dict[str, Callable] = {"classes": prepare_classes}
+WINDOW_RUNNERS: Dict[str, Callable] = {"classes": prepare_classes, "matmul": prepare_matmul}

@@ -1,10 +1,12 @@
-"""Window sums ``Σ_o Π[i, o, k]·X[.., i, ..]`` by residue classes: one summation of the input.
+"""Window sums ``Σ_o Π[i, o, k]·X[.., i, ..]`` in one pass over the input: two routes.
 
 Every tap's window visits the positions ``i ≡ first_k (mod S)`` from ``first_k`` to ``last_k``.
 The ``classes`` route sums the input once per class (a reshape ``[.., I/S, S, ..]`` and one
 sum), picks each tap's class, and subtracts the few positions of that class outside the
 window (before ``first_k`` or after ``last_k``) by two small products with 0/1 matrices. For
 1×1 convolutions, patchify (``S = K``) and framing (``K = 2S``) layers this is a single read.
+The ``matmul`` route multiplies the input's window axis (moved last) by the ``[I, K]`` count
+matrix ``Σ_o Π`` — one skinny GEMM reading the input once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from tndiag.codegen.lowering import WindowSpec
 from tndiag.codegen.program import Step
 
-__all__ = ["prepare_classes", "class_sums"]
+__all__ = ["prepare_classes", "prepare_matmul", "class_sums", "counts"]
 
 
 def class_sums(x: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
@@ -75,4 +77,29 @@ def prepare_classes(step: Step) -> Callable:
             out = out - torch.tensordot(x.narrow(axis, start, w.size - start), m_after,
                                         ([axis], [0]))
         return out
+    return run
+
+
+def counts(w: WindowSpec) -> List[List[float]]:
+    """The ``[I, K]`` matrix ``Σ_o Π[i, o, k]`` of a window spec (1 where tap k reaches i).
+
+    >>> counts(WindowSpec(0, 3, 1, ((0, 1), (1, 2))))
+    [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    """
+    return [[1.0 if first <= i <= last and (i - first) % w.stride == 0 else 0.0
+             for first, last in w.windows] for i in range(w.size)]
+
+
+def prepare_matmul(step: Step) -> Callable:
+    """The runner of a window-sum step on the ``matmul`` route (see the module docstring)."""
+    w: WindowSpec = step.info
+    table = counts(w)
+    cached: Dict[tuple, torch.Tensor] = {}
+
+    def run(taken: List[torch.Tensor]) -> torch.Tensor:
+        x = taken[0]
+        key = (x.dtype, x.device)
+        if key not in cached:
+            cached[key] = torch.tensor(table, dtype=x.dtype, device=x.device)
+        return torch.matmul(x.movedim(w.axis, -1), cached[key])
     return run
