@@ -46,6 +46,11 @@ def cases():
         jac = torch.einsum("zncl,nkl->znck", s.flatten(3), m)
         return (jac ** 2).sum((0, 1)).view_as(w)
 
+    def ggn_gram():
+        m = F.unfold(x, 3, padding=1)
+        jac = torch.einsum("zncl,nkl->znck", s.flatten(3), m).flatten(0, 1).flatten(1)
+        return jac @ jac.T
+
     return {
         "conv": (lambda: TF.conv(x, w, None, 1, 1), lambda: F.conv2d(x, w, None, 1, 1)),
         "conv + bias": (lambda: TF.conv(x, w, b, 1, 1), lambda: F.conv2d(x, w, b, 1, 1)),
@@ -65,6 +70,7 @@ def cases():
         "kfc": (lambda: TF.kfc(x, 3, padding=1), std_kfc),
         "kfac_reduce": (lambda: TF.kfac_reduce(x, 3, padding=1), std_kfac_reduce),
         "weight_ggn_diag": (lambda: TF.weight_ggn_diag(x, s, 3, padding=1), ggn_diag),
+        "weight_ggn_gram": (lambda: TF.weight_ggn_gram(x, s, 3, padding=1), ggn_gram),
     }
 
 

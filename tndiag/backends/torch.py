@@ -19,7 +19,7 @@ from tndiag.codegen.bounded import check_run
 from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
 from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
 
-__all__ = ["run", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
+__all__ = ["run", "run_checked", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
 
 
 def dense_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
@@ -95,7 +95,7 @@ _NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broad
 class _Prepared:
     """What the backend keeps for one program: step runners, operand cache, fresh result."""
 
-    __slots__ = ("steps", "operands", "fresh")
+    __slots__ = ("steps", "operands", "fresh", "direct")
 
     def __init__(self, program: Program) -> None:
         if not program.is_concrete:
@@ -104,6 +104,36 @@ class _Prepared:
         self.steps = [prepare_step(step) for step in program.steps]
         self.operands: Dict[tuple, torch.Tensor] = {}
         self.fresh = _allocates(program)
+        self.direct = _direct(program, self.steps) if self.fresh else None
+
+
+def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
+    """A runner of checked positional inputs for a program whose operands are all inputs or
+    consumed by steps and whose result needs no scale (see :func:`run_checked`)."""
+    if program.scale != 1:
+        return None
+    slots: List[Optional[int]] = []
+    for op in program.operands:
+        if op.lowering == "input" and tuple(op.shape) == tuple(op.tensor.shape):
+            slots.append(program.inputs.index(op.name))
+        elif op.lowering in _NOT_MATERIALIZED:
+            slots.append(None)
+        else:
+            return None
+    plan = [(step.positions, sorted(step.positions, reverse=True), fn)
+            for step, fn in zip(program.steps, runners)]
+    shape = tuple(int(v) for v in program.output_shape)
+
+    def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        current = [None if i is None else tensors[i] for i in slots]
+        for positions, backwards, fn in plan:
+            taken = [current[p] for p in positions]
+            for p in backwards:
+                del current[p]
+            current.append(fn(taken))
+        result = current[-1]
+        return result if result.shape == shape else result.reshape(shape)
+    return run
 
 
 #: id(program) -> (weak reference to it, its prepared state).
@@ -278,3 +308,21 @@ def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Te
         result = result.clone()
     return result if result.shape == program.output_shape else result.reshape(
         program.output_shape)
+
+
+def run_checked(program: AnyProgram, *tensors: torch.Tensor) -> torch.Tensor:
+    """:func:`run` for a caller that has checked the tensors already: positional, in
+    ``program.inputs`` order, of the planned shapes, one dtype and device (as
+    ``tndiag.functional`` does). Same result as :func:`run`, with less work per call.
+
+    >>> import torch
+    >>> from tndiag import compile, ops
+    >>> run_checked(compile(ops.conv((1, 1, 4), (1, 1, 2))), torch.ones(1, 1, 4),
+    ...             torch.ones(1, 1, 2)).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    if type(program) is Program:
+        direct = _prepared(program).direct
+        if direct is not None:
+            return direct(tensors)
+    return _run_any(program, dict(zip(program.inputs, tensors)), True)

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not re-run under the warm-allocator malloc settings")
+    p.add_argument("--overhead", action="store_true",
+                   help="measure the per-call overhead of every tndiag.functional function "
+                        "instead (benchmarks/overhead.py; --overhead --help for its options)")
     p.add_argument("--curvature", action="store_true",
                    help="run the model-level curvature benchmark instead "
                         "(benchmarks/curvature.py; --curvature --help for its options)")
@@ -110,26 +113,28 @@ def run_suite(args: argparse.Namespace, out=None) -> list:
     return results
 
 
-def _curvature(argv: List[str]) -> int:
-    """``tndiag bench --curvature ...``: run ``benchmarks/curvature.py`` of the repository."""
+def _script(name: str, argv: List[str]) -> int:
+    """``tndiag bench --NAME ...``: run ``benchmarks/NAME.py`` of the repository."""
     import runpy
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "curvature.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not script.exists():
-        print(f"tndiag bench --curvature needs the repository's {script}", file=sys.stderr)
+        print(f"tndiag bench --{name} needs the repository's {script}", file=sys.stderr)
         return 2
-    return int(runpy.run_path(str(script))["main"](argv))
+    return int(runpy.run_path(str(script))["main"](argv) or 0)
 
 
 def main(argv: List[str] | None = None) -> int:
     """Entry point of ``tndiag bench`` (and ``python benchmarks/run.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--overhead" in argv:  # tiny calls: no allocator settings needed
+        return _script("overhead", [a for a in argv if a != "--overhead"])
     if "--curvature" in argv:
         if "--no-reexec" not in argv:
             code = _reexec(argv)
             if code is not None:
                 return code
-        return _curvature([a for a in argv if a not in ("--curvature", "--no-reexec")])
+        return _script("curvature", [a for a in argv if a not in ("--curvature", "--no-reexec")])
     args = _parser().parse_args(argv)
     if not args.no_reexec:
         code = _reexec(argv)

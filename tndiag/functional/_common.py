@@ -13,6 +13,7 @@ from typing import Any, Callable, Hashable, Optional, Sequence, Tuple
 
 import torch
 
+from tndiag.backends.torch import run_checked
 from tndiag.codegen import compile
 from tndiag.codegen.lowering import STRUCTURED
 from tndiag.codegen.program import AnyProgram
@@ -141,7 +142,9 @@ def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch
             f"{what}: the sizes and hyper-parameters need {peak * itemsize / 2**30:.1f} GiB of "
             f"intermediates, more than this computer's memory ({limit / 2**30:.1f} GiB); "
             f"check stride, padding, dilation and the shapes")
-    return program(*args, **kwargs)  # the backend's results never alias an input
+    if kwargs:
+        args = tuple(kwargs[name] for name in program.inputs)
+    return run_checked(program, *args)  # the backend's results never alias an input
 
 
 def pad_batch(t: torch.Tensor) -> torch.Tensor:
