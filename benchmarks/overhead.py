@@ -74,19 +74,23 @@ def cases():
     }
 
 
-def per_call(fn, calls):
+def per_call(fn, calls, clock):
     """Seconds per call, averaged over ``calls`` calls."""
-    start = time.perf_counter()
+    start = clock()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (clock() - start) / calls
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--calls", type=int, default=2000)
+    p.add_argument("--wall", action="store_true",
+                   help="wall time instead of this thread's CPU time (which other processes "
+                        "on a busy machine disturb less; one torch thread, so it is all)")
     a = p.parse_args(argv)
+    clock = time.perf_counter if a.wall else time.thread_time
     torch.set_num_threads(1)
     table = cases()
     for ours, theirs in table.values():
@@ -95,12 +99,12 @@ def main(argv=None):
     load = [loadavg()]
     for _ in range(a.rounds):  # interleaved: each pair once per round
         for name, (ours, theirs) in table.items():
-            samples[name][0].append(per_call(ours, a.calls))
-            samples[name][1].append(per_call(theirs, a.calls))
+            samples[name][0].append(per_call(ours, a.calls, clock))
+            samples[name][1].append(per_call(theirs, a.calls, clock))
     load.append(loadavg())
     print(f"torch {torch.__version__}, tndiag {tndiag.__version__}, 1 thread, tuning "
-          f"{tndiag.get_tuning()}, median of {a.rounds} rounds x {a.calls} calls, "
-          f"load {load[0]} -> {load[1]}")
+          f"{tndiag.get_tuning()}, {'wall' if a.wall else 'thread CPU'} time, median of "
+          f"{a.rounds} rounds x {a.calls} calls, load {load[0]} -> {load[1]}")
     print("| function | tndiag µs | torch µs | ratio | overhead µs |")
     print("|---|---|---|---|---|")
     for name, (ours, theirs) in samples.items():

@@ -109,9 +109,8 @@ class _Prepared:
 
 def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     """A runner of checked positional inputs for a program whose operands are all inputs or
-    consumed by steps and whose result needs no scale (see :func:`run_checked`)."""
-    if program.scale != 1:
-        return None
+    consumed by steps and whose last step allocates its result (see :func:`run_checked`)."""
+    scale = program.scale
     slots: List[Optional[int]] = []
     for op in program.operands:
         if op.lowering == "input" and tuple(op.shape) == tuple(op.tensor.shape):
@@ -131,7 +130,7 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
             for p in backwards:
                 del current[p]
             current.append(fn(taken))
-        result = current[-1]
+        result = current[-1] if scale == 1 else current[-1].mul_(scale)
         return result if result.shape == shape else result.reshape(shape)
     return run
 
