@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, Tuple
 from tndiag.codegen.program import AnyProgram, Program, Step, StepKind, SumProgram
 from tndiag.errors import InvalidArgumentError
 
-__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choose", "steps_of"]
+__all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choose",
+           "choose_all", "steps_of"]
 
 def _nonempty(spec) -> bool:
     return all(first <= last for first, last in spec.windows)
@@ -60,7 +61,7 @@ def all_routes() -> Tuple[str, ...]:
 def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
     """The routes applicable to a step of ``kind`` described by ``info`` (concrete sizes).
 
-    >>> from tndiag.codegen.lowering import WindowSpec
+    >>> from tndiag.codegen.lowerings.window_sum import WindowSpec
     >>> routes_for(StepKind.WINDOW_SUM, WindowSpec(0, 8, 2, ((0, 6), (1, 7))))
     ('direct', 'classes', 'matmul')
     >>> routes_for(StepKind.EINSUM, None)
@@ -127,6 +128,18 @@ def _set(step: Step, route: str) -> Step:
     if route not in step.routes:
         return step
     return dataclasses.replace(step, route=route, tune=False)
+
+
+def choose_all(steps, mode: str) -> list:
+    """:func:`choose` on every step of a kind with routes whose sizes are ints."""
+    return [choose(s, mode) if _routed(s) else s for s in steps]
+
+
+def _routed(step: Step) -> bool:
+    if step.kind not in ROUTES:
+        return False
+    sizes = getattr(step.info, "sizes", ())
+    return all(isinstance(v, int) for _, v in sizes)
 
 
 def choose(step: Step, mode: str) -> Step:

@@ -1,22 +1,53 @@
 """Torch implementations of the routes listed in :mod:`tndiag.codegen.routes`.
 
-:data:`NATIVE_KERNELS` maps a route of a native convolution step to the factory of its
-kernel (see :mod:`tndiag.backends.routes.conv`); :data:`WINDOW_RUNNERS` a route of a
-window-sum step to its runner factory (see :mod:`tndiag.backends.routes.window`).
+A routed step runs as a recipe, like every step of the backend
+(:mod:`tndiag.backends.torch_native`): :func:`native_route_recipe` for a native convolution
+step (the kernels of :mod:`tndiag.backends.routes.conv`, keyed by route in
+:data:`NATIVE_KERNELS`), :data:`WINDOW_RECIPES` for a window-sum step
+(:mod:`tndiag.backends.routes.window`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Any, Callable, Dict, List, Tuple
 
-from tndiag.backends.routes.conv import depth2d, gemm
-from tndiag.backends.routes.window import prepare_classes, prepare_matmul
+from tndiag.backends.kernels import arrange
+from tndiag.backends.routes.conv import depth2d, gemm, geometry
+from tndiag.backends.routes.window import classes_recipe, matmul_recipe
+from tndiag.codegen.native import NativeConv
 
-__all__ = ["NATIVE_KERNELS", "WINDOW_RUNNERS"]
+__all__ = ["NATIVE_KERNELS", "WINDOW_RECIPES", "native_route_recipe", "run_routed"]
 
-#: Route name -> ``factory(spec, padding) -> kernel(a, b, bias)`` (``native`` is torch's own).
+#: Route name -> ``kernel(a, b, bias, geometry)`` of a native step (``native``: torch's own).
 NATIVE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
 
-#: Route name -> ``factory(step) -> runner(taken)`` of a window-sum step (``direct`` is the
-#: per-tap default of :func:`tndiag.backends.torch_native.prepare_window_sum`).
-WINDOW_RUNNERS: Dict[str, Callable] = {"classes": prepare_classes, "matmul": prepare_matmul}
+#: Route name -> ``recipe(window spec)`` of a window-sum step (``direct``: the default).
+WINDOW_RECIPES: Dict[str, Callable] = {"classes": classes_recipe, "matmul": matmul_recipe}
+
+
+def native_route_recipe(route: str, s: NativeConv, how_a: tuple, how_b: tuple, bias,
+                        out_shape: tuple) -> Tuple[Callable, tuple]:
+    """``(run_routed, literal)`` of a native step along ``route``; the arrangements of A, B
+    and the bias are those of torch's kernel (:func:`~tndiag.backends.kernels.run_native`)."""
+    pads = list(zip(s.pad_left, s.pad_right))
+    symmetric = all(lo == hi and lo >= 0 for lo, hi in pads)
+    padding = [lo for lo, _ in pads] if symmetric else [0] * s.ndim
+    pre = None if symmetric or s.role == "transpose" else [p for lr in reversed(pads)
+                                                           for p in lr]
+    return run_routed, (route, how_a, how_b, bias, pre, out_shape, geometry(s, padding))
+
+
+def run_routed(recipe: tuple, taken: List[Any]) -> Any:
+    """Arrange A, B (and the bias), pad, run the route's kernel, reshape to the result."""
+    import torch.nn.functional as F
+
+    route, how_a, how_b, how_bias, pad, out_shape, geom = recipe
+    a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
+    bias = None
+    if how_bias is not None:
+        bias = arrange(taken[-1], how_bias[0])
+        bias = bias if how_bias[1] == 1 else bias * how_bias[1]
+    if pad is not None:
+        a = F.pad(a, pad)
+    y = NATIVE_KERNELS[route](a, b, bias, geom)
+    return y if y.shape == out_shape else y.reshape(out_shape)

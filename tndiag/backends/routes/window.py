@@ -11,14 +11,15 @@ matrix ``Σ_o Π`` — one skinny GEMM reading the input once.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+import functools
+from typing import Callable, List, Tuple
 
 import torch
 
-from tndiag.codegen.lowering import WindowSpec
-from tndiag.codegen.program import Step
+from tndiag.codegen.lowerings.window_sum import WindowSpec
 
-__all__ = ["prepare_classes", "prepare_matmul", "class_sums", "counts"]
+__all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "class_sums",
+           "counts"]
 
 
 def class_sums(x: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
@@ -51,33 +52,34 @@ def _edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]
     return head, before, start, after
 
 
-def prepare_classes(step: Step) -> Callable:
-    """The runner of a window-sum step on the ``classes`` route (see the module docstring)."""
-    w: WindowSpec = step.info
-    axis, S = w.axis, w.stride
-    classes = [first % S for first, _ in w.windows]
+def _matrix(rows: tuple, like: torch.Tensor) -> torch.Tensor:
+    return _cached_matrix(rows, like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_matrix(rows: tuple, dtype, device) -> torch.Tensor:
+    return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), -1)
+
+
+def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
+    """``(run_classes, literal)`` of a window-sum step on the ``classes`` route."""
     head, before, start, after = _edges(w)
-    cached: Dict[tuple, tuple] = {}
+    return run_classes, (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows),
+                         head, tuple(map(tuple, before)), start, tuple(map(tuple, after)))
 
-    def matrices(x: torch.Tensor):
-        key = (x.dtype, x.device)
-        if key not in cached:
-            cached[key] = (torch.tensor(classes, device=x.device),
-                           torch.tensor(before, dtype=x.dtype, device=x.device),
-                           torch.tensor(after, dtype=x.dtype, device=x.device))
-        return cached[key]
 
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        x = taken[0]
-        index, m_before, m_after = matrices(x)
-        out = class_sums(x, axis, S).index_select(axis, index).movedim(axis, -1)
-        if head:
-            out = out - torch.tensordot(x.narrow(axis, 0, head), m_before, ([axis], [0]))
-        if start < w.size:
-            out = out - torch.tensordot(x.narrow(axis, start, w.size - start), m_after,
-                                        ([axis], [0]))
-        return out
-    return run
+def run_classes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
+    """The ``classes`` route (see the module docstring)."""
+    axis, S, size, classes, head, before, start, after = recipe
+    x = taken[0]
+    index = torch.tensor(classes, device=x.device)
+    out = class_sums(x, axis, S).index_select(axis, index).movedim(axis, -1)
+    if head:
+        out = out - torch.tensordot(x.narrow(axis, 0, head), _matrix(before, x), ([axis], [0]))
+    if start < size:
+        out = out - torch.tensordot(x.narrow(axis, start, size - start), _matrix(after, x),
+                                    ([axis], [0]))
+    return out
 
 
 def counts(w: WindowSpec) -> List[List[float]]:
@@ -90,16 +92,13 @@ def counts(w: WindowSpec) -> List[List[float]]:
              for first, last in w.windows] for i in range(w.size)]
 
 
-def prepare_matmul(step: Step) -> Callable:
-    """The runner of a window-sum step on the ``matmul`` route (see the module docstring)."""
-    w: WindowSpec = step.info
-    table = counts(w)
-    cached: Dict[tuple, torch.Tensor] = {}
+def matmul_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
+    """``(run_matmul, literal)`` of a window-sum step on the ``matmul`` route."""
+    return run_matmul, (w.axis, tuple(map(tuple, counts(w))))
 
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        x = taken[0]
-        key = (x.dtype, x.device)
-        if key not in cached:
-            cached[key] = torch.tensor(table, dtype=x.dtype, device=x.device)
-        return torch.matmul(x.movedim(w.axis, -1), cached[key])
-    return run
+
+def run_matmul(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
+    """The ``matmul`` route: the window axis (moved last) times the count matrix."""
+    axis, table = recipe
+    x = taken[0]
+    return torch.matmul(x.movedim(axis, -1), _matrix(table, x))
