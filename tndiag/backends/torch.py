@@ -71,7 +71,7 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     shape = tuple(int(v) for v in program.output_shape)
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        current = [None if i is None else tensors[i] for i in slots]
+        current: List[Any] = [None if i is None else tensors[i] for i in slots]
         for positions, backwards, fn in plan:
             taken = [current[p] for p in positions]
             for p in backwards:
