@@ -131,8 +131,11 @@ CALL = 5e-6
 #: result has at most two channels per group (e.g. a 1-channel signal's input gradient).
 NATIVE_3D_EFFICIENCY = 0.3
 NATIVE_NARROW_EFFICIENCY = 0.05
-#: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches.
+#: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches,
+#: and a skinny GEMM with the ``[I, K]`` count matrix (both measured slower than per-tap sums
+#: on large inputs; they win where the per-call cost dominates).
 CLASS_SUM_EFFICIENCY = 0.3
+SKINNY_GEMM_EFFICIENCY = 0.35
 
 
 def route_seconds(step, route: str, itemsize: int = 4) -> float:
@@ -197,7 +200,11 @@ def _window_seconds(step, route: str, itemsize: int) -> float:
         last = w.axis == len(step.equation.split(",")[0]) - 1
         moved = 0 if last else 2 * elements  # matmul copies a moved axis
         rows, taps = elements // w.size, len(w.windows)  # a GEMV (K = 1) or few rows: slow
-        efficiency = min(1.0, taps / 4) * min(1.0, rows / 64)
+        efficiency = SKINNY_GEMM_EFFICIENCY * min(1.0, taps / 4) * min(1.0, rows / 64)
         return (elements / efficiency + moved) * itemsize / BANDWIDTH + 2 * CALL
-    reads = sum(max(0, (last - first) // w.stride + 1) for first, last in w.windows)
+    lengths = [max(0, (last - first) // w.stride + 1) for first, last in w.windows]
+    if w.stride == 1:  # a long window is the axis total (read once) minus its borders
+        reads = w.size + sum(min(n, w.size - n) for n in lengths)
+    else:
+        reads = sum(lengths)
     return reads / w.size * elements * itemsize / BANDWIDTH + 3 * len(w.windows) * CALL

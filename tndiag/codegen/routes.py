@@ -96,7 +96,12 @@ def with_route(program: AnyProgram, route: str) -> AnyProgram:
 
 
 def steps_of(program: AnyProgram) -> list:
-    """Every step of a program: its terms, fused parts and chunks included."""
+    """Every step of a program: its terms, fused parts and chunks included.
+
+    >>> from tndiag import compile, ops
+    >>> [s.label for s in steps_of(compile(ops.conv((1, 2, 8), (3, 2, 3), bias=True)))]
+    ['conv1d+bias', 'conv1d', 'einsum']
+    """
     if isinstance(program, SumProgram):
         return [s for t in program.terms for s in steps_of(t)]
     if isinstance(program, Program):
@@ -131,7 +136,13 @@ def _set(step: Step, route: str) -> Step:
 
 
 def choose_all(steps, mode: str) -> list:
-    """:func:`choose` on every step of a kind with routes whose sizes are ints."""
+    """:func:`choose` on every step of a kind with routes whose sizes are ints.
+
+    >>> from tndiag import compile, ops
+    >>> steps = compile(ops.conv((1, 2, 4, 4, 4), (2, 2, 3, 3, 3))).steps
+    >>> [s.route for s in choose_all(steps, "off")]
+    ['']
+    """
     return [choose(s, mode) if _routed(s) else s for s in steps]
 
 
@@ -145,6 +156,11 @@ def _routed(step: Step) -> bool:
 def choose(step: Step, mode: str) -> Step:
     """``step`` with its applicable routes listed and one chosen for tuning ``mode``.
 
+    >>> from tndiag import compile, ops
+    >>> (step,) = compile(ops.conv((1, 2, 4, 4, 4), (2, 2, 3, 3, 3))).steps
+    >>> choose(step, "measure").tune, choose(step, "off").route
+    (True, '')
+
     ``"off"`` keeps the default route, ``"model"`` takes the cheapest by
     :func:`tndiag.codegen.cost.route_seconds`, ``"measure"`` also marks the step for the
     backend to measure (the model's choice is the fallback).
@@ -153,7 +169,7 @@ def choose(step: Step, mode: str) -> Step:
     if len(routes) < 2:
         return step
     if mode == "off":
-        return dataclasses.replace(step, routes=routes)
+        return dataclasses.replace(step, routes=routes, route="", tune=False)
     from tndiag.codegen.cost import route_seconds
 
     best = min(routes, key=lambda r: route_seconds(step, r))

@@ -62,7 +62,12 @@ def _cached_matrix(rows: tuple, dtype, device) -> torch.Tensor:
 
 
 def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
-    """``(run_classes, literal)`` of a window-sum step on the ``classes`` route."""
+    """``(run_classes, literal)`` of a window-sum step on the ``classes`` route.
+
+    >>> run, recipe = classes_recipe(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))
+    >>> run(recipe, [torch.arange(5.0)]).tolist()  # 0+2, 1+3
+    [2.0, 4.0]
+    """
     head, before, start, after = _edges(w)
     return run_classes, (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows),
                          head, tuple(map(tuple, before)), start, tuple(map(tuple, after)))
@@ -93,7 +98,12 @@ def counts(w: WindowSpec) -> List[List[float]]:
 
 
 def matmul_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
-    """``(run_matmul, literal)`` of a window-sum step on the ``matmul`` route."""
+    """``(run_matmul, literal)`` of a window-sum step on the ``matmul`` route.
+
+    >>> run, recipe = matmul_recipe(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))
+    >>> run(recipe, [torch.arange(5.0)]).tolist()
+    [2.0, 4.0]
+    """
     return run_matmul, (w.axis, tuple(map(tuple, counts(w))))
 
 
