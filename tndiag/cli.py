@@ -333,10 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the paper's experiments; every argument after 'paper' "
                        "goes to tndiag.bench.paper (try: tndiag paper --help).")
     p.set_defaults(run=_cmd_bench, bench_args=[])
-    p = sub.add_parser("tune", parents=[common], help="measure the routes of a layers file's "
-                       "steps ahead of time (tndiag.bench.tune)", add_help=False,
-                       description="Fill the tuning cache; every argument after 'tune' goes to "
-                       "tndiag.bench.tune (try: tndiag tune --help).")
+    p = sub.add_parser("tune", parents=[common], add_help=False, help="fill the tuning cache "
+                       "ahead of time (tndiag.bench.tune; try: tndiag tune --help)")
     p.set_defaults(run=_cmd_bench, bench_args=[])
     p = sub.add_parser("passes", parents=[common], help="list every pass and its options",
                        description="List the passes a --pipeline can name, with options.")
