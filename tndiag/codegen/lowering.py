@@ -91,8 +91,8 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "gather", "reshape", "native", "reduced", "window-sum", "view", "scatter",
-              "gram", "broadcast", "bias")
+STRUCTURED = ("fold-constant", "gather", "reshape", "native", "reduced", "window-sum", "view",
+              "scatter", "gram", "broadcast", "bias")
 
 
 def lowering_for(t: Tensor) -> str:
