@@ -298,7 +298,7 @@ def _operand_tensors(program: Program, state: _Prepared, bound: Dict[str, Any]) 
             tensors.append(t if t.shape == op.shape else t.reshape(op.shape))
             continue
         if op.lowering in FROM_POSITIONS:  # built from this call's kept positions
-            tensors.append(FROM_POSITIONS[op.lowering](op, bound[op.tensor.sample], dtype))
+            tensors.append(FROM_POSITIONS[op.lowering](op, bound[str(op.tensor.sample)], dtype))
             continue
         if op.lowering in _NOT_MATERIALIZED:
             tensors.append(None)

@@ -33,7 +33,7 @@ from tndiag.passes.subsample import check_keep, subsample
 
 __all__ = ["SAMPLERS", "Draw", "draw", "kept_input", "weight_vjp_from_kept", "check_sample",
            "check_generator", "spatial_estimate", "channel_estimate", "approximate_program",
-           "approximate_weight_vjp"]
+           "approximate_weight_vjp", "check_keep"]
 
 
 @dataclass(frozen=True)
