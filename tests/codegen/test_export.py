@@ -1,7 +1,6 @@
 """``export``: standalone modules run without tndiag and match compile results and torch."""
 
 import builtins
-import dataclasses
 import json
 import os
 import subprocess
@@ -240,22 +239,8 @@ def test_windows_only_where_a_single_tensor_holds_the_i_leg():
     assert source.count("= window(") == 4 and "index_pattern" not in source
 
 
-def test_structured_lowering_falls_back_to_dense():
-    program = compile(ops.conv((2, 3, 8), (4, 3, 3), padding=1))
-    operands = tuple(dataclasses.replace(op, lowering="strided-view")
-                     if op.lowering == "dense-pattern" else op for op in program.operands)
-    structured = dataclasses.replace(program, operands=operands)
-    inputs = random_inputs(program)
-    forward = load_exported(export(structured))["forward"]
-    assert torch.allclose(forward(*inputs), program(*inputs), atol=1e-10)
-    broken = tuple(dataclasses.replace(op, lowering="mystery") if op.lowering == "input" else op
-                   for op in program.operands)
-    with pytest.raises(CompileError, match="lowering 'mystery'"):
-        export(dataclasses.replace(program, operands=broken))
-
-
 def test_every_dense_lowering_has_an_exporter():
-    assert {"dense-pattern", "dense-reduced", "dense-delta", "fill"} <= set(EXPORTERS)
+    assert {"dense-pattern", "reduced-matrix", "dense-delta", "fill"} <= set(EXPORTERS)
 
 
 def test_bad_arguments():
