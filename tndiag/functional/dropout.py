@@ -26,6 +26,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from tndiag import ops
+from tndiag.backends.torch_gather import select_slices
 from tndiag.codegen.program import AnyProgram, sample_inputs
 from tndiag.errors import InvalidArgumentError
 from tndiag.functional._common import compile_for, run_program
@@ -103,9 +104,9 @@ def kept_input(input: torch.Tensor, d: Draw, groups: int = 1) -> torch.Tensor:
     """
     positions = d.positions.to(input.device)
     if d.leg != "ci" or groups == 1:
-        return input.index_select(d.axis, positions)
+        return select_slices(input, d.axis, positions)
     n, c, *rest = input.shape
-    grouped = input.view(n, groups, c // groups, *rest).index_select(2, positions)
+    grouped = select_slices(input.reshape(n, groups, c // groups, *rest), 2, positions)
     return grouped.reshape(n, groups * positions.numel(), *rest)
 
 
