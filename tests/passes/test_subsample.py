@@ -260,6 +260,17 @@ def test_trace_text_form_and_picture_show_the_sampled_leg():
     assert "Π[s]" in dot
 
 
+def test_trace_picture_highlights_a_sampled_channel_leg():
+    """A sampled channel leg has no sliced pattern to mark: the trace picture highlights it."""
+    from tndiag.render.trace import changed_names, trace_to_dot
+
+    result = run_pipeline(ops.conv_weight_vjp((2, 4, 6), (2, 4, 3)),
+                          "subsample{index=ci,keep=0.5}")
+    before, after = changed_names(result.traces[0])
+    assert "ci" in before and "ci" in after and "X" in after
+    assert "subsample" in trace_to_dot(result)
+
+
 def test_symbolic_diagram_gets_a_kept_size_symbol():
     sliced = subsample(ops.conv_weight_vjp(ndim=1), "i1", 0.5)
     assert str(sliced.index("i1").size) == "M_i1"
