@@ -5,6 +5,7 @@ builder; every rule is allowed by one name."""
 import pytest
 
 from tndiag import compile, ops
+from tndiag.backends.torch import FROM_POSITIONS
 from tndiag.backends.torch_export import EMITTERS
 from tndiag.backends.torch_native import MATERIALIZERS, PREPARERS
 from tndiag.codegen.lowering import STRUCTURED
@@ -24,10 +25,11 @@ def test_every_step_kind_has_a_rule_a_cost_a_preparer_and_an_emitter(kind):
 
 @pytest.mark.parametrize("lowering", list(LoweringKind), ids=lambda k: k.value)
 def test_every_operand_lowering_is_built_given_or_consumed(lowering):
-    """An operand is the user's tensor, lives inside a step, or has a builder; a δ merged
-    into a letter or a scalar constant never becomes an operand."""
+    """An operand is the user's tensor, lives inside a step, has a builder or is built from
+    the kept positions of the call; a δ merged into a letter or a scalar constant never
+    becomes an operand."""
     kinds = [lowering is LoweringKind.INPUT, lowering.consumed, lowering in MATERIALIZERS,
-             lowering in (LoweringKind.MERGE, LoweringKind.SCALE)]
+             lowering in FROM_POSITIONS, lowering in (LoweringKind.MERGE, LoweringKind.SCALE)]
     assert kinds.count(True) == 1
 
 

@@ -123,6 +123,10 @@ def _operand_lines(program: Program, args: Mapping[str, str], w: _Writer) -> Lis
             lines.append(f"_x{n} = {reshaped}")
         elif op.lowering.consumed:
             lines.append(f"_x{n} = None  # {op.name}: inside a {op.lowering.value} step")
+        elif op.lowering not in MATERIALIZERS:
+            raise CompileError(f"export cannot write operand {op.name!r}: its lowering "
+                               f"{op.lowering.value!r} is built from the kept positions of "
+                               "each call (tensor dropout); run the compiled program instead")
         else:
             build, build_args = MATERIALIZERS[op.lowering](op)
             call = ", ".join([f"({n}, _device, _dtype)", build.__name__, *map(repr, build_args)])

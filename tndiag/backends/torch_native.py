@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
+from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
 from tndiag.codegen.lowerings.scatter import ScatterSpec
@@ -301,7 +302,7 @@ STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
     StepKind.EINSUM: einsum_recipe, StepKind.NATIVE: native_recipe,
     StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe,
     StepKind.WINDOW_SUM: window_sum_recipe, StepKind.BROADCAST: broadcast_recipe,
-    StepKind.SCATTER: scatter_recipe}
+    StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe}
 
 
 def _bound(recipe: Recipe) -> Callable[[List[Any]], Any]:
@@ -348,4 +349,5 @@ def prepare_einsum(step: Step) -> Callable:
 PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
     StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
     StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
-    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter}
+    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter,
+    StepKind.GATHER: lambda step: _bound(gather_recipe(step))}

@@ -322,7 +322,11 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     variables = [op for op in operands if op.lowering is LoweringKind.INPUT]
     inputs = tuple(dict.fromkeys(op.name for op in variables))
     shapes = {op.name: tuple(op.tensor.shape) for op in variables}
+    samples = {t.sample: (t.indices[0].size,) for t in graph.tensors
+               if t.kind is Kind.SLICED and t.sample}  # kept positions, after the variables
+    shapes.update(samples)
+    inputs += tuple(samples)
     return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs),
                    tuple(s.positions for s in steps), tuple(steps),
                    tuple(graph.output_shape), scale * extra_scale, flops, largest, peak,
-                   rewrites=rewrites)
+                   rewrites=rewrites, samples=tuple(samples))

@@ -7,6 +7,8 @@ each into a runtime tensor.
 - variable → ``input``: the user's tensor, reshaped to its flat legs.
 - pattern → ``dense-pattern``: the 0/1 tensor ``[I, O, K]`` (the fallback).
 - reduced → ``reduced-matrix``: counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π.
+- sliced → ``sliced-pattern``: ``Π[s[j], o, k]`` built from the run-time positions ``s``
+  (the fallback; the ``gather`` rule avoids it).
 - delta → ``merge`` (legs renamed to one letter, no tensor) or ``dense-delta`` (only when two
   of its legs are open).
 - constant → ``scale`` (a scalar factor) or ``fill`` (a filled tensor when it has legs).
@@ -15,7 +17,8 @@ First ``compile`` applies the diagram rewrites of :mod:`tndiag.codegen.rewrite`
 (``sum-out``, ``dense``). Then the structured lowerings (one rule module each under
 :mod:`tndiag.codegen.lowerings`, applied by :mod:`tndiag.codegen.engine`) replace parts of
 the network by steps chosen by the structure of the letters, never by tensor names:
-``fold-constant``, ``gram`` (mirrored halves), ``native``, ``window-sum``, ``view``,
+``fold-constant``, ``gram`` (mirrored halves), ``gather`` (sliced patterns), ``native``,
+``window-sum``, ``view``,
 ``scatter``, and on the terms of a sum ``broadcast`` and ``bias``. A pattern whose
 subscripts repeat a letter (a δ joining two of its legs) gets no structured lowering.
 Anything else keeps the dense Π and plain einsum steps.
@@ -45,6 +48,10 @@ def _reduced(t: Tensor) -> LoweringKind:
     return LoweringKind.REDUCED_MATRIX
 
 
+def _sliced(t: Tensor) -> LoweringKind:
+    return LoweringKind.SLICED_PATTERN
+
+
 def _delta(t: Tensor) -> LoweringKind:
     return LoweringKind.MERGE
 
@@ -62,6 +69,7 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], LoweringKind]] = {
     Kind.VARIABLE: _variable,
     Kind.PATTERN: _pattern,
     Kind.REDUCED: _reduced,
+    Kind.SLICED: _sliced,
     Kind.DELTA: _delta,
     Kind.CONSTANT: _constant,
 }

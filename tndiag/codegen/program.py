@@ -20,7 +20,7 @@ from tndiag.ir.sizes import Size
 
 __all__ = ["Operand", "LoweringKind", "Step", "StepKind", "Program", "SumProgram",
            "SlicedProgram", "Chunk", "ChunkPlan", "AnyProgram", "BACKENDS", "BACKEND_EXPORTS",
-           "backend"]
+           "backend", "sample_inputs"]
 
 #: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
 #: module is imported on first use, so codegen never imports a backend; a second backend is
@@ -69,6 +69,8 @@ class LoweringKind(str, enum.Enum):
     WINDOW_SUM = "window-sum"  # a summed pattern inside a window-sum step
     BROADCAST = "broadcast"  # a constant fill inside a broadcast step
     SCATTER = "scatter"  # a pattern inside a scatter (col2im) step
+    SLICED_PATTERN = "sliced-pattern"  # Π[s[j], o, k] built from the call's kept positions
+    GATHER = "gather"  # a sliced pattern inside a gather step (the kept positions themselves)
 
     @property
     def consumed(self) -> bool:
@@ -121,6 +123,7 @@ class StepKind(str, enum.Enum):
     WINDOW_SUM = "window-sum"
     BROADCAST = "broadcast"
     SCATTER = "scatter"
+    GATHER = "gather"
 
     @property
     def allocates(self) -> bool:
@@ -171,7 +174,9 @@ class Program:
     patterns included) come from :mod:`tndiag.codegen.cost`. ``parts`` are the programs of
     the sum terms this one evaluates together (a fused bias, a broadcast term; see
     :mod:`tndiag.codegen.fuse`), empty otherwise; ``rewrites`` the diagram rewrites that
-    fired before lowering (:mod:`tndiag.codegen.rewrite`).
+    fired before lowering (:mod:`tndiag.codegen.rewrite`). ``samples`` are the inputs that
+    are int64 vectors of kept positions (sliced patterns, :mod:`tndiag.codegen.lowerings.gather`);
+    they follow the variables in :attr:`inputs`.
     """
 
     equation: str
@@ -187,6 +192,7 @@ class Program:
     peak_memory: Size = 0
     parts: Tuple["Program", ...] = ()
     rewrites: Tuple[str, ...] = ()
+    samples: Tuple[str, ...] = ()
 
     @property
     def is_concrete(self) -> bool:
@@ -361,3 +367,11 @@ class SlicedProgram:
 
 
 AnyProgram = Union[Program, SumProgram, SlicedProgram]
+
+
+def sample_inputs(program: AnyProgram) -> Tuple[str, ...]:
+    """The inputs of ``program`` that are position vectors (see :attr:`Program.samples`)."""
+    if isinstance(program, Program):
+        return program.samples
+    parts = program.terms if isinstance(program, SumProgram) else (program.whole,)
+    return tuple(dict.fromkeys(name for part in parts for name in sample_inputs(part)))

@@ -14,6 +14,7 @@ from tndiag.codegen.lowerings import (
     bias,
     broadcast,
     fold_constant,
+    gather,
     gram,
     native,
     scatter,
@@ -27,7 +28,7 @@ from tndiag.codegen.program import Program, StepKind
 __all__ = ["RULES", "TERM_RULES", "STEP_RULES"]
 
 #: Rules on the operands of one graph, in the order the driver applies them.
-RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gram.RULE, native.RULE,
+RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, gram.RULE, native.RULE,
                                       window_sum.RULE, view.RULE, scatter.RULE)
 
 #: Rules on the compiled terms of a sum, in order.

@@ -33,6 +33,7 @@ class EntryKind(enum.Enum):
 
     PATTERN = "pattern"  # an unconsumed dense Π
     REDUCED = "reduced"  # an unconsumed Σ_o Π count matrix
+    SLICED = "sliced"  # an unconsumed sliced pattern Π[s[j], o, k]
     VIEW = "view"  # a strided view of a tensor (einsum must copy it)
     TENSOR = "tensor"  # anything else
     MIRROR = "mirror"  # the second half of a mirrored network: never contracted
@@ -99,6 +100,8 @@ def entry_kind(op: Operand) -> EntryKind:
         return EntryKind.PATTERN
     if op.lowering is LoweringKind.REDUCED_MATRIX:
         return EntryKind.REDUCED
+    if op.lowering is LoweringKind.SLICED_PATTERN:
+        return EntryKind.SLICED
     return EntryKind.TENSOR
 
 
@@ -208,7 +211,7 @@ class State:
 
 #: Lowerings whose operand is a tensor the backend builds and keeps while the program runs.
 HELD = (LoweringKind.DENSE_PATTERN, LoweringKind.REDUCED_MATRIX, LoweringKind.FILL,
-        LoweringKind.DENSE_DELTA)
+        LoweringKind.DENSE_DELTA, LoweringKind.SLICED_PATTERN)
 
 
 def pattern_params(state: State, uid: int) -> Tuple[int, int, int, int]:
