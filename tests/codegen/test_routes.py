@@ -182,3 +182,16 @@ def test_routes_are_listed_per_step_kind():
 def test_printed_program_shows_the_route():
     text = str(tndiag.compile(ops.conv((1, 2, 4, 4, 4), (2, 2, 3, 3, 3)), route="gemm"))
     assert "route: gemm (chosen; routes native, gemm, depth2d)" in text
+
+
+@pytest.mark.parametrize("diagram,route", [
+    (ops.conv_input_vjp((2, 1, 40), (4, 1, 10), stride=5), "gemm"),
+    (ops.conv((1, 2, 5, 6, 6), (3, 2, 3, 3, 3), padding=1), "depth2d"),
+    (ops.kfac_reduce((2, 3, 8, 8), (3, 3), padding=1), "classes"),
+], ids=["gemm", "depth2d", "classes"])
+def test_routed_program_exports_along_the_default_route(diagram, route):
+    program = tndiag.compile(diagram, route=route)
+    namespace: dict = {}
+    exec(compile(tndiag.export(program), "<exported>", "exec"), namespace)
+    args = [_double([int(v) for v in s]) for s in program.input_shapes]
+    assert_close(namespace["forward"](*args), program(*args), f"exported, route {route}")

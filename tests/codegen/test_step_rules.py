@@ -1,10 +1,13 @@
 """The lowering engine's tables are complete: every step kind has a rule that emits it (with a
-cost), a backend preparer and an export emitter; every rule is allowed by one name."""
+cost), a backend preparer and an export emitter; every materialized operand lowering has a
+builder; every rule is allowed by one name."""
 
 import pytest
 
 from tndiag import compile, ops
-from tndiag.backends.torch_native import PREPARERS
+from tndiag.backends.torch import FROM_POSITIONS
+from tndiag.backends.torch_export import EMITTERS
+from tndiag.backends.torch_native import MATERIALIZERS, PREPARERS
 from tndiag.codegen.lowering import STRUCTURED
 from tndiag.codegen.lowerings import RULES, STEP_RULES, TERM_RULES
 from tndiag.codegen.lowerings.base import State
@@ -13,11 +16,21 @@ from tndiag.codegen.rewrite import REWRITES
 
 
 @pytest.mark.parametrize("kind", list(StepKind), ids=lambda k: k.value)
-def test_every_step_kind_has_a_rule_a_cost_and_a_preparer(kind):
+def test_every_step_kind_has_a_rule_a_cost_a_preparer_and_an_emitter(kind):
     rule = STEP_RULES[kind]
     assert rule.kind is kind and callable(rule.match) and callable(rule.apply)
     assert callable(rule.cost)
-    assert callable(PREPARERS[kind])
+    assert callable(PREPARERS[kind]) and callable(EMITTERS[kind])
+
+
+@pytest.mark.parametrize("lowering", list(LoweringKind), ids=lambda k: k.value)
+def test_every_operand_lowering_is_built_given_or_consumed(lowering):
+    """An operand is the user's tensor, lives inside a step, has a builder or is built from
+    the kept positions of the call; a δ merged into a letter or a scalar constant never
+    becomes an operand."""
+    kinds = [lowering is LoweringKind.INPUT, lowering.consumed, lowering in MATERIALIZERS,
+             lowering in FROM_POSITIONS, lowering in (LoweringKind.MERGE, LoweringKind.SCALE)]
+    assert kinds.count(True) == 1
 
 
 def test_every_rule_is_named_once_in_the_allowed_names():

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Sequence
 
 from tndiag.codegen.lowerings import bias, broadcast
 from tndiag.codegen.lowerings.base import StepRule
-from tndiag.codegen.program import AnyProgram, Program, SumProgram
+from tndiag.codegen.program import Program
 
-__all__ = ["combine_terms", "unfused"]
+__all__ = ["combine_terms"]
 
 
 def _to_fixpoint(rule: StepRule[List[Program]], terms: List[Program]) -> None:
@@ -40,23 +39,3 @@ def combine_terms(terms: Sequence[Program], allowed: Sequence[str]) -> List[Prog
     if "broadcast" not in allowed:  # a broadcast term left over keeps its einsum program
         out = [t.parts[0] if broadcast.is_broadcast(t) else t for t in out]
     return out
-
-
-def unfused(program: AnyProgram) -> AnyProgram:
-    """The program with every fused or broadcast term split back into its einsum terms.
-
-    >>> from tndiag import compile, ops
-    >>> fused = compile(ops.conv((2, 3, 8), (4, 3, 3), bias=True))
-    >>> [len(t.steps) for t in unfused(fused).terms], unfused(fused).inputs
-    ([1, 1], ('X', 'W', 'B'))
-    """
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
-    if not isinstance(program, (Program, SumProgram)) or not any(
-            isinstance(t, Program) and t.parts for t in terms):
-        return program
-    split = tuple(p for t in terms for p in (
-        t.parts if isinstance(t, Program) and t.parts else (t,)))
-    if len(split) == 1:
-        return dataclasses.replace(split[0], inputs=program.inputs,
-                                   input_shapes=program.input_shapes)
-    return SumProgram(split, program.inputs, program.input_shapes)

@@ -19,13 +19,17 @@ from tndiag.ir import Tensor
 from tndiag.ir.sizes import Size
 
 __all__ = ["Operand", "LoweringKind", "Step", "StepKind", "Program", "SumProgram",
-           "SlicedProgram", "Chunk", "ChunkPlan", "AnyProgram", "BACKENDS", "backend",
-           "sample_inputs"]
+           "SlicedProgram", "Chunk", "ChunkPlan", "AnyProgram", "BACKENDS", "BACKEND_EXPORTS",
+           "backend", "sample_inputs"]
 
 #: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
 #: module is imported on first use, so codegen never imports a backend; a second backend is
 #: one more row. A backend keeps whatever it prepares per program itself.
 BACKENDS: Dict[str, str] = {"torch": "tndiag.backends.torch"}
+
+#: Backend name -> module whose ``program_functions`` and ``kernel_source`` write a program
+#: as standalone code (:func:`tndiag.codegen.export.export`), found like :data:`BACKENDS`.
+BACKEND_EXPORTS: Dict[str, str] = {"torch": "tndiag.backends.torch_export"}
 
 _RUNNERS: Dict[str, Callable[..., Any]] = {}
 
