@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, cast
 
 import torch
 
@@ -38,7 +38,7 @@ from tndiag.functional.conv import conv
 from tndiag.functional.curvature import conv_input_vjp
 from tndiag.functional.unfold import unfold
 
-__all__ = ["check_keep", "crs_probabilities", "crs_weight_vjp", "crs_conv"]
+__all__ = ["check_keep", "crs_probabilities", "crs_weight_vjp", "CRSSampler", "crs_conv"]
 
 
 def check_keep(keep: object, name: str = "keep") -> float:
@@ -115,7 +115,7 @@ def _check(input: Any, w_shape: Any, grad_output: Any, hyper: tuple) -> tuple:
     check_tensors(input=input, grad_output=grad_output)
     if not isinstance(w_shape, (tuple, list, torch.Size)):
         raise InvalidArgumentError(f"weight_size must be a sequence of ints, got {w_shape!r}")
-    w_shape = tuple(hashable(tuple(w_shape), "weight_size"))
+    w_shape = cast(Tuple[int, ...], hashable(tuple(w_shape), "weight_size"))
     ndim = weight_ndim(w_shape)
     if input.dim() != ndim + 2:
         raise ShapeError(f"crs_weight_vjp: input must have shape (N, C_in, *I) with {ndim} "
@@ -164,23 +164,53 @@ def crs_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output:
     >>> torch.allclose(crs_weight_vjp(x, (4, 3, 3), v, keep=0.3, generator=g), exact)
     False
     """
-    keep = check_keep(keep)
-    w_shape, hyper = _check(input, weight_size, grad_output, (stride, padding, dilation, groups))
-    gs, us = _pairs(input, w_shape, grad_output, hyper)
-    p = crs_probabilities(torch.linalg.vector_norm(gs, dim=-1)
-                          * torch.linalg.vector_norm(us, dim=-1), keep)
-    draw = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
-    kept = draw < p
-    count = kept.sum(dim=-1)
-    width = max(int(count.max().item()), 1)
-    # kept pairs first (stable), padded to the largest count with zero-scaled pairs
-    order = torch.argsort((~kept).to(torch.uint8), dim=-1, stable=True)[:, :width]
-    valid = torch.arange(width, device=p.device) < count[:, None]
-    scale = torch.where(valid, 1.0 / p.gather(1, order).clamp(min=torch.finfo(p.dtype).tiny),
-                        torch.zeros((), dtype=p.dtype, device=p.device))
-    g_kept = gs.gather(1, order[..., None].expand(-1, -1, gs.shape[-1])) * scale[..., None]
-    u_kept = us.gather(1, order[..., None].expand(-1, -1, us.shape[-1]))
-    return torch.bmm(g_kept.transpose(1, 2), u_kept).reshape(w_shape)
+    sampler = CRSSampler(input, weight_size, grad_output, stride, padding, dilation, groups,
+                         keep)
+    return sampler.draw(generator)
+
+
+class CRSSampler:
+    """The unfolded product and its CRS probabilities, prepared once for many draws.
+
+    ``CRSSampler(...).draw(generator)`` is one :func:`crs_weight_vjp` draw (same arguments,
+    same distribution); the factors ``G``, ``U`` and the probabilities ``p`` (``(groups,
+    N·∏O)``) stay in memory between draws.
+
+    >>> x, v = torch.randn(2, 3, 7), torch.randn(2, 4, 5)
+    >>> s = CRSSampler(x, (4, 3, 3), v, keep=0.5)
+    >>> s.probabilities.shape, round(s.probabilities.sum().item(), 3)
+    (torch.Size([1, 10]), 5.0)
+    >>> s.draw(torch.Generator().manual_seed(0)).shape
+    torch.Size([4, 3, 3])
+    """
+
+    def __init__(self, input: torch.Tensor, weight_size: Sequence[int],
+                 grad_output: torch.Tensor, stride=1, padding=0, dilation=1, groups: int = 1,
+                 keep: float = 1.0) -> None:
+        self.keep = check_keep(keep)
+        self.weight_shape, hyper = _check(input, weight_size, grad_output,
+                                          (stride, padding, dilation, groups))
+        self.g, self.u = _pairs(input, self.weight_shape, grad_output, hyper)
+        self.probabilities = crs_probabilities(
+            torch.linalg.vector_norm(self.g, dim=-1)
+            * torch.linalg.vector_norm(self.u, dim=-1), self.keep)
+
+    def draw(self, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """One unbiased estimate: keep pair ``t`` with probability ``p_t``, rescale by
+        ``1/p_t``, multiply the kept pairs only (per group, padded to the largest count)."""
+        p = self.probabilities
+        kept = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p
+        count = kept.sum(dim=-1)
+        width = max(int(count.max().item()), 1)
+        # kept pairs first (stable), padded to the largest count with zero-scaled pairs
+        order = torch.argsort((~kept).to(torch.uint8), dim=-1, stable=True)[:, :width]
+        valid = torch.arange(width, device=p.device) < count[:, None]
+        inverse = 1.0 / p.gather(1, order).clamp(min=torch.finfo(p.dtype).tiny)
+        scale = torch.where(valid, inverse, torch.zeros((), dtype=p.dtype, device=p.device))
+        g_kept = self.g.gather(1, order[..., None].expand(-1, -1, self.g.shape[-1]))
+        u_kept = self.u.gather(1, order[..., None].expand(-1, -1, self.u.shape[-1]))
+        return torch.bmm((g_kept * scale[..., None]).transpose(1, 2),
+                         u_kept).reshape(self.weight_shape)
 
 
 class _CRSConv(torch.autograd.Function):
@@ -204,8 +234,9 @@ class _CRSConv(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = conv_input_vjp(input.shape, weight, grad_output, *ctx.hyper)
         if ctx.needs_input_grad[1]:
-            gw = crs_weight_vjp(input, weight.shape, grad_output, *ctx.hyper, keep=ctx.keep,
-                                generator=ctx.generator)
+            stride, padding, dilation, groups = ctx.hyper
+            gw = crs_weight_vjp(input, weight.shape, grad_output, stride, padding, dilation,
+                                groups, keep=ctx.keep, generator=ctx.generator)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = grad_output.sum(dim=[0, *range(2, grad_output.dim())])
         return gx, gw, gb, None, None, None
