@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not re-run under the warm-allocator malloc settings")
+    p.add_argument("--dropout", action="store_true",
+                   help="run the tensor-dropout benchmark instead (tndiag.bench.dropout_bench; "
+                        "--dropout --help for its options)")
     p.add_argument("--curvature", action="store_true",
                    help="run the model-level curvature benchmark instead "
                         "(benchmarks/curvature.py; --curvature --help for its options)")
@@ -130,6 +133,14 @@ def main(argv: List[str] | None = None) -> int:
             if code is not None:
                 return code
         return _curvature([a for a in argv if a not in ("--curvature", "--no-reexec")])
+    if "--dropout" in argv:
+        from tndiag.bench.dropout_bench import main as dropout_main
+
+        if "--no-reexec" not in argv:
+            code = _reexec(argv)
+            if code is not None:
+                return code
+        return dropout_main([a for a in argv if a not in ("--dropout", "--no-reexec")])
     args = _parser().parse_args(argv)
     if not args.no_reexec:
         code = _reexec(argv)

@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -198,7 +198,7 @@ def run(config: Config, progress: Callable[[str], None] = lambda s: None) -> dic
     return results
 
 
-SMALL = dict(batch=4, draws=3, keeps=(0.25, 0.5), rounds=1, memory_draws=1, size=32)
+SMALL: Dict[str, Any] = dict(batch=4, draws=3, keeps=(0.25, 0.5), rounds=1, memory_draws=1, size=32)
 
 
 def _parser() -> argparse.ArgumentParser:

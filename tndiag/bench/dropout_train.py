@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -166,7 +166,7 @@ def format_training(results: dict) -> str:
     return "\n".join(lines)
 
 
-SMALL = dict(epochs=2, seeds=1, train_size=256)
+SMALL: Dict[str, Any] = dict(epochs=2, seeds=1, train_size=256)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads or min(os.cpu_count() or 1, 16))  # 0: every core
-    config = TrainConfig(**SMALL) if args.small else TrainConfig()  # type: ignore[arg-type]
+    config = TrainConfig(**SMALL) if args.small else TrainConfig()
     for key in ("epochs", "seeds"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
