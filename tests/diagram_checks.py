@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
+from random_diagrams import positions_for
 
 import tndiag
 from tndiag.ir import Sum, verify
@@ -25,7 +26,8 @@ def inputs_for(diagram, seed: int = 0) -> dict:
     for term in terms:
         for t in term.variables():
             shapes.setdefault(t.name, [int(s) for s in t.shape])
-    return {n: torch.randn(s, generator=gen, dtype=torch.float64) for n, s in shapes.items()}
+    found = {n: torch.randn(s, generator=gen, dtype=torch.float64) for n, s in shapes.items()}
+    return {**found, **positions_for(diagram, gen)}  # kept positions of sliced patterns
 
 
 def evaluate(diagram, tensors: dict) -> torch.Tensor:

@@ -6,10 +6,13 @@ out and its legs left open; a second copy of the input sharing or not sharing th
 legs, as in KFC and KFAC-reduce), then adds random δs joining legs of equal size (also two
 legs of one pattern), constants, variables and patterns hung on existing legs, and finally
 a random choice of open legs, sometimes fused; :func:`diagrams` may wrap it in a ``Sum``.
+Sometimes the input's first spatial leg is sub-sampled (tensor dropout): it keeps ``m ≤ I``
+positions and its pattern is a sliced pattern whose positions :func:`positions_for` draws.
 
 :func:`dense_value` is the oracle: it knows nothing of tndiag's passes or codegen. It
 materialises every Π from its definition (``Π[i,o,k] = 1`` iff ``i = o·S + k·D − P_l`` and
-``0 ≤ i < I``), a reduced pattern as that sum over ``o``, δs and constants as dense tensors,
+``0 ≤ i < I``), a reduced pattern as that sum over ``o``, a sliced pattern as the rows
+``s[j]`` of its Π (``s`` the run-time positions), δs and constants as dense tensors,
 and evaluates the whole network with one ``torch.einsum``.
 """
 
@@ -38,7 +41,8 @@ from tndiag.ir import (
     verify,
 )
 
-__all__ = ["networks", "diagrams", "dense_value", "assert_matches_oracle", "MAX_ELEMENTS"]
+__all__ = ["networks", "diagrams", "dense_value", "assert_matches_oracle", "MAX_ELEMENTS",
+           "positions_for"]
 
 #: Bound on the product of all index sizes, so that the dense oracle stays cheap.
 MAX_ELEMENTS = 100_000
@@ -88,6 +92,13 @@ def _pattern(b: _Builder, name: str, i: Index, o: Index, k: Index, params: Patte
     return Tensor(name, Kind.PATTERN, ((i,), (o,), (k,)), params=params)
 
 
+def _sliced(p: Tensor, j: Index, sample: str) -> Tensor:
+    """Pattern ``p`` with its i leg restricted to ``j`` (the positions ``sample``)."""
+    i, o, k = p.indices
+    return Tensor(p.name, Kind.SLICED, ((j,), (o,), (k,)), params=p.params,
+                  full_size=i.size, sample=sample)
+
+
 @st.composite
 def _conv_motif(draw, b: _Builder) -> None:
     """X[n, c, i..] · Π.. · W[d, c, k..] · V[n, d, o..], one of X, W, V maybe cut out,
@@ -100,6 +111,10 @@ def _conv_motif(draw, b: _Builder) -> None:
     k = [b.index("k", K) for _, K, _, _ in dims]
     reduced = draw(st.integers(0, 4)) == 0
     pats = [_pattern(b, b.name("P"), i[j], o[j], k[j], dims[j][2], reduced) for j in range(ndim)]
+    sliced = not reduced and draw(st.integers(0, 3)) == 0  # tensor dropout on i[0]
+    if sliced:
+        i[0] = b.index("j", draw(st.integers(1, dims[0][0])))
+        pats[0] = _sliced(pats[0], i[0], "keep_1")
     cut = draw(st.sampled_from(["X", "W", "V", "V", "none"]))
     if cut != "X":
         b.tensors.append(variable("X", [n, c] + i))
@@ -114,9 +129,13 @@ def _conv_motif(draw, b: _Builder) -> None:
         k2 = [b.index("k", ix.size) for ix in k]
         o2 = o if shared else [b.index("o", ix.size) for ix in o]
         b.tensors.append(variable("X", [n, c2] + i2))
-        b.tensors += [_pattern(b, b.name("P"), i2[j], o2[j], k2[j], dims[j][2],
-                               reduced or (not shared and draw(st.booleans())))
-                      for j in range(ndim)]
+        second = [_pattern(b, b.name("P"), i2[j], o2[j], k2[j], dims[j][2],
+                           reduced or (not shared and draw(st.booleans())))
+                  for j in range(ndim)]
+        if sliced:  # the same runtime X: the same kept positions
+            second[0] = _sliced(_pattern(b, second[0].name, Index("full", dims[0][0]), o2[0],
+                                         k2[0], dims[0][2], False), i2[0], "keep_1")
+        b.tensors += second
 
 
 @st.composite
@@ -205,17 +224,31 @@ def diagrams(draw):
 # -- the oracle --------------------------------------------------------------------------
 
 
-def _dense_pattern(t: Tensor) -> torch.Tensor:
-    """Π from its definition; a reduced pattern summed over o."""
+def positions_for(diagram, gen: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Kept positions for every sliced pattern's sample: distinct, in random order."""
+    terms = diagram.terms if isinstance(diagram, Sum) else (diagram,)
+    found = {}
+    for term in terms:
+        for t in term.tensors:
+            if t.kind is Kind.SLICED and t.sample not in found:
+                chosen = torch.randperm(int(t.full_size), generator=gen)
+                found[t.sample] = chosen[:int(t.indices[0].size)]
+    return found
+
+
+def _dense_pattern(t: Tensor, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Π from its definition; a reduced pattern summed over o; a sliced one's rows s[j]."""
     p = t.params
-    I, K = int(t.indices[0].size), int(t.indices[-1].size)
-    O = int(t.indices[1].size) if t.kind is Kind.PATTERN else int(t.out_size)
+    I, K = int(t.full_size or t.indices[0].size), int(t.indices[-1].size)
+    O = int(t.out_size) if t.kind is Kind.REDUCED else int(t.indices[1].size)
     dense = torch.zeros(I, O, K, dtype=torch.float64)
     for o in range(O):
         for k in range(K):
             i = o * p.stride + k * p.dilation - p.pad_left
             if 0 <= i < I:
                 dense[i, o, k] = 1.0
+    if t.kind is Kind.SLICED:
+        return dense[inputs[t.sample]]
     return dense if t.kind is Kind.PATTERN else dense.sum(1)
 
 
@@ -231,8 +264,8 @@ def _operand(t: Tensor, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
     flat = [int(ix.size) for ix in t.indices]
     if t.kind is Kind.VARIABLE:
         return inputs[t.name].to(torch.float64).reshape(flat)
-    if t.kind in (Kind.PATTERN, Kind.REDUCED):
-        return _dense_pattern(t)
+    if t.kind in (Kind.PATTERN, Kind.REDUCED, Kind.SLICED):
+        return _dense_pattern(t, inputs)
     if t.kind is Kind.DELTA:
         return _dense_delta(t)
     return torch.full(flat, float(t.value), dtype=torch.float64)

@@ -14,6 +14,15 @@ fail later, e.g. ``stride=0``).
 >>> x = torch.randn(2, 4, 9, 9)
 >>> torch.allclose(ours(x), theirs(x), atol=1e-5)
 True
+
+**Tensor dropout.** ``Conv1d/2d/3d(..., grad_keep=p, grad_sample="spatial"|"channel")``
+compute the exact output but save only a random ``p``-fraction of the input's slices
+(spatial rows, or input channels) for backward; the input and bias gradients stay exact,
+the weight gradient is the unbiased estimate of :func:`tndiag.functional.conv_weight_vjp`.
+Sampling happens only in training mode with autograd recording and the weight requiring a
+gradient; otherwise (and always for ``grad_keep=1.0``) the module is the plain one. The
+attribute ``grad_generator`` (a :class:`torch.Generator` or None) draws the slices.
+:func:`tensor_dropout` switches a whole model, :func:`restore` switches it back.
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ import torch
 
 from tndiag import functional as F
 from tndiag.errors import InvalidArgumentError
-from tndiag.functional._common import hashable
+from tndiag.functional._common import hashable, lowerings_for
+from tndiag.functional.dropout import Draw, check_sample, draw, kept_input, weight_vjp_from_kept
 from tndiag.ops.common import check_groups
 from tndiag.ops.hyper import check_flag, check_int, check_output_padding, conv_spec, ntuple
+from tndiag.passes.subsample import check_keep
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-           "ConvTranspose3d", "Unfold", "Fold"]
+           "ConvTranspose3d", "Unfold", "Fold", "tensor_dropout", "restore"]
+
+#: The sample modes a module can use (chosen before ``grad_output`` exists).
+MODULE_SAMPLES = ("spatial", "channel")
 
 
 def _torch_base(cls: type) -> type:
@@ -65,13 +79,64 @@ def _checked_init(module: torch.nn.Module, transposed: bool, ndim: int, args: An
         raise InvalidArgumentError(f"{type(module).__name__}: {err}") from None
 
 
+class _DropoutConv(torch.autograd.Function):
+    """Exact forward; saves only the kept slices of the input; estimated weight gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, input: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor], hyper: tuple, keep: float, sample: str,
+                generator: Optional[torch.Generator]) -> torch.Tensor:
+        d = draw(sample, tuple(input.shape), hyper[3], keep, generator)
+        kept = kept_input(input, d, hyper[3])
+        ctx.save_for_backward(kept, weight, d.positions)
+        ctx.draw = (d.leg, d.axis, d.size, d.keep)  # its positions are saved above
+        ctx.setup = (tuple(input.shape), hyper, bias is not None)
+        return F.conv(input, weight, bias, *hyper)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_output: torch.Tensor):
+        kept, weight, positions = ctx.saved_tensors
+        input_shape, hyper, has_bias = ctx.setup
+        grads: List[Optional[torch.Tensor]] = [None] * 7
+        if ctx.needs_input_grad[0]:
+            grads[0] = F.conv_input_vjp(input_shape, weight, grad_output, *hyper)
+        if ctx.needs_input_grad[1]:
+            leg, axis, size, keep = ctx.draw
+            grads[1] = weight_vjp_from_kept(
+                kept, Draw(leg, axis, size, positions, keep), input_shape,
+                tuple(weight.shape), grad_output, hyper,
+                lowerings_for(grad_output.dtype, "conv_weight_vjp"))
+        if has_bias and ctx.needs_input_grad[2]:
+            grads[2] = grad_output.sum([0, *range(2, grad_output.dim())])
+        return tuple(grads)
+
+
 class _TndiagConv:
     """Replaces torch's ``_conv_forward`` (called by ``forward``) with ``functional.conv``."""
 
     _ndim: int
+    grad_keep: float = 1.0
+    grad_sample: str = "spatial"
+    grad_generator: Optional[torch.Generator] = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, grad_keep: float = 1.0, grad_sample: str = "spatial",
+                 **kwargs: Any) -> None:
+        grad_keep, grad_sample = check_keep(grad_keep, "grad_keep"), _module_sample(grad_sample)
         _checked_init(self, False, self._ndim, args, kwargs)  # type: ignore[arg-type]
+        self.grad_keep, self.grad_sample, self.grad_generator = grad_keep, grad_sample, None
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()  # type: ignore[misc]
+        if self.grad_keep != 1.0:
+            text += f", grad_keep={self.grad_keep}, grad_sample={self.grad_sample!r}"
+        return text
+
+    def _samples(self, input: torch.Tensor, weight: torch.Tensor) -> bool:
+        """Whether this call estimates the weight gradient from kept slices."""
+        return (self.grad_keep < 1.0 and self.training  # type: ignore[attr-defined]
+                and torch.is_grad_enabled() and weight.requires_grad and input.dim() ==
+                self._ndim + 2 and input.shape[0] > 0)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
                       bias: Optional[torch.Tensor]) -> torch.Tensor:
@@ -83,8 +148,12 @@ class _TndiagConv:
             padding = 0
         else:
             padding = self.padding  # type: ignore[attr-defined]
-        return F.conv(input, weight, bias, self.stride, padding,  # type: ignore[attr-defined]
-                      self.dilation, self.groups)  # type: ignore[attr-defined]
+        hyper = (hashable(self.stride, "stride"), hashable(padding, "padding"),  # type: ignore
+                 hashable(self.dilation, "dilation"), self.groups)  # type: ignore[attr-defined]
+        if self._samples(input, weight):
+            return _DropoutConv.apply(input, weight, bias, hyper, self.grad_keep,
+                                      self.grad_sample, self.grad_generator)
+        return F.conv(input, weight, bias, *hyper)
 
 
 class _TndiagConvTranspose:
@@ -214,3 +283,83 @@ class Fold(torch.nn.Fold):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding,
                       self.stride)
+
+
+def _module_sample(sample: object) -> str:
+    return check_sample(sample, MODULE_SAMPLES)
+
+
+_TORCH_CONV = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d}
+
+
+def _swapped(module: torch.nn.Module, cls: type) -> torch.nn.Module:
+    """A module of class ``cls`` with ``module``'s state: the same Parameter objects, buffers,
+    hooks and flags (dictionaries copied, tensors shared)."""
+    new = cls.__new__(cls)
+    state = dict(module.__dict__)
+    for key, value in state.items():
+        if isinstance(value, dict):
+            state[key] = type(value)(value)
+    new.__dict__.update(state)
+    return new
+
+
+def _replace_children(model: torch.nn.Module, fn) -> torch.nn.Module:
+    """``fn`` applied to every submodule (children first), replacing those it changes."""
+    for name, child in list(model.named_children()):
+        new = _replace_children(child, fn)
+        if new is not child:
+            setattr(model, name, new)
+    return fn(model)
+
+
+def tensor_dropout(model: torch.nn.Module, keep: float = 0.5,
+                   sample: str = "spatial") -> torch.nn.Module:
+    """Estimate every convolution's weight gradient from kept input slices (in place).
+
+    Each ``torch.nn.Conv1d/2d/3d`` (exactly those classes; transposed convolutions and
+    subclasses stay) becomes the tndiag module of its dimension sharing the same
+    Parameters, with ``grad_keep=keep`` and ``grad_sample=sample``; tndiag convolutions
+    already in the model get the new settings. :func:`restore` undoes it.
+
+    Returns:
+        ``model`` (a new module only when ``model`` itself is a convolution).
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    >>> net = tensor_dropout(net, keep=0.25)
+    >>> type(net[0]).__module__, net[0].grad_keep
+    ('tndiag.nn', 0.25)
+    >>> type(restore(net)[0]) is torch.nn.Conv2d
+    True
+    """
+    keep, sample = check_keep(keep), _module_sample(sample)
+
+    def switch(m: torch.nn.Module) -> torch.nn.Module:
+        origin = type(m)
+        if origin in _TORCH_CONV:
+            m = _swapped(m, _TORCH_CONV[origin])  # type: ignore[index]
+            m._tensor_dropout_from = origin  # type: ignore[assignment]
+        if isinstance(m, _TndiagConv):
+            m.grad_keep, m.grad_sample = keep, sample
+        return m
+    return _replace_children(model, switch)
+
+
+def restore(model: torch.nn.Module) -> torch.nn.Module:
+    """Undo :func:`tensor_dropout`: the torch convolutions again, with the same Parameters.
+
+    Modules that were tndiag convolutions before :func:`tensor_dropout` stay tndiag
+    modules, with ``grad_keep=1.0``.
+    """
+    def back(m: torch.nn.Module) -> torch.nn.Module:
+        if not isinstance(m, _TndiagConv):
+            return m
+        m.grad_keep = 1.0
+        origin = m.__dict__.get("_tensor_dropout_from")
+        if origin is None:
+            return m
+        new = _swapped(m, origin)
+        for key in ("_tensor_dropout_from", "grad_keep", "grad_sample", "grad_generator"):
+            new.__dict__.pop(key, None)
+        return new
+    return _replace_children(model, back)

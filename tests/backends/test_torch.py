@@ -51,7 +51,7 @@ def test_every_operand_lowering_and_step_kind_has_a_runner():
     assert all(callable(fn) for fn in LOWERINGS.values())
     assert {"dense-pattern", "reduced-matrix", "dense-reduced", "fill", "dense-delta"} <= runnable
     assert set(PREPARERS) == {"einsum", "native", "view", "gram", "window-sum", "broadcast",
-                              "scatter"}
+                              "scatter", "gather"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

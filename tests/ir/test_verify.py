@@ -18,6 +18,7 @@ from tndiag.ir import (
     delta,
     pattern,
     reduced_pattern,
+    sliced_pattern,
     variable,
     verify,
 )
@@ -129,13 +130,14 @@ SAMPLES = {
     Kind.VARIABLE: [X],
     Kind.PATTERN: [P],
     Kind.REDUCED: [reduced_pattern("R", i, k, 3)],
+    Kind.SLICED: [sliced_pattern("S", Index("j", 2), Index("o", 3), k, 5, "keep_i")],
     Kind.DELTA: [delta("D", [i, Index("j", 5)])],
     Kind.CONSTANT: [constant("c", 2.0), constant("one", 1, [n])],
 }
 
 
 def test_every_kind_has_a_row_in_every_table():
-    from tndiag.backends.torch import MATERIALIZERS
+    from tndiag.backends.torch import FROM_POSITIONS, MATERIALIZERS
 
     assert set(SAMPLES) == set(Kind)
     assert set(KIND_TABLE) == set(Kind)
@@ -145,5 +147,6 @@ def test_every_kind_has_a_row_in_every_table():
     for kind, tensors in SAMPLES.items():
         for t in tensors:
             name = lowering_for(t)
-            assert name in handled_by_codegen or name in MATERIALIZERS, (kind, name)
+            assert name in handled_by_codegen or name in MATERIALIZERS or \
+                name in FROM_POSITIONS, (kind, name)
     assert "dense-delta" in MATERIALIZERS  # δ joining two open legs

@@ -16,7 +16,8 @@ from tndiag.passes.base import PASSES
 #: Passes whose result has the same value as their input.
 VALUE_PRESERVING = sorted(name for name, p in PASSES.items() if not p.options)
 #: Passes computing something else, each checked below against its own definition.
-DEFINED_ELSEWHERE = {"differentiate", "vjp", "jvp", "expand-groups", "expand-batch"}
+DEFINED_ELSEWHERE = {"differentiate", "vjp", "jvp", "expand-groups", "expand-batch",
+                     "subsample"}  # tests/passes/test_subsample.py
 
 
 def test_every_registered_pass_is_checked():

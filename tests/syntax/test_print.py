@@ -160,9 +160,12 @@ def test_every_kind_has_a_text_form():
     tensors = [variable("X", [n, i]), pattern("P", i, Index("o", 3), k),
                Tensor("R", Kind.REDUCED, ((i,), (k,)), params=pattern("P", i, i, k).params,
                       out_size=3),
+               Tensor("S", Kind.SLICED, ((Index("j", 2),), (Index("o2", 3),), (k,)),
+                      params=pattern("P", i, i, k).params, full_size=5, sample="keep_j"),
                delta("D", [g, h]), constant("c", 2)]
     text = to_text(Graph.of(tensors, [n, k, g, h]))
-    for fragment in (": input", "= pattern(", "= reduced(", "= delta [", "= const("):
+    for fragment in (": input", "= pattern(", "= reduced(", "= sliced(", "= delta [",
+                     "= const("):
         assert fragment in text
     assert {t.kind for t in tensors} == set(Kind)
     assert parse(text) == Graph.of(tensors, [n, k, g, h])

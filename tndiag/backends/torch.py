@@ -13,12 +13,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from tndiag.backends.torch_gather import dense_sliced
 from tndiag.backends.torch_native import PREPARERS, reduced_matrix
 from tndiag.codegen.bounded import check_run
-from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
+from tndiag.codegen.program import (
+    AnyProgram,
+    Operand,
+    Program,
+    SlicedProgram,
+    SumProgram,
+    sample_inputs,
+)
 from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
 
-__all__ = ["run", "MATERIALIZERS", "dense_pattern", "dense_reduced"]
+__all__ = ["run", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern", "dense_reduced"]
 
 
 def dense_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
@@ -87,6 +95,13 @@ MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
 }
 
 
+#: Lowering name -> the runtime operand of a sliced pattern from the positions of the call
+#: (never cached: they change with every draw). A gather step takes the positions as they are.
+FROM_POSITIONS: Dict[str, Callable[[Operand, torch.Tensor, Any], torch.Tensor]] = {
+    "gather": lambda op, positions, dtype: positions,
+    "sliced-pattern": dense_sliced,
+}
+
 #: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
 _NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast", "scatter")
 
@@ -139,8 +154,10 @@ def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) ->
 
 
 def _check(program: AnyProgram, bound: Dict[str, Any]) -> None:
-    """Every input a tensor of the planned shape; one dtype and one device for all."""
+    """Every input a tensor of the planned shape; one dtype and one device for all (position
+    vectors: integers in range, on that device)."""
     first: Optional[torch.Tensor] = None
+    samples = sample_inputs(program)
     for name, shape in zip(program.inputs, program.input_shapes):
         t = bound[name]
         if not isinstance(t, torch.Tensor):
@@ -151,12 +168,45 @@ def _check(program: AnyProgram, bound: Dict[str, Any]) -> None:
                                    "sizes={...}) with a value for each to run it")
             raise ShapeError(f"tensor {name!r} has shape {list(t.shape)}, expected "
                              f"{list(shape)}")
+        if name in samples:
+            _check_positions(program, name, t, first)
+            continue
         if first is None:
             first = t
         elif t.dtype != first.dtype or t.device != first.device:
             raise InvalidArgumentError(
                 f"input {name!r} is {t.dtype} on {t.device} but {program.inputs[0]!r} is "
                 f"{first.dtype} on {first.device}; give every input one dtype and device")
+
+
+def _check_positions(program: AnyProgram, name: str, t: torch.Tensor,
+                     first: Optional[torch.Tensor]) -> None:
+    """A position vector: int64 on the inputs' device, every entry a position of its leg."""
+    if t.dtype != torch.int64:
+        raise InvalidArgumentError(f"input {name!r} holds kept positions and must have dtype "
+                                   f"torch.int64, got {t.dtype}")
+    if first is not None and t.device != first.device:
+        raise InvalidArgumentError(f"input {name!r} is on {t.device} but the other inputs are "
+                                   f"on {first.device}")
+    full = _full_size(program, name)
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= full):
+        raise InvalidArgumentError(f"input {name!r}: kept positions must lie in [0, {full}), "
+                                   f"got {int(t.min())}..{int(t.max())}")
+
+
+def _full_size(program: AnyProgram, name: str) -> int:
+    """The unsliced size of the leg whose kept positions the input ``name`` holds."""
+    parts = [program] if isinstance(program, Program) else (
+        program.terms if isinstance(program, SumProgram) else [program.whole])
+    for part in parts:
+        if isinstance(part, Program):
+            found = [op.tensor.full_size for op in part.operands
+                     if op.tensor.sample == name and op.tensor.full_size is not None]
+            if found:
+                return int(found[0])
+        else:
+            return _full_size(part, name)
+    raise CompileError(f"no sliced pattern takes the positions {name!r}")
 
 
 def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -246,6 +296,9 @@ def _operand_tensors(program: Program, state: _Prepared, bound: Dict[str, Any]) 
         if op.lowering == "input":
             t = bound[op.name]
             tensors.append(t if t.shape == op.shape else t.reshape(op.shape))
+            continue
+        if op.lowering in FROM_POSITIONS:  # built from this call's kept positions
+            tensors.append(FROM_POSITIONS[op.lowering](op, bound[op.tensor.sample], dtype))
             continue
         if op.lowering in _NOT_MATERIALIZED:
             tensors.append(None)

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 import torch.nn.functional as F
 
+from tndiag.backends.torch_gather import prepare_gather
 from tndiag.codegen.fuse import BroadcastSpec
 from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
 from tndiag.codegen.native import NativeConv
@@ -404,4 +405,5 @@ def prepare_einsum(step: Step) -> Callable:
 PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
     StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
     StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
-    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter}
+    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter,
+    StepKind.GATHER: prepare_gather}

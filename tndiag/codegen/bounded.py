@@ -107,6 +107,7 @@ def _bounded_graph(graph: Graph, allowed: Tuple[str, ...],
         int(_program(_with_size(graph, c[0], 1), allowed).peak_memory),
         -int(graph.index(c[0]).size)))
     size = int(graph.index(leg).size)
+    axes = axes + (None,) * (len(whole.inputs) - len(axes))  # position vectors: never sliced
     per = tuple(int(shape[a]) // size if a is not None else 1
                 for a, shape in zip(axes, whole.input_shapes))
     out_per = int(whole.output_shape[out_axis]) // size if out_axis is not None else 1

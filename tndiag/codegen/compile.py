@@ -314,7 +314,12 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     variables = [op for op in operands if op.lowering == "input"]
     inputs = tuple(dict.fromkeys(op.name for op in variables))
     shapes = {op.name: tuple(op.tensor.shape) for op in variables}
+    samples = {t.sample: (t.indices[0].size,) for t in graph.tensors
+               if t.kind is Kind.SLICED and t.sample}
+    shapes.update(samples)
+    inputs += tuple(samples)
     flops, largest, peak = planner.costs()
     return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs),
                    tuple(s.positions for s in steps), tuple(steps),
-                   tuple(graph.output_shape), scale * extra_scale, flops, largest, peak)
+                   tuple(graph.output_shape), scale * extra_scale, flops, largest, peak,
+                   samples=tuple(samples))

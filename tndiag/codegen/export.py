@@ -16,6 +16,7 @@ their exact einsum form.
 | ``dense-pattern`` | ``index_pattern(I, O, K, stride, pad_left, dilation)`` (cached) |
 | ``dense-reduced``, ``reduced-matrix`` | ``summed_pattern(I, O, K, ...)`` (counts, no Π) |
 | ``dense-delta``   | ``delta_tensor(size, ndim)`` |
+| ``sliced-pattern``, ``gather`` | ``sliced_pattern(positions, O, K, ...)`` (kept positions) |
 | ``fill``          | ``torch.full(shape, value)`` |
 
 Other lowerings of a pattern, reduced pattern, δ or constant fall back to its dense tensor.
@@ -59,6 +60,15 @@ def summed_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation:
     shifted = i + pad_left - k * dilation  # equals o*stride for the o that hits (i, k)
     hit = (shifted % stride == 0) & (shifted >= 0) & (shifted < O * stride)
     return hit.to(dtype or torch.get_default_dtype())
+''',
+    "sliced_pattern": '''
+def sliced_pattern(positions: torch.Tensor, O: int, K: int, stride: int, pad_left: int,
+                   dilation: int, dtype=None) -> torch.Tensor:
+    """``P[s[j], o, k]``: the index pattern at the kept input positions ``s`` ([m, O, K])."""
+    taps = torch.arange(K, device=positions.device) * dilation
+    shifted = positions.view(-1, 1, 1) + pad_left - taps  # = o*stride where P has an entry
+    o = torch.arange(O, device=positions.device).view(1, O, 1)
+    return (shifted == o * stride).to(dtype or torch.get_default_dtype())
 ''',
     "delta_tensor": '''
 @functools.lru_cache(maxsize=None)
@@ -142,6 +152,10 @@ def _operand_expr(op: Operand, args: Mapping[str, str]) -> Tuple[str, str]:
     """``(helper needed, expression)`` building one operand of a term."""
     if op.lowering == "input":
         return "", f"{args[op.name]}.reshape({', '.join(map(str, op.shape)) or '()'})"
+    if op.tensor.kind is Kind.SLICED:  # built from the kept positions of the call
+        p, (_, O, K) = op.tensor.pattern_params, op.shape
+        return "sliced_pattern", (f"sliced_pattern({args[str(op.tensor.sample)]}, {O}, {K}, "
+                                  f"{p.stride}, {p.pad_left}, {p.dilation}, _dtype)")
     return _constant_expr(op)
 
 
@@ -179,8 +193,11 @@ def _signature(name: str, inputs: Sequence[str], args: Mapping[str, str]) -> str
 
 def _roles(program: AnyProgram) -> Dict[str, str]:
     terms = _terms(program)
-    return {op.name: op.tensor.role.value if op.tensor.role else "input"
-            for t in terms for op in t.operands if op.lowering == "input"}
+    roles = {op.name: op.tensor.role.value if op.tensor.role else "input"
+             for t in terms for op in t.operands if op.lowering == "input"}
+    roles.update({str(op.tensor.sample): "int64 kept positions" for t in terms
+                  for op in t.operands if op.tensor.kind is Kind.SLICED})
+    return roles
 
 
 def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],

@@ -6,6 +6,8 @@ table that turns each lowering into a runtime tensor.
 - variable → ``input``: the user's tensor, reshaped to its flat legs.
 - pattern → ``dense-pattern``: the 0/1 tensor ``[I, O, K]`` (the fallback).
 - reduced → ``reduced-matrix``: counts ``[I, K]`` = ``Σ_o Π``, computed without the dense Π.
+- sliced → ``sliced-pattern``: ``Π[s[j], o, k]`` built from the run-time positions ``s``
+  (the fallback; the ``gather`` step below avoids it).
 - delta → ``merge`` (legs renamed to one letter, no tensor) or ``dense-delta`` (only when two
   of its legs are open).
 - constant → ``scale`` (a scalar factor) or ``fill`` (a filled tensor when it has legs).
@@ -15,6 +17,8 @@ tensor names), the compiler replaces parts of the network with structured steps,
 first (:data:`STRUCTURED`; the cost model in :mod:`tndiag.codegen.cost` prices each):
 
 - ``fold-constant``: a constant's legs all lie on other operands → a scalar factor.
+- ``gather``: a sliced pattern's ``o`` leg is on exactly one other operand → that operand
+  read at the kept positions, per tap (:mod:`~tndiag.codegen.gather`).
 - ``reshape``: a dense pattern (S = K, no padding, I = O·K) has its i leg open only → the
   output leg i is (o, k) fused: no Π, no kernel.
 - ``native``: A, B and patterns form a conv / transposed conv / conv weight gradient
@@ -64,6 +68,10 @@ def _reduced(t: Tensor) -> str:
     return "reduced-matrix"
 
 
+def _sliced(t: Tensor) -> str:
+    return "sliced-pattern"
+
+
 def _delta(t: Tensor) -> str:
     return "merge"
 
@@ -77,13 +85,14 @@ LOWERINGS: Dict[Kind, Callable[[Tensor], str]] = {
     Kind.VARIABLE: _variable,
     Kind.PATTERN: _pattern,
     Kind.REDUCED: _reduced,
+    Kind.SLICED: _sliced,
     Kind.DELTA: _delta,
     Kind.CONSTANT: _constant,
 }
 
 #: The structured lowerings, in the order the compiler tries them.
-STRUCTURED = ("fold-constant", "reshape", "native", "reduced", "window-sum", "view", "scatter",
-              "gram", "broadcast", "bias")
+STRUCTURED = ("fold-constant", "gather", "reshape", "native", "reduced", "window-sum", "view",
+              "scatter", "gram", "broadcast", "bias")
 
 
 def lowering_for(t: Tensor) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
+from tndiag.codegen.gather import gather_flops, gather_spec, match_gathers
 from tndiag.codegen.lowering import (
     exclusive_holder,
     gram_spec,
@@ -80,6 +81,8 @@ class Planner:
         if "fold-constant" in self.allowed:
             self._fold_constants()
         final = self._split_halves() if "gram" in self.allowed else None
+        if "gather" in self.allowed:
+            self._gathers()
         if "reshape" in self.allowed:
             self._open_reshapes()
         if "native" in self.allowed:
@@ -109,7 +112,8 @@ class Planner:
         return cost.prod(self.sizes[ch] for ch in letters)
 
     def _held(self, op: Operand):
-        if op.lowering in ("dense-pattern", "reduced-matrix", "dense-reduced"):
+        if op.lowering in ("dense-pattern", "reduced-matrix", "dense-reduced",
+                           "sliced-pattern"):
             return cost.prod(op.shape)
         if op.lowering in ("fill", "dense-delta"):
             return cost.prod(op.shape)
@@ -154,6 +158,20 @@ class Planner:
         self.stack = [_Entry(n, op.letters, _entry_kind(op), _key(op))
                       for n, op in enumerate(self.ops)]
         self._uid = len(self.ops)
+
+    def _gathers(self) -> None:
+        """Each sliced pattern into the one operand carrying its ``o`` leg (a gather)."""
+        while True:
+            found = match_gathers([e.letters for e in self.stack], self._kinds(), self.out)
+            if not found:
+                return
+            pos, holder = found[0]
+            base, entry = self.stack[holder], self.stack[pos]
+            spec, result = gather_spec(base.letters, entry.letters, self.sizes,
+                                       _pattern_params(self.ops[entry.uid]))
+            self._relower(entry.uid, "gather")
+            self._push([base.uid, entry.uid], result, "gather", spec, "gather",
+                       gather_flops(result, self.sizes))
 
     def _open_reshapes(self) -> None:
         """A dense pattern (S = K, no dilation or padding, I = O·K) whose i leg is open only
@@ -391,6 +409,8 @@ def _entry_kind(op: Operand) -> str:
         return "pattern"
     if op.lowering == "reduced-matrix":
         return "reduced"
+    if op.lowering == "sliced-pattern":
+        return "sliced"
     return "tensor"
 
 

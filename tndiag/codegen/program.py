@@ -19,7 +19,7 @@ from tndiag.ir import Tensor
 from tndiag.ir.sizes import Size
 
 __all__ = ["Operand", "Step", "StepKind", "Program", "SumProgram", "SlicedProgram", "Chunk",
-           "ChunkPlan", "AnyProgram", "BACKENDS", "backend"]
+           "ChunkPlan", "AnyProgram", "BACKENDS", "backend", "sample_inputs"]
 
 #: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
 #: module is imported on first use, so codegen never imports a backend; a second backend is
@@ -81,6 +81,7 @@ class StepKind(str, enum.Enum):
     WINDOW_SUM = "window-sum"
     BROADCAST = "broadcast"
     SCATTER = "scatter"
+    GATHER = "gather"
 
     @property
     def allocates(self) -> bool:
@@ -130,7 +131,9 @@ class Program:
     ``flops`` and ``peak_memory`` (elements of intermediates alive at once, materialized
     patterns included) come from :mod:`tndiag.codegen.cost`. ``parts`` are the programs of
     the sum terms this one evaluates together (a fused bias, a broadcast term; see
-    :mod:`tndiag.codegen.fuse`), empty otherwise.
+    :mod:`tndiag.codegen.fuse`), empty otherwise. ``samples`` are the inputs that are
+    integer vectors of kept positions (sliced patterns, :mod:`tndiag.codegen.gather`); they
+    follow the variables in :attr:`inputs`.
     """
 
     equation: str
@@ -145,6 +148,7 @@ class Program:
     largest_intermediate: Size
     peak_memory: Size = 0
     parts: Tuple["Program", ...] = ()
+    samples: Tuple[str, ...] = ()
 
     @property
     def is_concrete(self) -> bool:
@@ -317,3 +321,11 @@ class SlicedProgram:
 
 
 AnyProgram = Union[Program, SumProgram, SlicedProgram]
+
+
+def sample_inputs(program: AnyProgram) -> Tuple[str, ...]:
+    """The inputs of ``program`` that are position vectors (see :attr:`Program.samples`)."""
+    if isinstance(program, Program):
+        return program.samples
+    parts = program.terms if isinstance(program, SumProgram) else (program.whole,)
+    return tuple(dict.fromkeys(name for part in parts for name in sample_inputs(part)))

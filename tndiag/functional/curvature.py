@@ -8,7 +8,7 @@ runs the cached program. Any number of spatial dimensions.
 from __future__ import annotations
 
 import functools
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -24,7 +24,9 @@ from tndiag.functional._common import (
     run_program,
     weight_ndim,
 )
+from tndiag.functional.dropout import approximate_weight_vjp, check_sample
 from tndiag.ops.hyper import check_flag
+from tndiag.passes.subsample import check_keep
 
 __all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_ggn_diag",
            "weight_ggn_gram"]
@@ -94,18 +96,46 @@ def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output:
 
 
 def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output: torch.Tensor,
-                    stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
+                    stride=1, padding=0, dilation=1, groups: int = 1, *, keep: float = 1.0,
+                    sample: str = "spatial", generator: Optional[torch.Generator] = None,
+                    dim: int = 0) -> torch.Tensor:
     """Gradient of a convolution w.r.t. its weight, like ``torch.nn.grad.conv2d_weight``.
+
+    With ``keep < 1`` it is an unbiased estimate (tensor dropout,
+    :mod:`tndiag.functional.dropout`): each slice of the input along the leg ``sample``
+    names (``"spatial"``: spatial dimension ``dim``; ``"channel"``: input channels) is kept
+    with probability ``keep``, drawn from ``generator``, and the kept ones are scaled by
+    ``1/keep``; the compiled contraction runs on the kept slices only. ``keep=1.0`` is the
+    exact gradient.
+
+    Raises:
+        InvalidArgumentError: ``keep`` outside (0, 1], an unknown ``sample``, or
+            ``sample="spatial"`` along a spatial dimension of size 1.
 
     >>> x, v = torch.randn(2, 3, 7), torch.randn(2, 4, 5)
     >>> g = conv_weight_vjp(x, (4, 3, 3), v)
     >>> torch.allclose(g, torch.nn.grad.conv1d_weight(x, (4, 3, 3), v), atol=1e-6)
     True
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> conv_weight_vjp(x, (4, 3, 3), v, keep=0.5, sample="channel", generator=gen).shape
+    torch.Size([4, 3, 3])
     """
     check_tensors(input=input, grad_output=grad_output)
     w_shape = _shape(weight_size, "weight_size")
-    return _vjp("weight", tuple(input.shape), w_shape, grad_output,
-                (stride, padding, dilation, groups), X=input)
+    keep, sample = check_keep(keep), check_sample(sample)
+    hyper = (stride, padding, dilation, groups)
+    if keep == 1.0:
+        return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, X=input)
+    args = _hyper(hyper)
+    weight_ndim(w_shape)
+    _check_shape(grad_output, _output_shape(tuple(input.shape), w_shape, *args), "grad_output")
+    return approximate_weight_vjp(input, w_shape, grad_output, args, keep, sample, generator,
+                                  dim, lowerings_for(grad_output.dtype, "conv_weight_vjp"))
+
+
+def _hyper(hyper) -> tuple:
+    return tuple(hashable(v, name) for v, name in
+                 zip(hyper, ("stride", "padding", "dilation", "groups"), strict=True))
 
 
 def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
@@ -116,8 +146,7 @@ def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tens
     torch), the input VJP's result is sliced back to N = 0.
     """
     weight_ndim(w_shape)
-    args = tuple(hashable(v, name) for v, name in
-                 zip(hyper, ("stride", "padding", "dilation", "groups"), strict=True))
+    args = _hyper(hyper)
     lowerings = lowerings_for(grad_output.dtype, f"conv_{which}_vjp")
     empty = len(in_shape) == len(w_shape) and in_shape[0] == 0
     if empty:

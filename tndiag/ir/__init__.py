@@ -13,6 +13,7 @@ from tndiag.ir.nodes import (
     delta,
     pattern,
     reduced_pattern,
+    sliced_pattern,
     variable,
 )
 from tndiag.ir.sizes import Size, as_size, pattern_output_size
@@ -21,5 +22,5 @@ from tndiag.ir.verify import verify
 __all__ = [
     "Axis", "Diagram", "Graph", "Index", "KIND_TABLE", "Kind", "PatternParams", "Role", "Size",
     "Sum", "Tensor", "as_size", "constant", "delta", "pattern", "pattern_output_size",
-    "reduced_pattern", "variable", "verify",
+    "reduced_pattern", "sliced_pattern", "variable", "verify",
 ]

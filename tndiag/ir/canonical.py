@@ -47,7 +47,8 @@ __all__ = ["canonical_form", "canonical_graph", "BRANCH_BUDGET"]
 BRANCH_BUDGET = 256
 
 _SYMMETRIC = (Kind.DELTA, Kind.CONSTANT)
-_PREFIX = {Kind.PATTERN: "P", Kind.REDUCED: "R", Kind.DELTA: "D", Kind.CONSTANT: "C"}
+_PREFIX = {Kind.PATTERN: "P", Kind.REDUCED: "R", Kind.SLICED: "S", Kind.DELTA: "D",
+           Kind.CONSTANT: "C"}
 
 
 def _size_key(size) -> str:
@@ -58,7 +59,9 @@ def _tensor_key(t: Tensor) -> str:
     grouping = () if t.kind in _SYMMETRIC else tuple(len(a) for a in t.axes)
     return repr((t.kind.value, t.role.value if t.role else "",
                  t.name if t.kind is Kind.VARIABLE else "", t.params, t.value,
-                 _size_key(t.out_size) if t.out_size is not None else "", grouping))
+                 _size_key(t.out_size) if t.out_size is not None else "",
+                 _size_key(t.full_size) if t.full_size is not None else "", t.sample or "",
+                 grouping))
 
 
 def _rank(keys: Sequence) -> List[int]:

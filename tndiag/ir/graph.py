@@ -100,8 +100,9 @@ class Graph:
             if isinstance(ix.size, sympy.Basic):
                 syms |= ix.size.free_symbols
         for t in self.tensors:
-            if isinstance(t.out_size, sympy.Basic):
-                syms |= t.out_size.free_symbols
+            for size in (t.out_size, t.full_size):
+                if isinstance(size, sympy.Basic):
+                    syms |= size.free_symbols
         return frozenset(syms)
 
     def is_concrete(self) -> bool:
@@ -131,8 +132,7 @@ class Graph:
         ((n:4,),)
         """
         g = self.map_indices(lambda ix: Index(ix.name, substitute_size(ix.size, values)))
-        tensors = [t.replace(out_size=substitute_size(t.out_size, values))
-                   if t.out_size is not None else t for t in g.tensors]
+        tensors = [_substitute_attributes(t, values) for t in g.tensors]
         return g.replace(tensors=tensors)
 
     def rename_indices(self, mapping: Mapping[str, str]) -> "Graph":
@@ -208,6 +208,14 @@ class Sum:
         return "Sum(" + " + ".join(repr(t) for t in self.terms) + ")"
 
 
+def _substitute_attributes(t: Tensor, values: Mapping[str, int]) -> Tensor:
+    """``t`` with its size attributes (``out_size``, ``full_size``) specialised."""
+    changes = {name: substitute_size(size, values)
+               for name, size in (("out_size", t.out_size), ("full_size", t.full_size))
+               if size is not None}
+    return t.replace(**changes) if changes else t
+
+
 def _result(diagram) -> str:
     axes = ", ".join(ix[0].name if len(ix) == 1 else "(" + " ".join(i.name for i in ix) + ")"
                      for ix in diagram.output)
@@ -218,6 +226,8 @@ def _result(diagram) -> str:
 def _detail(t: Tensor) -> str:
     if t.params is not None:
         extra = f", O={t.out_size}" if t.out_size is not None else ""
+        if t.full_size is not None:
+            extra += f", I={t.full_size}, sample={t.sample}"
         return f"{t.params}{extra}"
     if t.value is not None:
         value = Fraction(t.value).limit_denominator(1 << 20)

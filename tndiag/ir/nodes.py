@@ -5,11 +5,19 @@
 | ``variable``    | any            | role: input/parameter/vector | supplied at run time       |
 | ``pattern`` (Π) | (i, o, k)      | stride, pad_left/right, dilation | ``[i = o·S + k·D − P_l]`` |
 | ``reduced``     | (i, k)         | as Π, plus the summed ``O`` | ``Σ_o Π[i,o,k]`` (KFAC-reduce) |
+| ``sliced``      | (j, o, k)      | as Π, plus ``full_size`` I and ``sample`` | ``Π[s[j], o, k]`` |
 | ``delta`` (δ)   | 2+ of one size | —                          | Kronecker delta / copy tensor |
 | ``constant``    | any            | value (a number)           | filled with ``value``        |
 
 ``I`` and ``K`` of a pattern are the sizes of its ``i`` and ``k`` legs; ``O`` is the size of
 its ``o`` leg and must equal :func:`~tndiag.ir.sizes.pattern_output_size`.
+
+A **sliced pattern** is a pattern whose ``i`` leg is restricted to run-time-chosen positions
+(tensor dropout, docs/method.md): its first leg ``j`` has the number of kept positions as
+its size, ``full_size`` is the pattern's ``I``, and ``sample`` names the integer vector
+``s`` (length ``|j|``, values in ``[0, I)``) that the compiled program takes as an input, so
+one plan serves every draw of the same size. It stays structured: the codegen gathers the
+operand on its ``o`` leg at ``o(s[j], k)`` instead of building a dense tensor.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ __all__ = [
     "variable",
     "pattern",
     "reduced_pattern",
+    "sliced_pattern",
     "delta",
     "constant",
     "flat",
@@ -66,6 +75,7 @@ class Kind(str, enum.Enum):
     VARIABLE = "variable"
     PATTERN = "pattern"
     REDUCED = "reduced"
+    SLICED = "sliced"
     DELTA = "delta"
     CONSTANT = "constant"
 
@@ -118,6 +128,7 @@ KIND_TABLE = {
     Kind.VARIABLE: KindInfo("any", "role", "a tensor the user supplies at run time"),
     Kind.PATTERN: KindInfo("(i, o, k)", "params", "Π[i,o,k] = 1 iff i = o·S + k·D − P_l"),
     Kind.REDUCED: KindInfo("(i, k)", "params, out_size", "Σ_o Π[i,o,k]"),
+    Kind.SLICED: KindInfo("(j, o, k)", "params, full_size, sample", "Π[s[j],o,k]"),
     Kind.DELTA: KindInfo("2+ of one size", "-", "Kronecker delta / copy tensor"),
     Kind.CONSTANT: KindInfo("any", "value", "a tensor filled with value"),
 }
@@ -139,6 +150,8 @@ class Tensor:
     params: Union[PatternParams, None] = None
     value: Union[float, int, None] = None
     out_size: Union[Size, None] = None
+    full_size: Union[Size, None] = None
+    sample: Union[str, None] = None
     _indices: Tuple[Index, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +193,8 @@ class Tensor:
     def replace(self, **changes: object) -> "Tensor":
         """A copy with some fields changed (``axes``, ``name``, ...)."""
         fields = dict(name=self.name, kind=self.kind, axes=self.axes, role=self.role,
-                      params=self.params, value=self.value, out_size=self.out_size)
+                      params=self.params, value=self.value, out_size=self.out_size,
+                      full_size=self.full_size, sample=self.sample)
         fields.update(changes)
         return Tensor(**fields)  # type: ignore[arg-type]
 
@@ -189,6 +203,7 @@ class Tensor:
         extra = {Kind.VARIABLE: f" {self.role.value if self.role else ''}",
                  Kind.PATTERN: f" {self.params!r}",
                  Kind.REDUCED: f" {self.params!r} O={self.out_size}",
+                 Kind.SLICED: f" {self.params!r} I={self.full_size} sample={self.sample}",
                  Kind.CONSTANT: f" value={self.value}", Kind.DELTA: ""}[self.kind]
         return f"{self.name}:{self.kind.value}{extra}[{legs}]"
 
@@ -246,6 +261,21 @@ def reduced_pattern(name: str, i: Index, k: Index, out_size: Size, stride: int =
     """A pattern summed over its output leg, ``Σ_o Π[i,o,k]``, with legs (i, k)."""
     params = PatternParams(stride, pad_left, pad_right, dilation)
     return Tensor(name, Kind.REDUCED, ((i,), (k,)), params=params, out_size=as_size(out_size))
+
+
+def sliced_pattern(name: str, j: Index, o: Index, k: Index, full_size: Size, sample: str,
+                   stride: int = 1, pad_left: int = 0, pad_right: int = 0,
+                   dilation: int = 1) -> Tensor:
+    """A pattern with input size ``full_size`` whose ``i`` leg is ``j``: ``Π[s[j], o, k]``.
+
+    ``sample`` names the run-time vector ``s`` of kept positions (see the module docstring).
+
+    >>> sliced_pattern("P", Index("j", 2), Index("o", 3), Index("k", 3), 5, "keep_i").sample
+    'keep_i'
+    """
+    params = PatternParams(stride, pad_left, pad_right, dilation)
+    return Tensor(name, Kind.SLICED, ((j,), (o,), (k,)), params=params,
+                  full_size=as_size(full_size), sample=sample)
 
 
 def delta(name: str, legs) -> Tensor:

@@ -10,7 +10,9 @@ Invariants (each failure raises :class:`~tndiag.errors.VerifyError` naming the c
 4. each kind's legs and attributes match ``KIND_TABLE`` (pattern: three single legs, positive
    stride/dilation, non-negative left padding (a negative right padding crops: that is how a
    transposed convolution's ``output_padding`` is expressed), ``O`` consistent with ``I, K``;
-   δ: 2+ legs of one size; variable: a role; constant: a number);
+   sliced pattern: as a pattern for ``I = full_size``, at most ``I`` kept positions and a
+   ``sample`` name that is an identifier and names no tensor; δ: 2+ legs of one size;
+   variable: a role; constant: a number);
 5. a :class:`Sum` has terms with identical outputs and consistent variables.
 """
 
@@ -61,7 +63,24 @@ def _verify_graph(graph: Graph) -> None:
         for ix in t.indices:
             _check_index(ix, sizes, f"tensor {t.name!r}")
         KIND_CHECKS[t.kind](t)
+    _check_samples(graph)
     _verify_output(graph, sizes)
+
+
+def _check_samples(graph: Graph) -> None:
+    """A sample name is not a tensor name, and sliced patterns sharing it keep equally many."""
+    kept: Dict[str, Index] = {}
+    names = set(graph.names)
+    for t in graph.tensors:
+        if t.kind is not Kind.SLICED or t.sample is None:
+            continue
+        if t.sample in names:
+            raise VerifyError(f"sliced pattern {t.name!r}: sample {t.sample!r} is also the "
+                              "name of a tensor")
+        first = kept.setdefault(t.sample, t.indices[0])
+        if sizes_equal(first.size, t.indices[0].size) is False:
+            raise VerifyError(f"sliced patterns share sample {t.sample!r} but keep "
+                              f"{first.size} and {t.indices[0].size} positions")
 
 
 def _check_occurrence(t: Tensor, first: Tensor) -> None:
@@ -139,6 +158,24 @@ def _check_reduced(t: Tensor) -> None:
                           f"I={i.size}, K={k.size}, {t.params} give O={want}")
 
 
+def _check_sliced(t: Tensor) -> None:
+    if len(t.axes) != 3 or any(len(a) != 1 for a in t.axes):
+        raise VerifyError(f"sliced pattern {t.name!r} must have exactly three single legs "
+                          "(j, o, k)")
+    _check_params(t)
+    j, o, k = t.indices
+    if t.full_size is None:
+        raise VerifyError(f"sliced pattern {t.name!r} has no full_size (the unsliced I)")
+    if not (isinstance(t.sample, str) and t.sample.isidentifier()):
+        raise VerifyError(f"sliced pattern {t.name!r}: sample must name the run-time vector "
+                          f"of kept positions (an identifier), got {t.sample!r}")
+    if isinstance(j.size, int) and isinstance(t.full_size, int) and j.size > t.full_size:
+        raise VerifyError(f"sliced pattern {t.name!r} keeps {j.size} positions of leg "
+                          f"{j.name!r} but the full size is only {t.full_size}")
+    _check_pattern(t.replace(kind=Kind.PATTERN, axes=((Index(j.name, t.full_size),),
+                                                      (o,), (k,))))
+
+
 def _check_delta(t: Tensor) -> None:
     if len(t.indices) < 2:
         raise VerifyError(f"delta {t.name!r} needs at least two legs, has {len(t.indices)}")
@@ -164,6 +201,7 @@ KIND_CHECKS = {
     Kind.VARIABLE: _check_variable,
     Kind.PATTERN: _check_pattern,
     Kind.REDUCED: _check_reduced,
+    Kind.SLICED: _check_sliced,
     Kind.DELTA: _check_delta,
     Kind.CONSTANT: _check_constant,
 }

@@ -3,7 +3,7 @@
 Importing this package registers every pass in :data:`~tndiag.passes.base.PASSES`.
 """
 
-from tndiag.passes import canonicalize, differentiate, expand, rules, simplify  # noqa: F401  (register the simplification passes)  # noqa: F401  (register)
+from tndiag.passes import canonicalize, differentiate, expand, rules, simplify, subsample  # noqa: F401  (register the simplification passes)  # noqa: F401  (register)
 from tndiag.passes.base import (
                                 PASSES,
                                 Pass,

@@ -17,6 +17,7 @@ from tndiag.render.style import (
     HIGHLIGHT,
     LEG_STYLE,
     PORT_STYLE,
+    SAMPLED_STYLE,
     SHADE,
     Html,
     axes_text,
@@ -78,10 +79,18 @@ def _leg_label(ix: Index, opts: Options) -> str:
     return f"{ix.name}={size_text(ix.size)}" if opts.sizes else ix.name
 
 
-def _edge_style(ix: Index, fused: set, opts: Options) -> Dict[str, str]:
+def _sampled_names(graph: Graph) -> set:
+    """The sampled legs: the ``j`` leg of every sliced pattern."""
+    return {t.indices[0].name for t in graph.tensors if t.kind is Kind.SLICED}
+
+
+def _edge_style(ix: Index, fused: set, opts: Options, sampled: frozenset = frozenset()
+                ) -> Dict[str, str]:
     style = dict(LEG_STYLE[leg_class(ix)])
     if ix.name in fused:
         style["penwidth"] = "2.2"
+    if ix.name in sampled:
+        style.update(SAMPLED_STYLE)
     if ix.name in opts.highlight:
         style.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="3")
     return style
@@ -89,8 +98,8 @@ def _edge_style(ix: Index, fused: set, opts: Options) -> Dict[str, str]:
 
 def _port(t: Tensor, position: int) -> Dict[str, str]:
     """Small ``i``/``o``/``k`` marks at a pattern's end of an edge (which leg is which)."""
-    if t.kind in (Kind.PATTERN, Kind.REDUCED):
-        name = _PORT[position] if t.kind is Kind.PATTERN else "ik"[position]
+    if t.kind in (Kind.PATTERN, Kind.REDUCED, Kind.SLICED):
+        name = "ik"[position] if t.kind is Kind.REDUCED else _PORT[position]
         return {"label": name}
     return {}
 
@@ -152,9 +161,11 @@ def _single_axis(graph: Graph, ix: Index) -> bool:
 
 def _index_lines(graph: Graph, ix: Index, ends, out_end, prefix: str, fused: set,
                  opts: Options) -> List[str]:
-    style = _edge_style(ix, fused, opts)
+    sampled = frozenset(_sampled_names(graph))
+    style = _edge_style(ix, fused, opts, sampled)
     points = list(ends.get(ix.name, [])) + ([out_end] if out_end else [])
-    label = {"label": _leg_label(ix, opts), "fontsize": "10"}
+    text = _leg_label(ix, opts) + (" sampled" if ix.name in sampled else "")
+    label = {"label": text, "fontsize": "10"}
     if len(points) == 2:
         if out_end is not None and _single_axis(graph, ix):  # the open end names it
             label = {}

@@ -5,11 +5,13 @@
 | variable | box; colour and outline by role | name, role, runtime axes |
 | pattern  | grey double-bordered box        | ``Π`` name, ``S`` stride, ``P`` padding, ``D`` dil. |
 | reduced  | grey dashed double-bordered box | ``ΣΠ`` name, hyper-parameters, the summed-out ``O`` |
+| sliced   | purple-edged double-bordered box | ``Π[s]`` name, hyper-parameters, ``I``, positions |
 | delta    | small filled black dot          | none (name in the tooltip) |
 | constant | small circle                    | its value, as a fraction when exact (``1/1024``) |
 
 Legs: batch legs (``n``) dashed blue, group legs (``g``, ``h``) green, legs fused into a
-bigger runtime axis drawn thicker. A leg shared by three or more tensors (hyperedge) meets at
+bigger runtime axis drawn thicker, the sampled leg of a sliced pattern (its ``j``) dotted
+purple and marked "sampled". A leg shared by three or more tensors (hyperedge) meets at
 a small junction dot labelled with the index name.
 """
 
@@ -23,7 +25,8 @@ from typing import Callable, Dict
 from tndiag.ir import Index, Kind, Role, Tensor
 
 __all__ = ["Html", "KIND_STYLE", "ROLE_STYLE", "leg_class", "LEG_STYLE", "HIGHLIGHT",
-           "node_attrs", "axes_text", "size_text", "value_text", "PORT_STYLE", "SHADE"]
+           "node_attrs", "axes_text", "size_text", "value_text", "PORT_STYLE", "SHADE", "SAMPLED",
+           "SAMPLED_STYLE"]
 
 FONT = "Helvetica"
 
@@ -36,6 +39,13 @@ SHADE = "#e8e8e8"
 
 #: Colour used to highlight the part of a diagram a pass changed.
 HIGHLIGHT = "#d62728"
+
+#: Colour of a sliced pattern and of its sampled leg (tensor dropout).
+SAMPLED = "#7b2d8e"
+
+#: Edge attributes of a sampled leg (the ``j`` leg of a sliced pattern).
+SAMPLED_STYLE: Dict[str, str] = {"style": "dotted", "color": SAMPLED, "fontcolor": SAMPLED,
+                                 "penwidth": "2.4"}
 
 
 class Html(str):
@@ -95,6 +105,13 @@ def _reduced(t: Tensor) -> Dict[str, str]:
             "peripheries": "2", "label": Html(label)}
 
 
+def _sliced(t: Tensor) -> Dict[str, str]:
+    extra = f"{_params_text(t)} I={size_text(t.full_size)} s={t.sample}"
+    label = f"<B>Π[s]</B>&nbsp;{html.escape(t.name)}<BR/>{_small(extra, 8)}"
+    return {"shape": "box", "style": "filled", "fillcolor": "#e0e0e0", "peripheries": "2",
+            "color": SAMPLED, "label": Html(label)}
+
+
 def _delta(t: Tensor) -> Dict[str, str]:
     return {"shape": "point", "width": "0.14", "style": "filled", "fillcolor": "black",
             "tooltip": f"δ {t.name}"}
@@ -127,6 +144,7 @@ KIND_STYLE: Dict[Kind, Callable[[Tensor], Dict[str, str]]] = {
     Kind.VARIABLE: _variable,
     Kind.PATTERN: _pattern,
     Kind.REDUCED: _reduced,
+    Kind.SLICED: _sliced,
     Kind.DELTA: _delta,
     Kind.CONSTANT: _constant,
 }

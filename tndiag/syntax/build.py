@@ -229,7 +229,8 @@ def _tensor(decl: Declaration, axes) -> Tensor:
             len(axes) == 2 and all(len(axis) == 1 for axis in axes):
         out_size = decl.params.output_size(axes[0][0].size, axes[1][0].size)
     return Tensor(decl.name, decl.kind, axes, role=decl.role, params=decl.params,
-                  value=decl.value, out_size=out_size)
+                  value=decl.value, out_size=out_size, full_size=decl.full_size,
+                  sample=decl.sample)
 
 
 def _last_line(text: str) -> int:

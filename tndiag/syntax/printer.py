@@ -143,6 +143,14 @@ def _reduced_head(t: Tensor) -> tuple:
     return (p, None if t.out_size == p.output_size(i.size, k.size) else t.out_size)
 
 
+def _sliced_head(t: Tensor) -> tuple:
+    _check_size(t.full_size, f"I of {t.name}")
+    if not (isinstance(t.sample, str) and t.sample.isidentifier()):
+        raise InvalidArgumentError(f"sliced pattern {t.name!r} needs a sample name (an "
+                                   f"identifier), got {t.sample!r}")
+    return (_params(t, 3), t.full_size, t.sample)
+
+
 def _constant_head(t: Tensor) -> tuple:
     ok_float = isinstance(t.value, float) and math.isfinite(t.value)
     if not (ok_float or (isinstance(t.value, int) and not isinstance(t.value, bool))):
@@ -300,6 +308,13 @@ def _reduced_text(t: Tensor, head: tuple) -> str:
     return f"{t.name} = reduced({i.name}, {k.name}{_options(t, head)})"
 
 
+def _sliced_text(t: Tensor, head: tuple) -> str:
+    (j,), (o,), (k,) = t.axes
+    rest = _options(t, head).removeprefix("; ")
+    return (f"{t.name} = sliced({j.name} -> {o.name}, {k.name}; I={t.full_size}, "
+            f"sample={t.sample}{', ' + rest if rest else ''})")
+
+
 def _constant_text(t: Tensor, head: tuple) -> str:
     return f"{t.name} = const({t.value!r})" + (f" {_legs(t.axes)}" if t.axes else "")
 
@@ -318,6 +333,7 @@ TEXT_FORMS: Dict[Kind, TextForm] = {
                             lambda t, head: f"{t.name} : {t.role} {_legs(t.axes)}"),
     Kind.PATTERN: TextForm(_pattern_head, _pattern_text),
     Kind.REDUCED: TextForm(_reduced_head, _reduced_text),
+    Kind.SLICED: TextForm(_sliced_head, _sliced_text),
     Kind.DELTA: TextForm(lambda t: (), lambda t, head: f"{t.name} = delta {_legs(t.axes)}"),
     Kind.CONSTANT: TextForm(_constant_head, _constant_text),
 }

@@ -40,7 +40,8 @@ Legs = Tuple[Tuple[Ref, ...], ...]
 class Declaration:
     """``X : input [...]`` or ``P = pattern(...)``: a tensor's name, kind and attributes.
 
-    ``out_size`` is None for a reduced pattern whose summed size is to be inferred.
+    ``out_size`` is None for a reduced pattern whose summed size is to be inferred;
+    ``full_size`` and ``sample`` are a sliced pattern's ``I`` and position vector.
     """
 
     name: str
@@ -51,6 +52,8 @@ class Declaration:
     params: Optional[PatternParams] = None
     value: Union[int, float, None] = None
     out_size: Optional[Size] = None
+    full_size: Optional[Size] = None
+    sample: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,13 @@ __all__ = ["ToStatements"]
 _MAX_DIGITS = 1300  # about MAX_BITS bits
 _ARITY = {"floor": (1, 1), "ceiling": (1, 1), "Mod": (2, 2), "Max": (1, 64), "Min": (1, 64)}
 _OPTIONS = {"pattern": ("stride", "padding", "dilation"),
-            "reduced": ("stride", "padding", "dilation", "O")}
+            "reduced": ("stride", "padding", "dilation", "O"),
+            "sliced": ("stride", "padding", "dilation", "I", "sample")}
+
+
+def _params(given: Dict[str, Any]) -> PatternParams:
+    pad = given.get("padding", (0, 0))
+    return PatternParams(given.get("stride", 1), pad[0], pad[1], given.get("dilation", 1))
 
 
 def _pos(tok: Token) -> Pos:
@@ -84,6 +90,18 @@ class ToStatements(Transformer):
         attrs = {"params": params, "out_size": out_size}
         return Kind.REDUCED, ((refs[0],), (refs[1],)), attrs
 
+    def sliced(self, before, arrow, after, options):
+        if len(before) != 1 or len(after) != 2:
+            raise self._error(f"a sliced pattern has one leg before '->' and two after it "
+                              f"(j -> o, k), got {len(before)} and {len(after)}", arrow)
+        given = self._given("sliced", options)
+        for name in ("I", "sample"):
+            if name not in given:
+                raise self._error(f"a sliced pattern needs the option {name!r} "
+                                  "(sliced(j -> o, k; I=..., sample=...))", arrow)
+        attrs = {"params": _params(given), "full_size": given["I"], "sample": given["sample"]}
+        return Kind.SLICED, ((before[0],), (after[0],), (after[1],)), attrs
+
     def delta(self, legs):
         return Kind.DELTA, legs, {}
 
@@ -100,6 +118,10 @@ class ToStatements(Transformer):
         return name, (left, right)
 
     def _options(self, kind: str, options) -> Tuple[PatternParams, Optional[Any]]:
+        given = self._given(kind, options)
+        return _params(given), given.get("O")
+
+    def _given(self, kind: str, options) -> Dict[str, Any]:
         given: Dict[str, Any] = {}
         for name, value in options or ():
             if name not in _OPTIONS[kind]:
@@ -108,14 +130,17 @@ class ToStatements(Transformer):
             if name in given:
                 raise self._error(f"option {str(name)!r} given twice", name)
             given[str(name)] = self._option_value(name, value)
-        pad = given.get("padding", (0, 0))
-        params = PatternParams(given.get("stride", 1), pad[0], pad[1], given.get("dilation", 1))
-        return params, given.get("O")
+        return given
 
     def _option_value(self, name: Token, value):
-        if name == "O":
+        if name == "sample":
+            if not isinstance(value, sympy.Symbol):
+                raise self._error(f"option 'sample' names the vector of kept positions (an "
+                                  f"identifier), got {value}", name)
+            return value.name
+        if name in ("O", "I"):
             if isinstance(value, tuple):
-                raise self._error("option 'O' is a size, not a pair", name)
+                raise self._error(f"option {str(name)!r} is a size, not a pair", name)
             return self._size(value, name)
         pair = value if isinstance(value, tuple) else (value, value)
         if name != "padding" and isinstance(value, tuple):

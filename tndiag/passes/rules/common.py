@@ -21,7 +21,7 @@ __all__ = ["divides", "equal", "less", "describe", "carriers", "is_output", "fre
            "pattern_sites", "STRUCTURED"]
 
 #: Kinds whose legs are fixed slots: their indices cannot be split, fused or dropped.
-STRUCTURED = (Kind.PATTERN, Kind.REDUCED)
+STRUCTURED = (Kind.PATTERN, Kind.REDUCED, Kind.SLICED)
 
 
 def divides(k: Size | str, n: Size | str) -> bool | None:
