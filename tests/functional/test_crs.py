@@ -217,3 +217,20 @@ def test_bad_shapes_and_types():
         crs_conv(X[0], torch.randn(4, 3, 3), keep=0.5)
     with pytest.raises(TndiagError, match="stride"):
         crs_weight_vjp(X, (4, 3, 3), V, stride=0, keep=0.5)
+
+
+def test_conv_weight_vjp_has_the_crs_row():
+    """``conv_weight_vjp(sample="crs")`` is a CRS draw; keep=1 is the exact gradient."""
+    from tndiag.functional import conv_weight_vjp
+
+    cfg = GRID["2d-groups-asym"]
+    x, v = _case(cfg, seed=3)
+    got = conv_weight_vjp(x, cfg["w_shape"], v, **_hyper(cfg), keep=0.4, sample="crs",
+                          generator=torch.Generator().manual_seed(7))
+    want = crs_weight_vjp(x, cfg["w_shape"], v, **_hyper(cfg), keep=0.4,
+                          generator=torch.Generator().manual_seed(7))
+    assert torch.equal(got, want)
+    exact = conv_weight_vjp(x, cfg["w_shape"], v, **_hyper(cfg), keep=1.0, sample="crs")
+    assert torch.allclose(exact, _exact(x, cfg["w_shape"], v, cfg), atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="crs"):
+        conv_weight_vjp(x, cfg["w_shape"], v, **_hyper(cfg), keep=0.4, sample="rows")

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from tndiag.functional.crs import check_keep, crs_conv
+from tndiag.functional.crs import crs_conv
+from tndiag.passes.subsample import check_keep
 
 __all__ = ["allcnnc", "sample_image_batch", "gaussian_batch", "random_labels", "LayerCase",
            "capture", "conv_layers", "SavedBytes", "CRSConv", "crs_dropout", "restore_crs"]

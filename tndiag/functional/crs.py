@@ -37,22 +37,9 @@ from tndiag.functional._common import check_tensors, hashable, weight_ndim
 from tndiag.functional.conv import conv
 from tndiag.functional.curvature import conv_input_vjp
 from tndiag.functional.unfold import unfold
+from tndiag.passes.subsample import check_keep
 
-__all__ = ["check_keep", "crs_probabilities", "crs_weight_vjp", "CRSSampler", "crs_conv"]
-
-
-def check_keep(keep: object, name: str = "keep") -> float:
-    """``keep`` as a float in (0, 1]; anything else is an :class:`InvalidArgumentError`.
-
-    >>> check_keep(0.5)
-    0.5
-    """
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-        raise InvalidArgumentError(f"{name} must be a number in (0, 1], got {keep!r}")
-    if not 0.0 < float(keep) <= 1.0:
-        raise InvalidArgumentError(f"{name} must lie in (0, 1] (the expected fraction of "
-                                   f"column-row pairs kept), got {keep!r}")
-    return float(keep)
+__all__ = ["crs_probabilities", "crs_weight_vjp", "CRSSampler", "crs_estimate", "crs_conv"]
 
 
 def crs_probabilities(weights: torch.Tensor, keep: float) -> torch.Tensor:
@@ -211,6 +198,22 @@ class CRSSampler:
         u_kept = self.u.gather(1, order[..., None].expand(-1, -1, self.u.shape[-1]))
         return torch.bmm((g_kept * scale[..., None]).transpose(1, 2),
                          u_kept).reshape(self.weight_shape)
+
+
+def crs_estimate(input: torch.Tensor, weight_shape: Tuple[int, ...], grad_output: torch.Tensor,
+                 hyper: tuple, keep: float, generator: Optional[torch.Generator],
+                 dim: int = 0, lowerings: Optional[str] = None) -> torch.Tensor:
+    """The ``"crs"`` row of :data:`tndiag.functional.dropout.SAMPLERS` (same signature as
+    the other rows; ``dim`` and ``lowerings`` do not apply): one :class:`CRSSampler` draw.
+
+    >>> from tndiag.functional import conv_weight_vjp
+    >>> x, v = torch.randn(2, 3, 7), torch.randn(2, 4, 5)
+    >>> conv_weight_vjp(x, (4, 3, 3), v, keep=0.5, sample="crs").shape
+    torch.Size([4, 3, 3])
+    """
+    stride, padding, dilation, groups = hyper
+    return CRSSampler(input, weight_shape, grad_output, stride, padding, dilation, groups,
+                      keep).draw(generator)
 
 
 class _CRSConv(torch.autograd.Function):
