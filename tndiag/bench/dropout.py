@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -59,8 +59,9 @@ class Config:
     keeps: Sequence[float] = KEEPS
     methods: Sequence[str] = METHODS
     data: Sequence[str] = ("images", "gaussian")
-    rounds: int = 3  # timed backward passes per point (0: no timing)
-    memory_draws: int = 3  # forward passes per point for the saved bytes (Bernoulli counts)
+    rounds: int = 2  # timed backward passes per point (0: no timing)
+    time_keeps: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)  # the timed keeps
+    memory_draws: int = 2  # forward passes per point for the saved bytes (Bernoulli counts)
     timed_data: str = "images"
     seed: int = 0
     size: int = 32
@@ -86,7 +87,11 @@ def estimator(method: str, case: LayerCase, keep: float
 def layer_errors(case: LayerCase, method: str, keep: float, draws: int,
                  generator: torch.Generator) -> List[float]:
     """Squared Frobenius errors ``‖ĝ - g‖²`` of ``draws`` independent estimates."""
-    draw = estimator(method, case, keep)
+    return _sq_errors(estimator(method, case, keep), case, draws, generator)
+
+
+def _sq_errors(draw: Callable[[torch.Generator], torch.Tensor], case: LayerCase, draws: int,
+               generator: torch.Generator) -> List[float]:
     return [float((draw(generator) - case.weight_grad).square().sum()) for _ in range(draws)]
 
 
@@ -155,17 +160,34 @@ def backward_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: s
     return {"backward_s": approx, "exact_backward_s": exact, "ratio": approx / exact}
 
 
+def _point_errors(cases: List[LayerCase], parts: List, method: str, keep: float,
+                  draws: int, gen: torch.Generator) -> Tuple[List[List[float]], float]:
+    """Squared errors per layer and draw; the largest deviation of a checked draw."""
+    if method == "crs":
+        return [_sq_errors(p.with_keep(keep).draw, c, draws, gen)
+                for c, p in zip(cases, parts)], 0.0
+    from tndiag.bench.dropout_slices import check_draw, sliced_errors
+
+    check = max(check_draw(c, p, method, keep, gen) for c, p in zip(cases, parts))
+    return [sliced_errors(p, c.weight_grad, method, keep, draws, c.hyper[3], gen)
+            for c, p in zip(cases, parts)], check
+
+
 def _errors(config: Config, model: nn.Module, name: str, progress) -> List[dict]:
+    from tndiag.bench.dropout_slices import slice_contributions
+
     x = DATA[name](config.batch, config.seed, config.size)
     cases = capture(model, x, random_labels(config.batch, seed=config.seed))
     sq_norm = [float(c.weight_grad.square().sum()) for c in cases]
     gen = torch.Generator().manual_seed(config.seed + 1)
     points = []
     for method in config.methods:
+        parts = ([CRSSampler(c.input, c.weight_shape, c.grad_output, *c.hyper) for c in cases]
+                 if method == "crs" else [slice_contributions(c, method) for c in cases])
         for keep in config.keeps:
-            sq_err = [layer_errors(c, method, keep, config.draws, gen) for c in cases]
+            sq_err, check = _point_errors(cases, parts, method, keep, config.draws, gen)
             points.append({"data": name, "method": method, "keep": keep,
-                           **_summary(sq_err, sq_norm)})
+                           "check": check, **_summary(sq_err, sq_norm)})
             progress(f"{name} {method} keep={keep}: total error "
                      f"{points[-1]['total_mean']:.3f} ± {points[-1]['total_std']:.3f}")
     return points
@@ -190,7 +212,7 @@ def run(config: Config, progress: Callable[[str], None] = lambda s: None) -> dic
         for keep in config.keeps:
             mem = saved_bytes(model, x, method, keep, config.memory_draws)
             results["memory"].append({"method": method, "keep": keep, **mem})
-            if config.rounds:
+            if config.rounds and keep in config.time_keeps:
                 t = backward_times(model, x, y, method, keep, config.rounds)
                 results["time"].append({"method": method, "keep": keep, **t})
                 progress(f"{method} keep={keep}: conv bytes {mem['conv_bytes'] / 2**20:.1f} "
@@ -198,7 +220,8 @@ def run(config: Config, progress: Callable[[str], None] = lambda s: None) -> dic
     return results
 
 
-SMALL: Dict[str, Any] = dict(batch=4, draws=3, keeps=(0.25, 0.5), rounds=1, memory_draws=1, size=32)
+SMALL: Dict[str, Any] = dict(batch=4, draws=3, keeps=(0.25, 0.5), rounds=1, time_keeps=(0.25, 0.5),
+                             memory_draws=1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,7 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--data", nargs="+", choices=tuple(DATA), default=list(DATA))
     p.add_argument("--rounds", type=int, default=None,
-                   help="timed backward passes per point (default 3; 0 skips timing)")
+                   help="timed backward passes per point (default 2; 0 skips timing)")
+    p.add_argument("--time-keeps", type=float, nargs="+", default=None,
+                   help="keeps whose backward pass is timed (default 0.1 0.3 0.5 0.7 0.9)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: steadier when other jobs share the cores)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -229,6 +254,9 @@ def config_from(args: argparse.Namespace) -> Config:
             setattr(base, key, getattr(args, key))
     if args.keeps:
         base.keeps = tuple(args.keeps)
+        base.time_keeps = tuple(k for k in base.keeps if k in base.time_keeps) or base.keeps
+    if args.time_keeps:
+        base.time_keeps = tuple(args.time_keeps)
     base.methods, base.data = tuple(args.methods), tuple(args.data)
     base.timed_data = base.data[0]
     return base

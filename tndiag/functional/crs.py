@@ -25,6 +25,7 @@ the weight gradient but no activation memory.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from typing import Any, Optional, Sequence, Tuple, cast
@@ -178,15 +179,31 @@ class CRSSampler:
         self.weight_shape, hyper = _check(input, weight_size, grad_output,
                                           (stride, padding, dilation, groups))
         self.g, self.u = _pairs(input, self.weight_shape, grad_output, hyper)
-        self.probabilities = crs_probabilities(
-            torch.linalg.vector_norm(self.g, dim=-1)
-            * torch.linalg.vector_norm(self.u, dim=-1), self.keep)
+        self.weights = (torch.linalg.vector_norm(self.g, dim=-1)
+                        * torch.linalg.vector_norm(self.u, dim=-1))
+        self.probabilities = crs_probabilities(self.weights, self.keep)
+
+    def with_keep(self, keep: float) -> "CRSSampler":
+        """The same product sampled at another ``keep`` (the factors are shared, not copied).
+
+        >>> s = CRSSampler(torch.randn(2, 3, 7), (4, 3, 3), torch.randn(2, 4, 5), keep=0.5)
+        >>> round(s.with_keep(0.2).probabilities.sum().item(), 3)
+        2.0
+        """
+        other = copy.copy(self)
+        other.keep = check_keep(keep)
+        other.probabilities = crs_probabilities(self.weights, other.keep)
+        return other
 
     def draw(self, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """One unbiased estimate: keep pair ``t`` with probability ``p_t``, rescale by
         ``1/p_t``, multiply the kept pairs only (per group, padded to the largest count)."""
         p = self.probabilities
         kept = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p
+        if p.shape[0] == 1:  # one group: plain row selection
+            idx = kept[0].nonzero().flatten()
+            g_kept = self.g[0].index_select(0, idx) / p[0].index_select(0, idx)[:, None]
+            return (g_kept.T @ self.u[0].index_select(0, idx)).reshape(self.weight_shape)
         count = kept.sum(dim=-1)
         width = max(int(count.max().item()), 1)
         # kept pairs first (stable), padded to the largest count with zero-scaled pairs
