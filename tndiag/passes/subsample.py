@@ -119,8 +119,11 @@ def _subsample(diagram: Diagram, rec: Recorder, index: str = "", keep: float = 1
         raise InvalidArgumentError(f"subsample: size must be between 1 and the size {I} of "
                                    f"index {index!r}, got {m}")
     sample = sample or f"keep_{index}"
-    if not sample.isidentifier():
-        raise InvalidArgumentError(f"subsample: sample must be an identifier, got {sample!r}")
+    terms = diagram.terms if not isinstance(diagram, Graph) else (diagram,)
+    if not sample.isidentifier() or any(sample in term.names for term in terms):
+        raise InvalidArgumentError(f"subsample: sample names the run-time positions and must "
+                                   f"be an identifier that names no tensor, got {sample!r}")
+    _check_occurrences(terms, index)
     value = SCALES[mode](keep, I, m)
     touched: List[str] = []
 
@@ -129,7 +132,7 @@ def _subsample(diagram: Diagram, rec: Recorder, index: str = "", keep: float = 1
         touched.extend(t.name for t, new in zip(term.tensors, tensors) if t is not new)
         output = tuple(tuple(Index(index, m) if ix.name == index else ix for ix in axis)
                        for axis in term.output)
-        if value != 1:
+        if value != 1 and index in term.indices():  # a term without the index is exact
             name = fresh_name("keep_scale", set(term.names))
             tensors.append(constant(name, _number(value)))
         return Graph(tuple(tensors), output)
@@ -139,6 +142,18 @@ def _subsample(diagram: Diagram, rec: Recorder, index: str = "", keep: float = 1
               f"scaled by {value}; positions are the run-time input {sample!r}",
               tensors=tuple(dict.fromkeys(touched)), indices=(index,))
     return out
+
+
+def _check_occurrences(terms, index: str) -> None:
+    """Every occurrence of a variable carrying ``index`` must carry it (one runtime shape)."""
+    occurrences: Dict[str, List[bool]] = {}
+    for term in terms:
+        for t in term.variables():
+            occurrences.setdefault(t.name, []).append(index in [ix.name for ix in t.indices])
+    for name, carries in occurrences.items():
+        if any(carries) and not all(carries):
+            raise PassError(f"subsample: index {index!r} is on some occurrences of variable "
+                            f"{name!r} only; their kept slices would differ in shape")
 
 
 def _number(value: object) -> float:
