@@ -63,11 +63,10 @@ def sample_image_batch(batch: int, seed: int = 0, size: int = 32) -> torch.Tenso
     >>> x.shape, abs(x.mean().item()) < 1.5
     (torch.Size([4, 3, 32, 32]), True)
     """
-    import numpy as np
     from sklearn.datasets import load_sample_images
 
-    photos = np.stack(load_sample_images().images)
-    images = torch.tensor(photos, dtype=torch.float32).permute(0, 3, 1, 2)
+    photos = [torch.as_tensor(im, dtype=torch.float32) for im in load_sample_images().images]
+    images = torch.stack(photos).permute(0, 3, 1, 2)
     mean = images.mean(dim=(0, 2, 3), keepdim=True)
     std = images.std(dim=(0, 2, 3), keepdim=True)
     gen = torch.Generator().manual_seed(seed)

@@ -95,7 +95,7 @@ def train_once(method: str, keep: float, config: TrainConfig, seed: int,
     xtr, ytr, xte, yte = data
     if config.train_size:
         xtr, ytr = xtr[:config.train_size], ytr[:config.train_size]
-    model = small_cnn(seed)
+    model = small_cnn(seed).to(xtr.dtype)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     order = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed + 1000)  # the samplers' draws
