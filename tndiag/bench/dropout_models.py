@@ -65,7 +65,7 @@ def sample_image_batch(batch: int, seed: int = 0, size: int = 32) -> torch.Tenso
     """
     from sklearn.datasets import load_sample_images
 
-    photos = [torch.as_tensor(im, dtype=torch.float32) for im in load_sample_images().images]
+    photos = [torch.tensor(im, dtype=torch.float32) for im in load_sample_images().images]
     images = torch.stack(photos).permute(0, 3, 1, 2)
     mean = images.mean(dim=(0, 2, 3), keepdim=True)
     std = images.std(dim=(0, 2, 3), keepdim=True)
