@@ -125,9 +125,9 @@ def _saved(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
     first ``steps`` batches (Bernoulli draws keep a random number of slices)."""
     conv, total = [], []
     for k in range(steps):
+        xb = x[k * batch:(k + 1) * batch].clone()  # a batch of its own, as in training
         with SavedBytes(model) as saved:
-            nn.functional.cross_entropy(model(x[k * batch:(k + 1) * batch]),
-                                        y[k * batch:(k + 1) * batch])
+            nn.functional.cross_entropy(model(xb), y[k * batch:(k + 1) * batch])
         conv.append(sum(saved.per_layer.values()))
         total.append(saved.total)
     return statistics.fmean(conv), statistics.fmean(total)
