@@ -1,7 +1,7 @@
 """Draw the tensor-dropout figures of docs/tensor-dropout.md (tests run this script small).
 
     python scripts/make_dropout_images.py --small OUT_DIR     # tiny runs, seconds
-    python scripts/make_dropout_images.py --results benchmarks/dropout-*.json docs/images
+    python scripts/make_dropout_images.py docs/images --results benchmarks/dropout-*.json
 
 With ``--results`` the figures are redrawn from saved ``--json`` files of ``tndiag paper
 dropout`` (several files are merged: their error points add up, the first file with

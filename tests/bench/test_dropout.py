@@ -173,8 +173,9 @@ def test_images_script_small(tmp_path):
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == ["dropout-error.png", "dropout-layers.png", "dropout-training.png"]
     again = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_dropout_images.py"),
-                            "--results", str(tmp_path / "dropout-figure.json"),
-                            str(tmp_path / "dropout-training.json"), str(tmp_path / "re")],
+                            str(tmp_path / "re"), "--results",
+                            str(tmp_path / "dropout-figure.json"),
+                            str(tmp_path / "dropout-training.json")],
                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "re").glob("*.png"))) == 3

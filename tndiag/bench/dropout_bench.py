@@ -105,9 +105,10 @@ def _mib(b: float) -> str:
 def format_rows(layers: List[dict], models: List[dict]) -> str:
     """Markdown tables: per layer time (ms) and peak extra MiB; the model table."""
     labels = [v[0] for v in VARIANTS]
-    out = ["weight gradient per layer: median ms (ratio to torch)", "",
-           "| layer | input | " + " | ".join(labels) + " | load |",
-           "|---|---|" + "---:|" * len(labels) + "---:|"]
+    out = [] if not layers else [
+        "weight gradient per layer: median ms (ratio to torch)", "",
+        "| layer | input | " + " | ".join(labels) + " | load |",
+        "|---|---|" + "---:|" * len(labels) + "---:|"]
     for r in layers:
         t = r["time"]
         cells = [f"{t[k] * 1e3:.1f} ({t[k] / t['torch']:.2f})" for k in labels]
@@ -121,7 +122,7 @@ def format_rows(layers: List[dict], models: List[dict]) -> str:
                        + " |")
     if models:
         base = models[0]
-        out += ["", "All-CNN-C forward + backward", "",
+        out += ["All-CNN-C forward + backward", "",
                 "| variant | peak extra MiB | vs torch | median s | vs torch (interleaved) "
                 "| load |",
                 "|---|---:|---:|---:|---:|---:|"]
@@ -139,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="batch 2, 2 rounds")
     p.add_argument("--no-memory", action="store_true", help="skip the per-layer peak memory")
     p.add_argument("--no-model", action="store_true", help="skip the model-level table")
+    p.add_argument("--model-batch", type=int, default=None,
+                   help="batch size of the model-level table (default: --batch)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: steadier when other jobs share the cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -157,7 +160,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     say = None if args.no_progress else (lambda s: print(s, file=sys.stderr, flush=True))
     start = time.perf_counter()
     layers = layer_rows(batch, rounds, not args.no_memory, say)
-    models = [] if args.no_model else model_rows(batch, rounds, say)
-    print(format_rows(layers, models))
+    print(format_rows(layers, []), flush=True)
+    if not args.no_model:
+        model_batch = 2 if args.quick else (args.model_batch or batch)
+        print(f"\nmodel batch {model_batch}:\n", flush=True)
+        print(format_rows([], model_rows(model_batch, rounds, say)))
     print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s")
     return 0

@@ -29,10 +29,11 @@ def _series(results: dict, data: str, method: str) -> List[dict]:
 def _error_panel(ax, results: dict, xs_of, xlabel: str, datas) -> None:
     for data in datas:
         for method in results["config"]["methods"]:
-            pts = _series(results, data, method)
-            xs = [xs_of(method, p["keep"]) for p in pts]
-            if not pts or any(x is None for x in xs):
+            pts = [p for p in _series(results, data, method)
+                   if xs_of(method, p["keep"]) is not None]
+            if not pts:
                 continue
+            xs = [xs_of(method, p["keep"]) for p in pts]
             ax.errorbar(xs, [p["total_mean"] for p in pts], [p["total_std"] for p in pts],
                         color=COLORS[method], ls=_STYLES.get(data, ":"), marker="o", ms=3,
                         capsize=2, label=f"{method}, {data}")
