@@ -21,7 +21,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import tndiag  # noqa: E402
-from tndiag.backends.torch import _step_functions  # noqa: E402
+from tndiag.backends.torch import _prepared  # noqa: E402
 
 DEFAULT = ["2c2d/conv1", "resnet18/layer2.shortcut", "mobilenetv2/dw3x3_s2",
            "convnext-base/stem"]
@@ -48,7 +48,7 @@ def measure(name: str, rounds: int = 11, calls: int = 20) -> dict:
              groups=lay["groups"])
     prog = tndiag.compile(tndiag.ops.conv(tuple(x.shape), tuple(w.shape), **h))
     prog(x, w)
-    step = _step_functions(prog)[0]
+    step = _prepared(prog).steps[0]
     fns = {"torch": lambda: F.conv2d(x, w, None, **h),
            "torch again": lambda: F.conv2d(x, w, None, **h),
            "tndiag step": lambda: step([x, w]),

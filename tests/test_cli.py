@@ -122,9 +122,10 @@ def test_export_writes_a_module(tmp_path, capsys):
     inputs = [torch.randn(s) for s in program.input_shapes]
     assert torch.allclose(namespace["conv"](*inputs), program(*inputs), atol=1e-10)
     assert "Y[n, (g co), o1, o2] = X * P1 * P2 * W" in target.read_text()
-    assert "= window(" in target.read_text()
+    assert "= run_native(" in target.read_text()  # the compiled plan's native kernel
     assert run(["export", FORWARD, "-o", str(target), "--lowering", "dense"], capsys)[0] == 0
-    assert "= window(" not in target.read_text() and "index_pattern(" in target.read_text()
+    text = target.read_text()
+    assert "= run_native(" not in text and "dense_pattern, " in text
 
 
 def test_syntax_error_is_one_line_plus_caret(tmp_path, capsys):

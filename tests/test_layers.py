@@ -29,8 +29,8 @@ LAYERS: Tuple[Tuple[str, str, Tuple[str, ...], Tuple[str, ...]], ...] = (
     ("syntax", "text language (`parse`, `to_text`)", ("errors", "ir"), ("lark", "sympy")),
     ("render", "DOT, SVG (the `dot` program), pictures of traces, Jupyter formatters",
      ("errors", "ir"), ()),
-    ("codegen", "`compile` → frozen `Program`; lowerings, cost model, plan cache, export",
-     ("errors", "ir"), ("opt_einsum", "sympy", "networkx")),
+    ("codegen", "`compile` → frozen `Program`; rewrites, lowering rules, cost model, plan "
+     "cache, export", ("errors", "ir", "passes"), ("opt_einsum", "sympy", "networkx")),
     ("backends", "runs programs (found by name in `codegen.program.BACKENDS`)",
      ("errors", "ir", "codegen"), ("torch",)),
     ("tndiag", "the package's top-level names (`import tndiag`)",

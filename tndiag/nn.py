@@ -28,17 +28,23 @@ attribute ``grad_generator`` (a :class:`torch.Generator` or None) draws the slic
 from __future__ import annotations
 
 import inspect
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Type
 
 import torch
 
 from tndiag import functional as F
 from tndiag.errors import InvalidArgumentError
 from tndiag.functional._common import hashable, lowerings_for
-from tndiag.functional.dropout import Draw, check_sample, draw, kept_input, weight_vjp_from_kept
+from tndiag.functional.dropout import (
+    Draw,
+    check_keep,
+    check_sample,
+    draw,
+    kept_input,
+    weight_vjp_from_kept,
+)
 from tndiag.ops.common import check_groups
 from tndiag.ops.hyper import check_flag, check_int, check_output_padding, conv_spec, ntuple
-from tndiag.passes.subsample import check_keep
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d", "Unfold", "Fold", "tensor_dropout", "restore"]
@@ -292,7 +298,7 @@ def _module_sample(sample: object) -> str:
 _TORCH_CONV = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d}
 
 
-def _swapped(module: torch.nn.Module, cls: type) -> torch.nn.Module:
+def _swapped(module: torch.nn.Module, cls: Type[torch.nn.Module]) -> torch.nn.Module:
     """A module of class ``cls`` with ``module``'s state: the same Parameter objects, buffers,
     hooks and flags (dictionaries copied, tensors shared)."""
     new = cls.__new__(cls)

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tndiag import compile, ops
-from tndiag.codegen.fuse import unfused
 from tndiag.codegen.lowering import STRUCTURED
 from tndiag.codegen.program import Program, SumProgram
 from tndiag.ir import Graph, Index, Sum, constant, variable
@@ -153,15 +152,6 @@ def test_broadcast_sum_leaves_an_aliased_first_term_untouched():
 def test_without_the_lowerings_the_bias_stays_an_einsum_term():
     prog = compile(ops.conv((2, 3, 8), (4, 3, 3), bias=True), lowerings=("native",))
     assert _labels(prog) == ["conv1d", "einsum"]
-
-
-def test_unfused_restores_the_terms_in_input_order():
-    diagram = ops.conv((2, 3, 8), (4, 3, 3), bias=True)
-    fused = compile(diagram)
-    split = unfused(fused)
-    assert isinstance(split, SumProgram) and split.inputs == ("X", "W", "B")
-    args = [torch.randn(s) for s in fused.input_shapes]
-    torch.testing.assert_close(split(*args), fused(*args), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("lowerings", [None, NO_BIAS])

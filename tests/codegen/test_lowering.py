@@ -182,7 +182,7 @@ def test_kfc_and_kfac_reduce_lowerings(cfg, reduce):
     graph = (bd.kfac_reduce if reduce else bd.kfc)(layer)
     x = torch.randn(layer.x_shape)
     want = _kfc_reference(layer, x, reduce)
-    lowerings = ("fold-constant", "reduced", "window-sum") if reduce else ("view", "gram")
+    lowerings = ("sum-out", "fold-constant", "window-sum") if reduce else ("view", "gram")
     prog, _ = _same_as_dense(graph, lowerings=lowerings, args=[x])
     labels = _labels(prog)
     if reduce:
@@ -197,7 +197,7 @@ def test_kfc_and_kfac_reduce_lowerings(cfg, reduce):
 
 @pytest.mark.parametrize("stride,pad_left,dilation", [(1, 0, 1), (2, 1, 1), (3, 2, 2),
                                                       (1, 3, 1), (1, 1, 4), (2, 0, 3)])
-@pytest.mark.parametrize("lowerings,lowering", [(("reduced",), "reduced-matrix"),
+@pytest.mark.parametrize("lowerings,lowering", [(("view",), "reduced-matrix"),
                                                 (None, "window-sum")])
 def test_reduced_pattern_node_lowerings(stride, pad_left, dilation, lowerings, lowering):
     n, c, i, k = Index("n", 2), Index("c", 3), Index("i", 9), Index("k", 3)
@@ -254,7 +254,7 @@ def test_kfc_mirror_halves_use_one_unfold_and_a_blocked_symmetric_product():
 
 
 def test_split_halves_rejects_asymmetric_networks():
-    from tndiag.codegen.planner import split_halves
+    from tndiag.codegen.lowerings.gram import split_halves
     assert split_halves(["ab", "bc"], ["x", "y"], "ac") is None
     assert split_halves(["ab", "bc"], ["x", "x"], "ac") is None  # halves overlap
     assert split_halves(["ab", "cb"], ["x", "x"], "ab") is None  # a kept, its mirror c not
@@ -286,21 +286,22 @@ def test_window_sums_match_the_count_matrix_hypothesis(I, K, S, pl, pr, D):
     graph = Graph.of([variable("X", [n, i]), R], [n, k])
     fast, args = _same_as_dense(graph)
     assert [op.lowering for op in fast.operands] == ["input", "window-sum"]
-    counts = compile(graph, lowerings=("reduced",))
+    counts = compile(graph, lowerings=("view",))
     torch.testing.assert_close(fast(*args), counts(*args), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("K,I", [((4, 4), (8, 12)), ((2, 1), (6, 5)), ((3,), (9,))], ids=str)
 def test_dense_pattern_with_open_input_leg_is_a_reshape(K, I):
-    """Input VJP of a non-overlapping conv (S = K > 1): no Π and no kernel, one einsum.
-
-    Identity patterns (K = S = 1) are left to the native kernel (faster for 1×1 layers)."""
+    """Input VJP of a non-overlapping conv (S = K > 1): the dense rewrite leaves no Π and no
+    kernel, one einsum. Identity patterns (K = S = 1) are left to the native kernel (faster
+    for 1×1 layers)."""
     layer = _layer(len(K), I=I, K=K, stride=K)
     graph = bd.input_vjp(layer)
     inputs, want = _oracles(layer)
     prog, _ = _same_as_dense(graph, args=[inputs["V"], inputs["W"]])
     reshaped = sum(k != 1 for k in K)
-    assert [op.lowering for op in prog.operands].count("reshape") == reshaped
+    assert len(prog.rewrites) == reshaped and all(r.startswith("dense") for r in prog.rewrites)
+    assert [op.tensor.kind.value for op in prog.operands].count("pattern") == len(K) - reshaped
     if reshaped == len(K):
         assert _labels(prog) == ["einsum"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
@@ -326,7 +327,7 @@ def test_identity_pattern_input_vjp_goes_to_the_native_kernel():
     layer = _layer(2, I=(5, 6), K=(1, 1), stride=(1, 1))
     inputs, want = _oracles(layer)
     prog, _ = _same_as_dense(bd.input_vjp(layer), args=[inputs["V"], inputs["W"]])
-    assert "reshape" not in [op.lowering for op in prog.operands]
+    assert not prog.rewrites
     assert _labels(prog) == ["conv_transpose2d"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
                                rtol=1e-10, atol=1e-10)

@@ -13,11 +13,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from tndiag.backends.kernels import dense_pattern, finish, run_sliced, run_sum
 from tndiag.backends.torch_gather import dense_sliced
-from tndiag.backends.torch_native import PREPARERS, reduced_matrix
+from tndiag.backends.torch_native import MATERIALIZERS, PREPARERS
 from tndiag.codegen.bounded import check_run
 from tndiag.codegen.program import (
     AnyProgram,
+    LoweringKind,
     Operand,
     Program,
     SlicedProgram,
@@ -29,81 +31,22 @@ from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, Unknow
 __all__ = ["run", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern", "dense_reduced"]
 
 
-def dense_pattern(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
-                  device=None, dtype=None) -> torch.Tensor:
-    """The 0/1 index pattern ``Π[i, o, k] = [i == o·S + k·D − P_l]`` as a dense tensor.
-
-    >>> dense_pattern(3, 3, 1, 1, 0, 1).squeeze(-1)
-    tensor([[1., 0., 0.],
-            [0., 1., 0.],
-            [0., 0., 1.]])
-    """
-    i = torch.arange(I, device=device).view(I, 1, 1)
-    o = torch.arange(O, device=device).view(1, O, 1)
-    k = torch.arange(K, device=device).view(1, 1, K)
-    return (i == o * stride + k * dilation - pad_left).to(dtype or torch.get_default_dtype())
-
-
 def dense_reduced(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
                   device=None, dtype=None) -> torch.Tensor:
-    """``Σ_o Π[i, o, k]``: how often input pixel ``i`` meets kernel tap ``k``."""
+    """``Σ_o Π[i, o, k]`` summed from the dense Π (an oracle for the count matrix).
+
+    >>> dense_reduced(4, 2, 3, 1, 0, 1).tolist()[1]
+    [1.0, 1.0, 0.0]
+    """
     return dense_pattern(I, O, K, stride, pad_left, dilation, device, dtype).sum(1)
 
 
-def _pattern(op: Operand, device, dtype) -> torch.Tensor:
-    p = op.tensor.pattern_params
-    I, O, K = op.shape
-    return dense_pattern(I, O, K, p.stride, p.pad_left, p.dilation, device, dtype)
-
-
-def _out_size(t) -> int:
-    """O of a pattern (its o leg) or of a reduced pattern (its ``out_size``)."""
-    return int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
-
-
-def _reduced(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.pattern_params
-    I, K = op.shape
-    return dense_reduced(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
-
-
-def _reduced_matrix(op: Operand, device, dtype) -> torch.Tensor:
-    t, p = op.tensor, op.tensor.pattern_params
-    I, K = op.shape
-    return reduced_matrix(I, _out_size(t), K, p.stride, p.pad_left, p.dilation, device, dtype)
-
-
-def _delta(op: Operand, device, dtype) -> torch.Tensor:
-    n = op.shape[0]
-    out = torch.zeros(op.shape, device=device, dtype=dtype)
-    idx = torch.arange(n, device=device)
-    out[(idx,) * len(op.shape)] = 1
-    return out
-
-
-def _fill(op: Operand, device, dtype) -> torch.Tensor:
-    return torch.full(op.shape, op.tensor.fill_value, device=device, dtype=dtype)
-
-
-#: Lowering name -> builder of the runtime operand (``input`` is handled by ``run``).
-MATERIALIZERS: Dict[str, Callable[[Operand, Any, Any], torch.Tensor]] = {
-    "dense-pattern": _pattern,
-    "dense-reduced": _reduced,
-    "reduced-matrix": _reduced_matrix,
-    "dense-delta": _delta,
-    "fill": _fill,
+#: Lowering -> the runtime operand of a sliced pattern from the positions of the call (never
+#: cached: they change with every draw). A gather step takes the positions as they are.
+FROM_POSITIONS: Dict[LoweringKind, Callable[[Operand, torch.Tensor, Any], torch.Tensor]] = {
+    LoweringKind.GATHER: lambda op, positions, dtype: positions,
+    LoweringKind.SLICED_PATTERN: dense_sliced,
 }
-
-
-#: Lowering name -> the runtime operand of a sliced pattern from the positions of the call
-#: (never cached: they change with every draw). A gather step takes the positions as they are.
-FROM_POSITIONS: Dict[str, Callable[[Operand, torch.Tensor, Any], torch.Tensor]] = {
-    "gather": lambda op, positions, dtype: positions,
-    "sliced-pattern": dense_sliced,
-}
-
-#: Lowerings of operands consumed inside a structured step (no runtime tensor of their own).
-_NOT_MATERIALIZED = ("native", "view", "mirror", "window-sum", "reshape", "broadcast", "scatter")
 
 
 class _Prepared:
@@ -155,7 +98,7 @@ def _bind(inputs: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) ->
 
 def _check(program: AnyProgram, bound: Dict[str, Any]) -> None:
     """Every input a tensor of the planned shape; one dtype and one device for all (position
-    vectors: integers in range, on that device)."""
+    vectors: int64 in range, on that device)."""
     first: Optional[torch.Tensor] = None
     samples = sample_inputs(program)
     for name, shape in zip(program.inputs, program.input_shapes):
@@ -196,17 +139,12 @@ def _check_positions(program: AnyProgram, name: str, t: torch.Tensor,
 
 def _full_size(program: AnyProgram, name: str) -> int:
     """The unsliced size of the leg whose kept positions the input ``name`` holds."""
-    parts = [program] if isinstance(program, Program) else (
-        program.terms if isinstance(program, SumProgram) else [program.whole])
-    for part in parts:
-        if isinstance(part, Program):
-            found = [op.tensor.full_size for op in part.operands
-                     if op.tensor.sample == name and op.tensor.full_size is not None]
-            if found:
-                return int(found[0])
-        else:
-            return _full_size(part, name)
-    raise CompileError(f"no sliced pattern takes the positions {name!r}")
+    if isinstance(program, Program):
+        found = [op.tensor.full_size for op in program.operands
+                 if op.tensor.sample == name and op.tensor.full_size is not None]
+        return int(found[0]) if found else 0
+    parts = program.terms if isinstance(program, SumProgram) else (program.whole,)
+    return max(_full_size(part, name) for part in parts)
 
 
 def run(program: AnyProgram, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -237,18 +175,11 @@ def _run_any(program: AnyProgram, bound: Dict[str, Any], own: bool) -> torch.Ten
 
 def _run_sum(program: SumProgram, bound: Dict[str, Any]) -> torch.Tensor:
     """Add the terms into the first term's result (made fresh) in place."""
-    result: Optional[torch.Tensor] = None
-    for term in program.terms:
-        if result is None:
-            result = _run_any(term, bound, True)
-            continue
-        value = _run_any(term, bound, False)
-        if result.shape == value.shape and result.dtype == value.dtype:
-            result.add_(value)
-        else:
-            result = result + value
-    assert result is not None
-    return result
+    return run_sum([_term(t, bound) for t in program.terms])
+
+
+def _term(program: AnyProgram, bound: Dict[str, Any]) -> Callable[[bool], torch.Tensor]:
+    return lambda own: _run_any(program, bound, own)
 
 
 def _allocates(program: Program) -> bool:
@@ -258,28 +189,17 @@ def _allocates(program: Program) -> bool:
 
 def _run_sliced(program: SlicedProgram, bound: Dict[str, Any], own: bool) -> torch.Tensor:
     """Run each chunk of the sliced leg; write it into the result (open leg) or add it."""
-    first = bound[program.inputs[0]] if program.inputs else None
-    plan = check_run(program, first.element_size() if first is not None else 4)
-    if not plan.chunks:
-        return _run_any(program.whole, bound, own)
-    result: Optional[torch.Tensor] = None
-    for chunk in plan.chunks:
-        sub = {}
-        for name, axis, per in zip(program.inputs, program.axes, program.per):
-            t = bound[name]
-            sub[name] = t if axis is None else t.narrow(axis, chunk.start * per,
-                                                          (chunk.stop - chunk.start) * per)
-        if program.out_axis is None:
-            value = _run_any(chunk.program, sub, result is None)
-            result = value if result is None else result.add_(value)
-            continue
-        value = _run_any(chunk.program, sub, False)
-        if result is None:
-            result = value.new_empty(tuple(int(s) for s in program.output_shape))
-        start, length = chunk.start * program.out_per, (chunk.stop - chunk.start) * program.out_per
-        result.narrow(program.out_axis, start, length).copy_(value)
-    assert result is not None
-    return result
+    inputs = [bound[n] for n in program.inputs]
+    plan = check_run(program, inputs[0].element_size() if inputs else 4)
+    chunks = tuple((c.start, c.stop, _chunk(program.inputs, c.program))
+                   for c in plan.chunks) or None
+    return run_sliced(inputs, chunks, _term(program.whole, bound), own, program.axes,
+                      program.per, program.out_axis, program.out_per,
+                      tuple(int(s) for s in program.output_shape))
+
+
+def _chunk(names: Sequence[str], program: Program) -> Callable[[List[Any], bool], torch.Tensor]:
+    return lambda sub, own: _run_any(program, dict(zip(names, sub)), own)
 
 
 def _runtime(program: Program, bound: Dict[str, Any]):
@@ -293,20 +213,21 @@ def _operand_tensors(program: Program, state: _Prepared, bound: Dict[str, Any]) 
     device, dtype = _runtime(program, bound)
     tensors: List[Any] = []
     for op in program.operands:
-        if op.lowering == "input":
+        if op.lowering is LoweringKind.INPUT:
             t = bound[op.name]
             tensors.append(t if t.shape == op.shape else t.reshape(op.shape))
             continue
         if op.lowering in FROM_POSITIONS:  # built from this call's kept positions
-            tensors.append(FROM_POSITIONS[op.lowering](op, bound[op.tensor.sample], dtype))
+            tensors.append(FROM_POSITIONS[op.lowering](op, bound[str(op.tensor.sample)], dtype))
             continue
-        if op.lowering in _NOT_MATERIALIZED:
+        if op.lowering.consumed:
             tensors.append(None)
             continue
         key = (op.name, op.lowering, op.shape, device, dtype)
         cached = state.operands.get(key)
         if cached is None:
-            cached = state.operands[key] = MATERIALIZERS[op.lowering](op, device, dtype)
+            build, args = MATERIALIZERS[op.lowering](op)
+            cached = state.operands[key] = build(*args, device, dtype)
         tensors.append(cached)
     return tensors
 
@@ -323,10 +244,4 @@ def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Te
             for p in sorted(positions, reverse=True):
                 current.pop(p)
         current.append(fn(taken))
-    result = current[-1]
-    if program.scale != 1:
-        result = result.mul_(program.scale) if state.fresh else result * program.scale
-    elif own and not state.fresh:
-        result = result.clone()
-    return result if result.shape == program.output_shape else result.reshape(
-        program.output_shape)
+    return finish(current[-1], program.scale, state.fresh, own, program.output_shape)

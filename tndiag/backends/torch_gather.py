@@ -1,19 +1,22 @@
 """Runtime of sliced patterns: the ``gather`` step and the dense fallback ``Π[s[j], o, k]``.
 
-Both read the run-time vector ``s`` of kept positions (an integer input of the program, see
-:mod:`tndiag.codegen.gather`); nothing here is cached, since ``s`` changes with every draw.
+Both read the run-time vector ``s`` of kept positions (an int64 input of the program, see
+:mod:`tndiag.codegen.lowerings.gather`); nothing here is cached, since ``s`` changes with
+every draw. :func:`gather_recipe` is the :data:`~tndiag.backends.torch_native.STEPS` row of
+the step kind ``gather``; :func:`run_gather` its kernel.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+import math
+from typing import Any, List, Tuple
 
 import torch
 
-from tndiag.codegen.gather import GatherSpec
+from tndiag.codegen.lowerings.gather import GatherSpec
 from tndiag.codegen.program import Operand, Step
 
-__all__ = ["prepare_gather", "dense_sliced", "gather_positions"]
+__all__ = ["gather_positions", "gather_recipe", "run_gather", "dense_sliced", "select_slices"]
 
 
 def gather_positions(positions: torch.Tensor, out_size: int, taps: int, stride: int,
@@ -31,20 +34,40 @@ def gather_positions(positions: torch.Tensor, out_size: int, taps: int, stride: 
     return torch.where(valid, shifted // stride, 0), valid
 
 
-def prepare_gather(step: Step) -> Callable:
-    """The runner of a :class:`~tndiag.codegen.gather.GatherSpec` step: operands are the
-    tensor carrying ``o`` and the position vector."""
-    g: GatherSpec = step.info
-    m, K = int(g.kept), int(g.taps)
+def select_slices(t: torch.Tensor, axis: int, index: torch.Tensor) -> torch.Tensor:
+    """``t.index_select(axis, index)`` through a 3-d view ``[before, size, after]`` (torch's
+    kernel for an inner axis of a 4-d or 5-d tensor is many times slower on CPU).
 
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        t, positions = taken
-        o, valid = gather_positions(positions, int(g.out_size), K, g.stride, g.pad_left,
-                                    g.dilation)
-        out = t.index_select(g.axis, o.reshape(-1)).unflatten(g.axis, (m, K))
-        mask = valid.to(t.dtype).view(m, K, *([1] * (t.dim() - g.axis - 1)))
-        return out.mul_(mask)
-    return run
+    >>> t, index = torch.arange(24.).view(2, 3, 4), torch.tensor([2, 0])
+    >>> torch.equal(select_slices(t, 1, index), t.index_select(1, index))
+    True
+    """
+    shape = t.shape
+    before, after = math.prod(shape[:axis]), math.prod(shape[axis + 1:])
+    out = t.reshape(before, shape[axis], after).index_select(1, index)
+    return out.view(*shape[:axis], index.numel(), *shape[axis + 1:])
+
+
+def gather_recipe(step: Step) -> Tuple[Any, tuple]:
+    """``(run_gather, recipe)`` of a :class:`~tndiag.codegen.lowerings.gather.GatherSpec` step."""
+    g: GatherSpec = step.info
+    return run_gather, (g.axis, int(g.kept), int(g.out_size), int(g.taps), g.stride,
+                        g.pad_left, g.dilation)
+
+
+def run_gather(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
+    """The tensor carrying ``o`` (``taken[0]``) read at the kept positions (``taken[1]``).
+
+    >>> t = torch.arange(4.).view(1, 4)  # o = 0..3
+    >>> run_gather((1, 2, 4, 2, 1, 0, 1), [t, torch.tensor([0, 3])]).tolist()
+    [[[0.0, 0.0], [3.0, 2.0]]]
+    """
+    axis, m, O, K, stride, pad_left, dilation = recipe
+    t, positions = taken
+    o, valid = gather_positions(positions, O, K, stride, pad_left, dilation)
+    out = select_slices(t, axis, o.reshape(-1)).unflatten(axis, (m, K))
+    mask = valid.to(t.dtype).view(m, K, *([1] * (t.dim() - axis - 1)))
+    return out.mul_(mask)
 
 
 def dense_sliced(op: Operand, positions: torch.Tensor, dtype) -> torch.Tensor:
@@ -59,5 +82,5 @@ def dense_sliced(op: Operand, positions: torch.Tensor, dtype) -> torch.Tensor:
     p = op.tensor.pattern_params
     _, O, K = (int(v) for v in op.shape)
     o, valid = gather_positions(positions, O, K, p.stride, p.pad_left, p.dilation)
-    hits = (torch.arange(O, device=positions.device).view(1, O, 1) == o.unsqueeze(1))
+    hits = torch.arange(O, device=positions.device).view(1, O, 1) == o.unsqueeze(1)
     return (hits & valid.unsqueeze(1)).to(dtype)

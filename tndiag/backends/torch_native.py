@@ -1,68 +1,47 @@
-"""Runtime of the structured steps: torch convolution kernels, strided views, Gram products.
+"""Runtime of every step kind: a recipe per step, run by the kernels of
+:mod:`tndiag.backends.kernels` (torch convolution kernels, strided views, Gram products, ...).
 
-Each runner takes the step and its operand tensors and returns the step's result with the
-step's result letters as axes (see :mod:`tndiag.codegen.lowering`). Per-spec preparation
-(permutations, reshapes, paddings) is computed once and memoised.
+Each row of :data:`STEPS` turns a step into ``(kernel function, recipe)``: the recipe holds
+what can be computed once (permutations, shapes, paddings, slices) as a literal. A preparer
+binds the recipe to the kernel (the backend's runner); the export writes the same call into
+standalone code (:mod:`tndiag.backends.torch_export`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
-import torch
-import torch.nn.functional as F
-
-from tndiag.backends.torch_gather import prepare_gather
-from tndiag.codegen.fuse import BroadcastSpec
-from tndiag.codegen.lowering import GramSpec, ScatterSpec, ViewSpec, WindowSpec
+from tndiag.backends import kernels
+from tndiag.backends.kernels import reduced_matrix, symmetric_product
+from tndiag.backends.torch_gather import gather_recipe
+from tndiag.codegen.lowerings.broadcast import BroadcastSpec
+from tndiag.codegen.lowerings.gram import GramSpec
+from tndiag.codegen.lowerings.scatter import ScatterSpec
+from tndiag.codegen.lowerings.view import ViewSpec
+from tndiag.codegen.lowerings.window_sum import WindowSpec
 from tndiag.codegen.native import NativeConv
-from tndiag.codegen.program import Step, StepKind
+from tndiag.codegen.program import LoweringKind, Operand, Step, StepKind
 
-__all__ = ["PREPARERS", "prepare_native", "prepare_view", "prepare_gram", "prepare_einsum",
-           "prepare_broadcast", "prepare_scatter", "reduced_matrix"]
+__all__ = ["PREPARERS", "STEPS", "MATERIALIZERS", "prepare_native", "prepare_view", "prepare_gram",
+           "prepare_einsum", "prepare_broadcast", "prepare_scatter", "prepare_window_sum",
+           "reduced_matrix", "symmetric_blocks", "symmetric_product", "GRAM_BLOCK"]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def reduced_matrix(I: int, O: int, K: int, stride: int, pad_left: int, dilation: int,
-                   device=None, dtype=None) -> torch.Tensor:
-    """``Σ_o Π[i, o, k]`` as an ``[I, K]`` count matrix, without forming the dense Π.
-
-    >>> reduced_matrix(4, 2, 3, 1, 0, 1).tolist()
-    [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]]
-    """
-    i = torch.arange(I, device=device).view(I, 1)
-    k = torch.arange(K, device=device).view(1, K)
-    shifted = i + pad_left - k * dilation  # = o·S for a hit
-    hit = (shifted % stride == 0) & (shifted >= 0) & (shifted < O * stride)
-    return hit.to(dtype or torch.get_default_dtype())
+Recipe = Tuple[Callable[..., Any], Any]
 
 
-def _arranger(letters: str, summed: str, order: str, shape):
-    """A function summing ``summed`` legs, permuting to ``order`` and reshaping to ``shape``."""
-    dims = [letters.index(c) for c in summed]
+def _how(letters: str, summed: str, order: str, shape) -> tuple:
+    """The :func:`~tndiag.backends.kernels.arrange` recipe: sum ``summed``, permute the rest
+    to ``order``, reshape to ``shape``."""
+    dims = tuple(letters.index(c) for c in summed)
     rest = "".join(c for c in letters if c not in summed)
     perm = tuple(rest.index(c) for c in order)
-    identity = perm == tuple(range(len(perm)))
-    shape = tuple(int(v) for v in shape)
-
-    def arrange(t: torch.Tensor) -> torch.Tensor:
-        if dims:
-            t = t.sum(dims)
-        if not identity:
-            t = t.permute(perm)
-        return t if t.shape == shape else t.reshape(shape)
-    return arrange
-
-
-def _flat_pad(pads: List[Tuple[int, int]]) -> List[int]:
-    return [p for lr in reversed(pads) for p in lr]
+    return dims, None if perm == tuple(range(len(perm))) else perm, tuple(int(v) for v in shape)
 
 
 def _orders(s: NativeConv):
-    """Letter order and kernel shape of A and B for each role (see the module table)."""
+    """Letter order and kernel shape of A and B for each role (see codegen/native.py)."""
     sz, sp = s.size, lambda letters: [s.size(c) for c in letters]
     G = sz(s.group)
     if s.role == "conv":
@@ -81,69 +60,6 @@ def _orders(s: NativeConv):
              [sz(s.channel), G * sz(s.b_free), *sp(s.b_spatial)]))
 
 
-def prepare_native(step: Step) -> Callable:
-    """The runner of a :class:`~tndiag.codegen.native.NativeConv` step (torch's kernels)."""
-    s: NativeConv = step.info
-    (a_order, a_shape), (b_order, b_shape) = _orders(s)
-    arrange_a = _arranger(s.a_letters, s.a_sum, a_order, a_shape)
-    arrange_b = _arranger(s.b_letters, s.b_sum, b_order, b_shape)
-    out_shape = tuple(int(s.size(c)) for c in s.result)
-    G = int(s.size(s.group))
-    pads = list(zip(s.pad_left, s.pad_right))
-    symmetric = all(l == r and l >= 0 for l, r in pads)
-    padding = [l for l, _ in pads] if symmetric else [0] * s.ndim
-    flat = _flat_pad(pads)
-    stride, dilation = list(s.stride), list(s.dilation)
-    if s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
-        x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
-                   *[int(s.size(c)) for c in s.out_spatial]]
-
-        def kernel(a, b, bias):  # the input gradient of a conv: torch's own backward kernel
-            fake = a.new_empty(1).expand(x_shape)
-            return torch.ops.aten.convolution_backward(
-                a, fake, b, None, stride, padding, dilation, False, [0] * s.ndim, G,
-                (True, False, False))[0]
-    elif s.role == "transpose":
-        def kernel(a, b, bias):
-            return _transpose(s, a, b, G, bias)
-    elif s.role == "conv":
-        conv = _CONV[s.ndim]
-
-        def kernel(a, b, bias):
-            return conv(a, b, bias, stride, padding, dilation, G)
-    else:
-        w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)),
-                   *[int(s.size(c)) for c in s.out_spatial]]
-
-        def kernel(a, b, bias):
-            weight = b.new_empty(1).expand(w_shape)
-            return torch.ops.aten.convolution_backward(
-                b, a, weight, None, stride, padding, dilation, False, [0] * s.ndim, G,
-                (False, True, False))[1]
-    arrange_bias = _bias_arranger(s)
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        a, b = arrange_a(taken[0]), arrange_b(taken[1])
-        if not symmetric and s.role != "transpose":
-            a = F.pad(a, flat)
-        y = kernel(a, b, arrange_bias(taken[-1]) if s.bias else None)
-        return y if y.shape == out_shape else y.reshape(out_shape)
-    return run
-
-
-def _bias_arranger(s: NativeConv) -> Callable:
-    """Bias operand (letters ``s.bias``) -> the kernel's ``[G·C_out]`` vector, scaled."""
-    channels = s.group + s.b_free
-    if not s.bias:
-        return lambda t: t
-    arrange = _arranger(s.bias, "", channels, [s.size(channels)])
-
-    def run(t: torch.Tensor) -> torch.Tensor:
-        v = arrange(t)
-        return v if s.bias_scale == 1 else v * s.bias_scale
-    return run
-
-
 def _is_input_gradient(s: NativeConv) -> bool:
     """Whether the forward conv from the result's size reproduces A's spatial sizes."""
     for c_i, c_o, c_k, st, pl, pr, d in zip(s.out_spatial, s.a_spatial, s.b_spatial, s.stride,
@@ -154,75 +70,66 @@ def _is_input_gradient(s: NativeConv) -> bool:
     return True
 
 
-def _transpose(s: NativeConv, a: torch.Tensor, b: torch.Tensor, G: int,
-               bias=None) -> torch.Tensor:
-    I = [s.size(c) for c in s.out_spatial]
-    O = [s.size(c) for c in s.a_spatial]
-    K = [s.size(c) for c in s.b_spatial]
+def _transpose_args(s: NativeConv, G: int) -> tuple:
+    I = [int(s.size(c)) for c in s.out_spatial]
+    O = [int(s.size(c)) for c in s.a_spatial]
+    K = [int(s.size(c)) for c in s.b_spatial]
     full = [(o - 1) * st + d * (k - 1) + 1 for o, st, d, k in zip(O, s.stride, s.dilation, K)]
     extra = [i - (f - 2 * pl) for i, f, pl in zip(I, full, s.pad_left)]
     direct = all(pl >= 0 and 0 <= e < max(st, d) for pl, e, st, d in
                  zip(s.pad_left, extra, s.stride, s.dilation))
-    if direct:
-        return _CONV_T[s.ndim](a, b, bias, s.stride, list(s.pad_left), extra, G, s.dilation)
-    y = _window(_CONV_T[s.ndim](a, b, None, s.stride, 0, 0, G, s.dilation), s.pad_left, I)
-    return y if bias is None else y.add_(bias.view(-1, *[1] * s.ndim))
+    crop = None if direct else (list(s.pad_left), I)
+    return (s.ndim, list(s.stride), list(s.pad_left), extra, G, list(s.dilation), crop)
 
 
-def _window(y: torch.Tensor, starts, sizes) -> torch.Tensor:
-    """``out[.., i] = y[.., i + start]`` on the trailing dims, zero where ``y`` has no entry."""
-    nd = len(sizes)
-    src, dst = [], []
-    for start, size, have in zip(starts, sizes, y.shape[-nd:]):
-        lo, hi = max(start, 0), min(start + size, have)
-        if hi <= lo:
-            return y.new_zeros((*y.shape[:-nd], *sizes))
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - start, hi - start))
-    if all(s.start == 0 and s.stop == have and d.stop - d.start == size for s, d, have, size
-           in zip(src, dst, y.shape[-nd:], sizes)):
-        return y
-    out = y.new_zeros((*y.shape[:-nd], *sizes))
-    out[(Ellipsis,) + tuple(dst)] = y[(Ellipsis,) + tuple(src)]
-    return out
+def _kernel_args(s: NativeConv) -> Tuple[str, tuple, bool]:
+    """(kernel name, its arguments after ``a, b, bias``, whether A is padded first)."""
+    G = int(s.size(s.group))
+    pads = list(zip(s.pad_left, s.pad_right))
+    symmetric = all(lo == hi and lo >= 0 for lo, hi in pads)
+    padding = [lo for lo, _ in pads] if symmetric else [0] * s.ndim
+    stride, dilation = list(s.stride), list(s.dilation)
+    if s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
+        x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
+                   *[int(s.size(c)) for c in s.out_spatial]]
+        return "input-grad", (x_shape, stride, padding, dilation, G), False
+    if s.role == "transpose":
+        return "transpose", _transpose_args(s, G), False
+    if s.role == "conv":
+        return "conv", (s.ndim, stride, padding, dilation, G), not symmetric
+    w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)),
+               *[int(s.size(c)) for c in s.out_spatial]]
+    return "weight", (w_shape, stride, padding, dilation, G), not symmetric
 
 
-def prepare_view(step: Step) -> Callable:
+def native_recipe(step: Step) -> Recipe:
+    """A :class:`~tndiag.codegen.native.NativeConv` step: torch's convolution kernels."""
+    s: NativeConv = step.info
+    (a_order, a_shape), (b_order, b_shape) = _orders(s)
+    kernel, args, padded = _kernel_args(s)
+    pad = [p for lr in reversed(list(zip(s.pad_left, s.pad_right))) for p in lr]
+    bias = None
+    if s.bias:
+        channels = s.group + s.b_free
+        bias = (_how(s.bias, "", channels, [s.size(channels)]), s.bias_scale)
+    return kernels.run_native, (kernel, _how(s.a_letters, s.a_sum, a_order, a_shape),
+                                _how(s.b_letters, s.b_sum, b_order, b_shape), bias,
+                                pad if padded else None,
+                                tuple(int(s.size(c)) for c in s.result), args)
+
+
+def view_recipe(step: Step) -> Recipe:
     """Zero-pad the viewed axes once, then unfold each (see :class:`ViewSpec`)."""
     v: ViewSpec = step.info
     pads = [(0, 0)] * v.ndim
     for axis, lr in zip(v.axes, v.pads):
         pads[axis] = lr
-    first = min(v.axes)
-    flat = [p for lr in reversed(pads[first:]) for p in lr]
-    padded = any(flat)
-    windows = [d * (int(k) - 1) + 1 for d, k in zip(v.dilations, v.kernels)]
-    steps = tuple(slice(None, None, d) for d in v.dilations)
-    dilated = any(d > 1 for d in v.dilations)
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        t = F.pad(taken[0], flat) if padded else taken[0]
-        for axis, window, stride in zip(v.axes, windows, v.strides):
-            t = t.unfold(axis, window, stride)
-        return t[(Ellipsis,) + steps] if dilated else t
-    return run
-
-
-def prepare_gram(step: Step) -> Callable:
-    """``M Mᵀ`` of one tensor with itself, batched over shared kept legs."""
-    g: GramSpec = step.info
-    batch, kept, summed = _numel(g.batch), _numel(g.kept), int(g.summed)
-    shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
-    identity = g.out_perm == tuple(range(len(g.out_perm)))
-
-    # with a short summed leg the product is memory-bound: mirrored blocks would only add copies
-    blocks = symmetric_blocks(kept) if summed >= GRAM_BLOCK else [(0, kept)]
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        m = taken[0].permute(g.perm).reshape(batch, kept, summed)
-        r = symmetric_product(m, blocks).reshape(shape)
-        return r if identity else r.permute(g.out_perm)
-    return run
+    flat = [p for lr in reversed(pads[min(v.axes):]) for p in lr]
+    unfolds = tuple((axis, d * (int(k) - 1) + 1, stride) for axis, d, k, stride
+                    in zip(v.axes, v.dilations, v.kernels, v.strides))
+    taps = (Ellipsis,) + tuple(slice(None, None, d) for d in v.dilations)
+    return kernels.run_view, (flat if any(flat) else None, unfolds,
+                              taps if any(d > 1 for d in v.dilations) else None)
 
 
 #: Smallest block of the symmetric product (smaller blocks make GEMMs inefficient).
@@ -240,28 +147,6 @@ def symmetric_blocks(n: int, block: int = GRAM_BLOCK, most: int = 6) -> List[Tup
     return list(zip(edges[:-1], edges[1:]))
 
 
-def symmetric_product(m: torch.Tensor, blocks: List[Tuple[int, int]]) -> torch.Tensor:
-    """``m mᵀ`` (batched) computing only the blocks on and above the diagonal.
-
-    With b blocks this costs (b+1)/(2b) of the full product's FLOPs.
-
-    >>> m = torch.randn(2, 5, 7, dtype=torch.float64)
-    >>> torch.allclose(symmetric_product(m, [(0, 2), (2, 5)]), m @ m.transpose(1, 2))
-    True
-    """
-    if len(blocks) == 1:
-        return torch.bmm(m, m.transpose(1, 2))
-    r = m.new_empty(m.shape[0], m.shape[1], m.shape[1])
-    for n, (a0, a1) in enumerate(blocks):
-        rows = m[:, a0:a1]
-        for b0, b1 in blocks[n:]:
-            part = torch.bmm(rows, m[:, b0:b1].transpose(1, 2))
-            r[:, a0:a1, b0:b1] = part
-            if b0 != a0:
-                r[:, b0:b1, a0:a1] = part.transpose(1, 2)
-    return r
-
-
 def _numel(shape) -> int:
     n = 1
     for s in shape:
@@ -269,141 +154,200 @@ def _numel(shape) -> int:
     return n
 
 
-def prepare_window_sum(step: Step) -> Callable:
-    """K window sums along one axis, stacked as a new last axis (see :class:`WindowSpec`).
+def gram_recipe(step: Step) -> Recipe:
+    """``M Mᵀ`` of one tensor with itself, batched over shared kept legs."""
+    g: GramSpec = step.info
+    batch, kept, summed = _numel(g.batch), _numel(g.kept), int(g.summed)
+    shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
+    # with a short summed leg the product is memory-bound: mirrored blocks would only add copies
+    blocks = symmetric_blocks(kept) if summed >= GRAM_BLOCK else [(0, kept)]
+    identity = g.out_perm == tuple(range(len(g.out_perm)))
+    return kernels.run_gram, (g.perm, (batch, kept, summed), shape, tuple(blocks),
+                              None if identity else g.out_perm)
 
-    At stride 1 a window longer than half the axis is the axis total minus its borders, so
-    the tensor is read about once whatever K is.
-    """
+
+def window_sum_recipe(step: Step) -> Recipe:
+    """K window sums along one axis (see :class:`WindowSpec`)."""
     w: WindowSpec = step.info
-    axis, I, S = w.axis, w.size, w.stride
     plans = []
     for first, last in w.windows:
         length = last - first + 1
         if length <= 0:
             plans.append(("zero", 0, 0))
-        elif S == 1 and length > I - length:
+        elif w.stride == 1 and length > w.size - length:
             plans.append(("total", first, last))
         else:
             plans.append(("direct", first, last))
-    needs_total = any(kind == "total" for kind, _, _ in plans)
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        a = taken[0]
-        total = a.sum(axis) if needs_total else a
-        outs: List[torch.Tensor] = []
-        for kind, first, last in plans:
-            if kind == "total":
-                r = total
-                if first > 0:
-                    r = r - a.narrow(axis, 0, first).sum(axis)
-                if last < I - 1:
-                    r = r - a.narrow(axis, last + 1, I - 1 - last).sum(axis)
-            elif kind == "direct":
-                part = a.narrow(axis, first, last - first + 1)
-                if S > 1:
-                    part = part.unfold(axis, 1, S)
-                r = part.sum(axis) if S == 1 else part.sum((axis, -1))
-            else:
-                r = a.sum(axis) * 0
-            outs.append(r)
-        return outs[0].unsqueeze(-1) if len(outs) == 1 else torch.stack(outs, -1)
-    return run
+    needs_total = any(how == "total" for how, _, _ in plans)
+    return kernels.run_window_sum, (w.axis, w.size, w.stride, tuple(plans), needs_total)
 
 
-def prepare_scatter(step: Step) -> Callable:
-    """col2im: per combination of kernel taps, a slice of the tensor added in place into a
-    strided slice of a zero output (see :class:`ScatterSpec`); no padded buffer, no Π.
-
-    With a stride and at least two taps per output phase (``i mod S``), the adds go into a
-    phase-major buffer instead (contiguous writes), interleaved into the output by one copy.
-    """
-    sc: ScatterSpec = step.info
-    kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
-    phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)
-    if phases > 1 and taps >= 2 * phases:
-        return _phase_scatter(sc, kept)
+def _moves(sc: ScatterSpec, dst_of) -> tuple:
+    """Per tap combination, the (source, destination) index tuples of one add."""
     moves = []
     for combo in itertools.product(*sc.taps):
         src: list = [slice(None)] * sc.ndim
-        dst: list = [slice(None)] * len(kept)
+        dst = dst_of()
         for (k, lo, hi, first), o_axis, k_axis, stride in zip(combo, sc.o_axes, sc.k_axes,
                                                               sc.strides):
             src[k_axis], src[o_axis] = k, slice(lo, hi + 1)
-            dst[kept.index(o_axis)] = slice(first, first + (hi - lo) * stride + 1, stride)
-        moves.append((tuple(src), tuple(dst)))
-    sizes = dict(zip(sc.o_axes, sc.sizes))
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        t = taken[0]
-        out = t.new_zeros([sizes.get(a, t.shape[a]) for a in kept])
-        for src, dst in moves:
-            out[dst].add_(t[src])
-        return out
-    return run
+            dst.place(o_axis, lo, hi, first, stride)
+        moves.append((tuple(src), dst.index()))
+    return tuple(moves)
 
 
-def _phase_scatter(sc: ScatterSpec, kept: List[int]) -> Callable:
-    """Each o axis of the output becomes (phase S, position Q = ⌈I/S⌉) in a buffer."""
-    where = {a: n for n, a in enumerate(kept)}  # kept axis -> output axis
+class _Direct:
+    """Destination of a direct scatter: a strided slice of the output axis."""
+
+    def __init__(self, kept: List[int]) -> None:
+        self.kept, self.dst = kept, [slice(None)] * len(kept)
+
+    def place(self, o_axis: int, lo: int, hi: int, first: int, stride: int) -> None:
+        self.dst[self.kept.index(o_axis)] = slice(first, first + (hi - lo) * stride + 1, stride)
+
+    def index(self) -> tuple:
+        return tuple(self.dst)
+
+
+class _Phased:
+    """Destination in the phase-major buffer: (phase, position) per o axis."""
+
+    def __init__(self, axis_of: Dict[int, int], ndim: int) -> None:
+        self.axis_of = axis_of
+        self.dst: List[Any] = [slice(None)] * ndim
+
+    def place(self, o_axis: int, lo: int, hi: int, first: int, stride: int) -> None:
+        at = self.axis_of[o_axis]
+        self.dst[at] = first % stride
+        self.dst[at + 1] = slice(first // stride, first // stride + hi - lo + 1)
+
+    def index(self) -> tuple:
+        return tuple(self.dst)
+
+
+def scatter_recipe(step: Step) -> Recipe:
+    """col2im (see :class:`ScatterSpec`): adds into strided slices of a zero output; with a
+    stride and at least two taps per output phase, into a phase-major buffer instead."""
+    sc: ScatterSpec = step.info
+    kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
+    sizes = dict(zip(sc.o_axes, (int(s) for s in sc.sizes)))
+    phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)
+    if not (phases > 1 and taps >= 2 * phases):
+        return kernels.run_scatter, (tuple((a, sizes.get(a)) for a in kept),
+                                     _moves(sc, lambda: _Direct(kept)))
+    where = {a: n for n, a in enumerate(kept)}
     axis_of = {o: where[o] + sum(1 for p in sc.o_axes if where[p] < where[o])
-               for o in sc.o_axes}  # o axis -> its phase axis in the buffer
-    Q = {o: -(-int(i) // s) for o, i, s in zip(sc.o_axes, sc.sizes, sc.strides)}
-    moves = []
-    for combo in itertools.product(*sc.taps):
-        src: list = [slice(None)] * sc.ndim
-        dst: list = [slice(None)] * (len(kept) + len(sc.o_axes))
-        for (k, lo, hi, first), o, k_axis, stride in zip(combo, sc.o_axes, sc.k_axes,
-                                                         sc.strides):
-            src[k_axis], src[o] = k, slice(lo, hi + 1)
-            dst[axis_of[o]] = first % stride
-            dst[axis_of[o] + 1] = slice(first // stride, first // stride + hi - lo + 1)
-        moves.append((tuple(src), tuple(dst)))
+               for o in sc.o_axes}
+    strides = dict(zip(sc.o_axes, sc.strides))
+    Q = {o: -(-sizes[o] // strides[o]) for o in sc.o_axes}
+    buffer: List[Tuple[int, Any]] = []
+    merged: List[Tuple[int, Any]] = []
     perm: List[int] = []
     crop: List[slice] = []
     for a in kept:
         b = len(perm)
         perm += [b + 1, b] if a in Q else [b]
-        crop.append(slice(0, int(dict(zip(sc.o_axes, sc.sizes))[a])) if a in Q else slice(None))
-    strides = dict(zip(sc.o_axes, sc.strides))
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        t = taken[0]
-        shape = [d for a in kept for d in ((strides[a], Q[a]) if a in Q else (t.shape[a],))]
-        buf = t.new_zeros(shape)
-        for src, dst in moves:
-            buf[dst].add_(t[src])
-        merged = [Q[a] * strides[a] if a in Q else t.shape[a] for a in kept]
-        return buf.permute(perm).reshape(merged)[tuple(crop)]
-    return run
+        buffer += [(a, strides[a]), (a, Q[a])] if a in Q else [(a, None)]
+        merged.append((a, Q[a] * strides[a] if a in Q else None))
+        crop.append(slice(0, sizes[a]) if a in Q else slice(None))
+    moves = _moves(sc, lambda: _Phased(axis_of, len(kept) + len(sc.o_axes)))
+    return kernels.run_phase_scatter, (tuple(buffer), moves, tuple(perm), tuple(merged),
+                                       tuple(crop))
 
 
-def prepare_broadcast(step: Step) -> Callable:
+def broadcast_recipe(step: Step) -> Recipe:
     """The variable (first operand) permuted, scaled and expanded: a view, no copy."""
     b: BroadcastSpec = step.info
     identity = b.perm == tuple(range(len(b.perm)))
-    view, shape = [int(v) for v in b.view], [int(v) for v in b.shape]
+    return kernels.run_broadcast, (None if identity else b.perm, b.factor,
+                                   tuple(int(v) for v in b.view),
+                                   tuple(int(v) for v in b.shape))
 
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        x = taken[0] if identity else taken[0].permute(b.perm)
-        if b.factor != 1:
-            x = x * b.factor
-        return x.reshape(view).expand(shape)
-    return run
+
+def einsum_recipe(step: Step) -> Recipe:
+    """A plain einsum step."""
+    return kernels.run_einsum, step.equation
+
+
+def _pattern(op: Operand) -> Recipe:
+    p = op.tensor.pattern_params
+    I, O, K = (int(s) for s in op.shape)
+    return kernels.dense_pattern, (I, O, K, p.stride, p.pad_left, p.dilation)
+
+
+def _reduced(op: Operand) -> Recipe:
+    t, p = op.tensor, op.tensor.pattern_params
+    I, K = (int(s) for s in op.shape)
+    O = int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
+    return kernels.reduced_matrix, (I, O, K, p.stride, p.pad_left, p.dilation)
+
+
+def _delta(op: Operand) -> Recipe:
+    return kernels.delta_tensor, (tuple(int(s) for s in op.shape),)
+
+
+def _fill(op: Operand) -> Recipe:
+    return kernels.fill_tensor, (tuple(int(s) for s in op.shape), float(op.tensor.fill_value))
+
+
+#: Lowering -> ``(builder, arguments)`` of a runtime operand; the builder also takes
+#: ``device, dtype`` (``input`` is the user's tensor; consumed operands have none).
+MATERIALIZERS: Dict[LoweringKind, Callable[[Operand], Recipe]] = {
+    LoweringKind.DENSE_PATTERN: _pattern, LoweringKind.REDUCED_MATRIX: _reduced,
+    LoweringKind.DENSE_DELTA: _delta, LoweringKind.FILL: _fill}
+
+
+#: Step kind -> ``(kernel, recipe)`` of a step (every kind the engine emits has one).
+STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
+    StepKind.EINSUM: einsum_recipe, StepKind.NATIVE: native_recipe,
+    StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe,
+    StepKind.WINDOW_SUM: window_sum_recipe, StepKind.BROADCAST: broadcast_recipe,
+    StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe}
+
+
+def _bound(recipe: Recipe) -> Callable[[List[Any]], Any]:
+    kernel, args = recipe
+    return functools.partial(kernel, args)
+
+
+def prepare_native(step: Step) -> Callable:
+    """The runner of a native convolution step."""
+    return _bound(native_recipe(step))
+
+
+def prepare_view(step: Step) -> Callable:
+    """The runner of a view step."""
+    return _bound(view_recipe(step))
+
+
+def prepare_gram(step: Step) -> Callable:
+    """The runner of a Gram step."""
+    return _bound(gram_recipe(step))
+
+
+def prepare_window_sum(step: Step) -> Callable:
+    """The runner of a window-sum step."""
+    return _bound(window_sum_recipe(step))
+
+
+def prepare_scatter(step: Step) -> Callable:
+    """The runner of a scatter step."""
+    return _bound(scatter_recipe(step))
+
+
+def prepare_broadcast(step: Step) -> Callable:
+    """The runner of a broadcast step."""
+    return _bound(broadcast_recipe(step))
 
 
 def prepare_einsum(step: Step) -> Callable:
-    """A plain einsum step."""
-    equation = step.equation
-
-    def run(taken: List[torch.Tensor]) -> torch.Tensor:
-        return torch.einsum(equation, *taken)
-    return run
+    """The runner of an einsum step."""
+    return _bound(einsum_recipe(step))
 
 
-#: Step kind -> preparer returning the step's runner (every kind the planner emits has one).
+#: Step kind -> preparer returning the step's runner.
 PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
     StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
     StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
     StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter,
-    StepKind.GATHER: prepare_gather}
+    StepKind.GATHER: lambda step: _bound(gather_recipe(step))}

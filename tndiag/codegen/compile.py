@@ -11,10 +11,18 @@ import dataclasses
 import string
 from typing import Dict, Iterable, Mapping, Sequence, Tuple, Union
 
+from tndiag.codegen.engine import lower
 from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
-from tndiag.codegen.planner import Planner
-from tndiag.codegen.program import AnyProgram, Operand, Program, SlicedProgram, SumProgram
+from tndiag.codegen.program import (
+    AnyProgram,
+    LoweringKind,
+    Operand,
+    Program,
+    SlicedProgram,
+    SumProgram,
+)
+from tndiag.codegen.rewrite import prelower
 from tndiag.errors import CompileError, InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Kind, Sum, constant, verify
 from tndiag.ir.canonical import canonical_form
@@ -257,10 +265,10 @@ def _merge_deltas(graph: Graph, letters: _Letters) -> set:
 def _operands(graph: Graph, letters: _Letters, dense_deltas: set):
     operands, scale = [], 1.0
     for t in graph.tensors:
-        lowering = "dense-delta" if t.name in dense_deltas else lowering_for(t)
-        if lowering == "merge":
+        lowering = LoweringKind.DENSE_DELTA if t.name in dense_deltas else lowering_for(t)
+        if lowering is LoweringKind.MERGE:
             continue
-        if lowering == "scale":
+        if lowering is LoweringKind.SCALE:
             scale *= float(t.value)  # type: ignore[arg-type]
             continue
         subs = "".join(letters(ix.name) for ix in t.indices)
@@ -284,11 +292,11 @@ def _uncarried_deltas(graph: Graph, letters: _Letters, dense: set, operands: lis
         ix = t.indices[0]
         if ch in out:
             ones = constant(f"{t.name}_ones", 1, [ix])
-            operands.append(Operand(ones, ch, (ix.size,), "fill"))
+            operands.append(Operand(ones, ch, (ix.size,), LoweringKind.FILL))
         else:
             scale = scale * ix.size
     if not operands:
-        operands.append(Operand(constant("one", 1), "", (), "fill"))
+        operands.append(Operand(constant("one", 1), "", (), LoweringKind.FILL))
     return operands, scale
 
 
@@ -297,6 +305,7 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     """Compile one graph without caching (use :func:`compile`); symbolic when not ``concrete``."""
     if concrete:
         _require_concrete(graph)
+    graph, rewrites = prelower(graph, allowed)
     letters = _Letters()
     dense = _merge_deltas(graph, letters)
     operands, scale = _operands(graph, letters, dense)
@@ -308,18 +317,16 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     if not operands or any(ch not in carried for ch in out):
         raise CompileError("the output has legs that no operand carries; "
                            "add a constant ones tensor to broadcast them")
-    planner = Planner(operands, out, allowed)
-    steps, operands, extra_scale = planner.run()
+    steps, operands, extra_scale, (flops, largest, peak) = lower(operands, out, allowed)
     equation = ",".join(op.letters for op in operands) + "->" + out
-    variables = [op for op in operands if op.lowering == "input"]
+    variables = [op for op in operands if op.lowering is LoweringKind.INPUT]
     inputs = tuple(dict.fromkeys(op.name for op in variables))
     shapes = {op.name: tuple(op.tensor.shape) for op in variables}
     samples = {t.sample: (t.indices[0].size,) for t in graph.tensors
-               if t.kind is Kind.SLICED and t.sample}
+               if t.kind is Kind.SLICED and t.sample}  # kept positions, after the variables
     shapes.update(samples)
     inputs += tuple(samples)
-    flops, largest, peak = planner.costs()
     return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs),
                    tuple(s.positions for s in steps), tuple(steps),
                    tuple(graph.output_shape), scale * extra_scale, flops, largest, peak,
-                   samples=tuple(samples))
+                   rewrites=rewrites, samples=tuple(samples))

@@ -65,7 +65,7 @@ def native_flops(spec) -> Size:
     """FLOPs of a native convolution: ``2 · (A and B's non-spatial legs) · ∏O · ∏K``.
 
     >>> from tndiag.codegen.native import match_native
-    >>> m = match_native(["nci", "iok", "dck"], ["v", "pattern", "v"], "ndo",
+    >>> m = match_native(["nci", "iok", "dck"], [False, True, False], "ndo",
     ...                  {"n": 2, "c": 3, "i": 8, "o": 6, "k": 3, "d": 4}, {1: (1, 0, 0, 1)})
     >>> native_flops(m[0][1])  # 2 · n c d · o · k
     864
@@ -85,7 +85,7 @@ def pattern_memory(lowering: str, I: Size, O: Size, K: Size) -> Size:
     """
     if lowering == "dense-pattern":
         return I * O * K
-    if lowering in ("reduced-matrix", "dense-reduced"):
+    if lowering == "reduced-matrix":
         return I * K
     return 0
 

@@ -98,14 +98,14 @@ def _role_of(p: str, holders: Dict[str, List[int]], pi: int) -> Optional[Tuple[s
     return None
 
 
-def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str,
+def match_native(letters: Sequence[str], patterns: Sequence[bool], kept: str,
                  sizes: Dict[str, Size], params: Dict[int, tuple],
                  max_ndim: int = 3) -> List[Tuple[Tuple[int, ...], NativeConv]]:
     """Find native convolutions among operands.
 
     Args:
         letters: subscripts of each operand.
-        kinds: ``"pattern"`` for Π operands, anything else otherwise.
+        patterns: per operand, whether it is a Π whose structure may be used.
         kept: letters of the final output.
         sizes: size per letter.
         params: operand position -> (stride, pad_left, pad_right, dilation) for patterns.
@@ -114,20 +114,20 @@ def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str,
     Returns:
         ``[(operand positions (A, B, Π..), NativeConv)]``, operands used at most once.
 
-    >>> m = match_native(["nci", "iok", "dck"], ["v", "pattern", "v"], "ndo",
+    >>> m = match_native(["nci", "iok", "dck"], [False, True, False], "ndo",
     ...                  {"n": 2, "c": 3, "i": 8, "o": 6, "k": 3, "d": 4}, {1: (1, 0, 0, 1)})
     >>> m[0][0], m[0][1].role, m[0][1].result
     ((0, 2, 1), 'conv', 'ndo')
     """
     holders: Dict[str, List[int]] = {}
     for pos, subs in enumerate(letters):
-        if kinds[pos] != "pattern":
+        if not patterns[pos]:
             for ch in set(subs):
                 holders.setdefault(ch, []).append(pos)
     groups: Dict[Tuple[str, int, int], List[int]] = {}
     for pos, subs in enumerate(letters):
-        if kinds[pos] == "pattern" and len(set(subs)) == 3:
-            found = _role_of(subs, _with_output(holders, kept, letters, kinds, pos), pos)
+        if patterns[pos] and len(set(subs)) == 3:
+            found = _role_of(subs, _with_output(holders, kept, letters, patterns, pos), pos)
             if found is not None:
                 groups.setdefault(found, []).append(pos)
     used: set = set()
@@ -135,20 +135,20 @@ def match_native(letters: Sequence[str], kinds: Sequence[str], kept: str,
     for (role, a, b), pats in groups.items():
         if a in used or b in used or len(pats) > max_ndim:
             continue
-        spec = _spec(role, a, b, pats, letters, kinds, kept, sizes, params)
+        spec = _spec(role, a, b, pats, letters, kept, sizes, params)
         if spec is not None:
             used.update((a, b, *pats))
             out.append(((a, b, *pats), spec))
     return out
 
 
-def _with_output(holders, kept, letters, kinds, pos) -> Dict[str, List[int]]:
+def _with_output(holders, kept, letters, patterns, pos) -> Dict[str, List[int]]:
     """Holders of each letter, counting the output (-1) and other patterns (-2 - position)."""
     table = {ch: list(v) for ch, v in holders.items()}
     for ch in kept:
         table.setdefault(ch, []).append(-1)
     for q, subs in enumerate(letters):
-        if kinds[q] == "pattern" and q != pos:
+        if patterns[q] and q != pos:
             for ch in subs:
                 table.setdefault(ch, []).append(-2 - q)
     for ch in letters[pos]:
@@ -156,7 +156,7 @@ def _with_output(holders, kept, letters, kinds, pos) -> Dict[str, List[int]]:
     return table
 
 
-def _spec(role, a, b, pats, letters, kinds, kept, sizes, params) -> Optional[NativeConv]:
+def _spec(role, a, b, pats, letters, kept, sizes, params) -> Optional[NativeConv]:
     la, lb = letters[a], letters[b]
     if len(set(la)) != len(la) or len(set(lb)) != len(lb):
         return None

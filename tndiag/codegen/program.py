@@ -18,13 +18,18 @@ from tndiag.errors import UnknownNameError
 from tndiag.ir import Tensor
 from tndiag.ir.sizes import Size
 
-__all__ = ["Operand", "Step", "StepKind", "Program", "SumProgram", "SlicedProgram", "Chunk",
-           "ChunkPlan", "AnyProgram", "BACKENDS", "backend", "sample_inputs"]
+__all__ = ["Operand", "LoweringKind", "Step", "StepKind", "Program", "SumProgram",
+           "SlicedProgram", "Chunk", "ChunkPlan", "AnyProgram", "BACKENDS", "BACKEND_EXPORTS",
+           "backend", "sample_inputs"]
 
 #: Backend name -> module whose ``run(program, *args, **kwargs)`` evaluates a program. The
 #: module is imported on first use, so codegen never imports a backend; a second backend is
 #: one more row. A backend keeps whatever it prepares per program itself.
 BACKENDS: Dict[str, str] = {"torch": "tndiag.backends.torch"}
+
+#: Backend name -> module whose ``program_functions`` and ``kernel_source`` write a program
+#: as standalone code (:func:`tndiag.codegen.export.export`), found like :data:`BACKENDS`.
+BACKEND_EXPORTS: Dict[str, str] = {"torch": "tndiag.backends.torch_export"}
 
 _RUNNERS: Dict[str, Callable[..., Any]] = {}
 
@@ -44,6 +49,39 @@ def backend(name: str = "torch") -> Callable[..., Any]:
     return found
 
 
+class LoweringKind(str, enum.Enum):
+    """How the backend obtains an operand (see :mod:`tndiag.codegen.lowering`).
+
+    >>> LoweringKind("view").consumed, LoweringKind.FILL.consumed
+    (True, False)
+    """
+
+    INPUT = "input"  # the user's tensor, reshaped to its flat legs
+    DENSE_PATTERN = "dense-pattern"  # the 0/1 tensor [I, O, K]
+    REDUCED_MATRIX = "reduced-matrix"  # the counts Σ_o Π as [I, K]
+    MERGE = "merge"  # a δ whose legs became one letter: no operand
+    DENSE_DELTA = "dense-delta"  # a δ with two open legs, as a dense tensor
+    SCALE = "scale"  # a scalar constant: a factor of the program
+    FILL = "fill"  # a constant with legs, as a filled tensor
+    NATIVE = "native"  # a pattern inside a native convolution step
+    VIEW = "view"  # a pattern inside a strided-view step
+    MIRROR = "mirror"  # an operand of a mirrored half (its Gram step uses the other half)
+    WINDOW_SUM = "window-sum"  # a summed pattern inside a window-sum step
+    BROADCAST = "broadcast"  # a constant fill inside a broadcast step
+    SCATTER = "scatter"  # a pattern inside a scatter (col2im) step
+    SLICED_PATTERN = "sliced-pattern"  # Π[s[j], o, k] built from the call's kept positions
+    GATHER = "gather"  # a sliced pattern inside a gather step (the kept positions themselves)
+
+    @property
+    def consumed(self) -> bool:
+        """Whether the operand lives inside a structured step (no runtime tensor of its own)."""
+        return self in _CONSUMED
+
+
+_CONSUMED = frozenset({LoweringKind.NATIVE, LoweringKind.VIEW, LoweringKind.MIRROR,
+                       LoweringKind.WINDOW_SUM, LoweringKind.BROADCAST, LoweringKind.SCATTER})
+
+
 @dataclass(frozen=True)
 class Operand:
     """One operand of the contraction and how the backend obtains it.
@@ -52,14 +90,18 @@ class Operand:
         tensor: the IR tensor it stands for.
         letters: einsum subscripts of its flat legs (repeats allowed: a diagonal).
         shape: flat runtime shape, one size per letter.
-        lowering: name of the lowering (see :mod:`tndiag.codegen.lowering`); operands
-            consumed by a structured step (``native``, ``view``) are never materialized.
+        lowering: its :class:`LoweringKind` (a name is converted); operands consumed by a
+            structured step (``native``, ``view``, ...) are never materialized.
     """
 
     tensor: Tensor
     letters: str
     shape: Tuple[Size, ...]
-    lowering: str
+    lowering: LoweringKind
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lowering, LoweringKind):
+            object.__setattr__(self, "lowering", LoweringKind(self.lowering))
 
     @property
     def name(self) -> str:
@@ -131,9 +173,10 @@ class Program:
     ``flops`` and ``peak_memory`` (elements of intermediates alive at once, materialized
     patterns included) come from :mod:`tndiag.codegen.cost`. ``parts`` are the programs of
     the sum terms this one evaluates together (a fused bias, a broadcast term; see
-    :mod:`tndiag.codegen.fuse`), empty otherwise. ``samples`` are the inputs that are
-    integer vectors of kept positions (sliced patterns, :mod:`tndiag.codegen.gather`); they
-    follow the variables in :attr:`inputs`.
+    :mod:`tndiag.codegen.fuse`), empty otherwise; ``rewrites`` the diagram rewrites that
+    fired before lowering (:mod:`tndiag.codegen.rewrite`). ``samples`` are the inputs that
+    are int64 vectors of kept positions (sliced patterns, :mod:`tndiag.codegen.lowerings.gather`);
+    they follow the variables in :attr:`inputs`.
     """
 
     equation: str
@@ -148,6 +191,7 @@ class Program:
     largest_intermediate: Size
     peak_memory: Size = 0
     parts: Tuple["Program", ...] = ()
+    rewrites: Tuple[str, ...] = ()
     samples: Tuple[str, ...] = ()
 
     @property
@@ -160,8 +204,10 @@ class Program:
 
     def __str__(self) -> str:
         lines = [f"equation: {self.equation}"]
+        if self.rewrites:
+            lines.insert(0, "rewritten: " + ", ".join(self.rewrites))
         for op in self.operands:
-            lines.append(f"  {op.letters or '(scalar)':<10} {op.name:<8} {op.lowering:<15} "
+            lines.append(f"  {op.letters or '(scalar)':<10} {op.name:<8} {op.lowering.value:<15} "
                          f"{list(op.shape)}")
         lines.append("inputs: " + ", ".join(f"{n}{list(s)}"
                                             for n, s in zip(self.inputs, self.input_shapes)))

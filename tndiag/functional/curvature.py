@@ -124,10 +124,12 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
     w_shape = _shape(weight_size, "weight_size")
     keep, sample = check_keep(keep), check_sample(sample)
     hyper = (stride, padding, dilation, groups)
-    if keep == 1.0:
+    if keep == 1.0 or input.shape[:1] == (0,):  # exact (an empty batch: zeros, as torch)
         return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, X=input)
     args = _hyper(hyper)
-    weight_ndim(w_shape)
+    if input.dim() != len(w_shape) or weight_ndim(w_shape) < 1:
+        raise ShapeError(f"conv_weight_vjp with keep < 1 needs a batched input of rank "
+                         f"{len(w_shape)}, got shape {list(input.shape)}")
     _check_shape(grad_output, _output_shape(tuple(input.shape), w_shape, *args), "grad_output")
     return approximate_weight_vjp(input, w_shape, grad_output, args, keep, sample, generator,
                                   dim, lowerings_for(grad_output.dtype, "conv_weight_vjp"))

@@ -29,13 +29,15 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from tndiag import ops
+from tndiag.backends.torch_gather import select_slices
 from tndiag.codegen.program import AnyProgram, sample_inputs
-from tndiag.errors import InvalidArgumentError, ShapeError
+from tndiag.errors import InvalidArgumentError
 from tndiag.functional._common import compile_for, run_program
 from tndiag.passes.subsample import check_keep, subsample
 
 __all__ = ["SAMPLERS", "Draw", "draw", "kept_input", "weight_vjp_from_kept", "check_sample",
-           "check_generator", "spatial_estimate", "channel_estimate"]
+           "check_generator", "spatial_estimate", "channel_estimate", "approximate_program",
+           "approximate_weight_vjp", "check_keep"]
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,22 @@ def kept_input(input: torch.Tensor, d: Draw, groups: int = 1) -> torch.Tensor:
     """
     positions = d.positions.to(input.device)
     if d.leg != "ci" or groups == 1:
-        return input.index_select(d.axis, positions)
+        return select_slices(input, d.axis, positions)
     n, c, *rest = input.shape
-    grouped = input.view(n, groups, c // groups, *rest).index_select(2, positions)
+    grouped = select_slices(input.reshape(n, groups, c // groups, *rest), 2, positions)
     return grouped.reshape(n, groups * positions.numel(), *rest)
 
 
 @functools.lru_cache(maxsize=1024)
-def _program(leg: str, kept: int, keep: float, input_shape, weight_shape, stride, padding,
-             dilation, groups, lowerings) -> AnyProgram:
+def approximate_program(leg: str, kept: int, keep: float, input_shape, weight_shape,
+                        stride=1, padding=0, dilation=1, groups=1,
+                        lowerings: Optional[str] = None) -> AnyProgram:
+    """The compiled weight VJP with ``kept`` slices of ``leg`` (cached; positions as input).
+
+    >>> p = approximate_program("i1", 3, 0.5, (2, 3, 8), (4, 3, 3))
+    >>> p.inputs, p.input_shapes
+    (('X', 'V', 'keep_i1'), ((2, 3, 3), (2, 4, 6), (3,)))
+    """
     diagram = ops.conv_weight_vjp(input_shape, weight_shape, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups)
     return compile_for(subsample(diagram, leg, keep, "bernoulli", kept, f"keep_{leg}"),
@@ -131,8 +140,8 @@ def weight_vjp_from_kept(kept: torch.Tensor, d: Draw, input_shape: Tuple[int, ..
     m = int(d.positions.numel())
     if m == 0:
         return grad_output.new_zeros(weight_shape)
-    program = _program(d.leg, m, d.keep, tuple(input_shape), tuple(weight_shape), *hyper,
-                       lowerings)
+    program = approximate_program(d.leg, m, d.keep, tuple(input_shape), tuple(weight_shape),
+                                  *hyper, lowerings)
     positions = d.positions.to(grad_output.device)
     extra = {name: positions for name in sample_inputs(program)}  # spatial: the gather's
     g = run_program(program, "conv_weight_vjp", grad_output.dtype, X=kept, V=grad_output,
@@ -181,12 +190,10 @@ def approximate_weight_vjp(input: torch.Tensor, weight_shape: Tuple[int, ...],
                            grad_output: torch.Tensor, hyper: tuple, keep: float,
                            sample: str, generator: Optional[torch.Generator], dim: int,
                            lowerings: Optional[str]) -> torch.Tensor:
-    """Checks, then the estimate of :data:`SAMPLERS` ``[sample]`` (``keep < 1``)."""
+    """Checks, then the estimate of :data:`SAMPLERS` ``[sample]`` (``keep < 1``; shapes are
+    checked by :func:`tndiag.functional.conv_weight_vjp`)."""
     check_keep(keep)
     check_generator(generator)
-    if input.dim() != len(weight_shape):
-        raise ShapeError(f"conv_weight_vjp with keep < 1 needs a batched input of rank "
-                         f"{len(weight_shape)}, got shape {list(input.shape)}")
     if not (input.dtype.is_floating_point or input.dtype.is_complex):
         raise InvalidArgumentError(f"conv_weight_vjp with keep < 1 rescales by 1/keep and "
                                    f"needs a floating-point input, got {input.dtype}")

@@ -51,7 +51,8 @@ def check_keep(keep: object, what: str = "keep") -> float:
     >>> check_keep(0.25)
     0.25
     """
-    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1:
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or \
+            not 0 < float(keep) <= 1:
         raise InvalidArgumentError(f"{what} must be a probability in (0, 1], got {keep!r}")
     return float(keep)
 

@@ -1,4 +1,4 @@
-"""The ``gather`` step: a sliced pattern ``Π[s[j], o, k]`` applied to the operand on its ``o`` leg.
+"""``gather``: a sliced pattern ``Π[s[j], o, k]`` applied to the operand on its ``o`` leg.
 
 A sliced pattern (tensor dropout, :mod:`tndiag.passes.subsample`) joins the kept positions
 ``j`` of an input leg to an operand ``T`` carrying its ``o`` leg. When ``o`` lies on ``T``
@@ -6,22 +6,28 @@ alone (not on the output, not on another operand), ``Σ_o T[.., o, ..] Π[s[j], 
 gather: for each kept position and tap, ``o = (s[j] + P_l − k·D) / S`` when that is an integer
 in ``[0, O)``, else the entry is zero. The step reads ``T`` at those ``m·K`` positions along
 one axis and masks the invalid ones; the result replaces the ``o`` axis by ``(j, k)`` in
-place. No dense Π is built and everything after the step runs on the smaller ``j`` leg.
-
-This module holds the codegen side (matching, the frozen spec, the cost); the torch runner
-is :func:`tndiag.backends.torch_gather.prepare_gather`.
+place. No dense Π is built and every later step runs on the smaller ``j`` leg. The torch
+kernel is :func:`tndiag.backends.torch_gather.run_gather`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 from tndiag.codegen import cost
-from tndiag.codegen.lowering import exclusive_holder
+from tndiag.codegen.lowerings.base import (
+    EntryKind,
+    Match,
+    State,
+    StepRule,
+    exclusive_holder,
+    pattern_params,
+)
+from tndiag.codegen.program import LoweringKind, StepKind
 from tndiag.ir.sizes import Size
 
-__all__ = ["GatherSpec", "match_gathers", "gather_spec", "gather_flops"]
+__all__ = ["RULE", "GatherSpec", "gather_spec"]
 
 
 @dataclass(frozen=True)
@@ -44,27 +50,6 @@ class GatherSpec:
     dilation: int
 
 
-def match_gathers(letters: Sequence[str], kinds: Sequence[str], out: str
-                  ) -> List[Tuple[int, int]]:
-    """``(sliced pattern position, holder position)`` for each sliced pattern whose ``o`` leg
-    lies on exactly one other operand (once) and nowhere else.
-
-    >>> match_gathers(["ncj", "jok", "nDo"], ["tensor", "sliced", "tensor"], "Dck")
-    [(1, 2)]
-    >>> match_gathers(["ncj", "jok"], ["tensor", "sliced"], "cko")
-    []
-    """
-    found = []
-    for pos, subs in enumerate(letters):
-        if kinds[pos] != "sliced" or len(set(subs)) != 3:
-            continue
-        holder = exclusive_holder(subs[1], letters, kinds, out, pos)
-        if holder is not None and kinds[holder] != "sliced" and \
-                len(set(letters[holder])) == len(letters[holder]):
-            found.append((pos, holder))
-    return found
-
-
 def gather_spec(holder: str, pattern: str, sizes, params: Tuple[int, int, int, int]
                 ) -> Tuple[GatherSpec, str]:
     """The spec and result letters of gathering ``holder`` through the sliced pattern.
@@ -81,6 +66,32 @@ def gather_spec(holder: str, pattern: str, sizes, params: Tuple[int, int, int, i
     return spec, holder.replace(o, j + k)
 
 
-def gather_flops(result: str, sizes) -> Size:
+def _match(state: State) -> List[Match]:
+    """Each sliced pattern whose ``o`` leg lies on exactly one other entry (once)."""
+    found = []
+    for pos, entry in enumerate(state.stack):
+        if entry.kind is not EntryKind.SLICED:
+            continue
+        holder = exclusive_holder(state, entry.letters[1], pos)
+        if holder is None or state.stack[holder].kind is EntryKind.SLICED:
+            continue
+        base = state.stack[holder]
+        spec, result = gather_spec(base.letters, entry.letters, state.sizes,
+                                   pattern_params(state, entry.uid))
+        found.append(Match((base.uid, entry.uid), result, spec))
+    return found
+
+
+def _apply(state: State, match: Match) -> None:
+    state.relower(match.uids[1], LoweringKind.GATHER)
+    state.push(match.uids, match.result, StepKind.GATHER, match.info, "gather",
+               _cost(state, match))
+
+
+def _cost(state: State, match: Match) -> Size:
     """One read and one multiply (the validity mask) per element of the result."""
-    return 2 * cost.prod(sizes[ch] for ch in result)
+    return 2 * cost.prod(state.sizes[ch] for ch in match.result)
+
+
+RULE = StepRule("gather", StepKind.GATHER, _match, _apply, _cost,
+                "a sliced pattern on one tensor's o axis becomes a gather at the kept positions")

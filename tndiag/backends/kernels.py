@@ -1,0 +1,280 @@
+"""Runtime kernels of the torch backend: plain functions of a recipe and operand tensors.
+
+A recipe is a literal (ints, floats, strings, tuples, slices, None) computed once per step
+when a program is prepared (:mod:`tndiag.backends.torch_native`). This module imports only
+torch; :func:`tndiag.export` writes its text into every exported module, so exported code and
+compiled programs run the very same functions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached",
+           "arrange", "run_native", "run_view", "run_gram", "symmetric_product",
+           "run_window_sum", "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum",
+           "finish", "run_sum", "run_sliced"]
+
+CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def dense_pattern(I, O, K, stride, pad_left, dilation, device=None, dtype=None):
+    """The 0/1 index pattern ``Π[i, o, k] = [i == o·S + k·D − P_l]`` as a dense tensor.
+
+    >>> dense_pattern(3, 3, 1, 1, 0, 1).squeeze(-1)
+    tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]])
+    """
+    i = torch.arange(I, device=device).view(I, 1, 1)
+    o = torch.arange(O, device=device).view(1, O, 1)
+    k = torch.arange(K, device=device).view(1, 1, K)
+    return (i == o * stride + k * dilation - pad_left).to(dtype or torch.get_default_dtype())
+
+
+def reduced_matrix(I, O, K, stride, pad_left, dilation, device=None, dtype=None):
+    """``Σ_o Π[i, o, k]`` as an ``[I, K]`` count matrix, without forming the dense Π.
+
+    >>> reduced_matrix(4, 2, 3, 1, 0, 1).tolist()
+    [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]]
+    """
+    i = torch.arange(I, device=device).view(I, 1)
+    k = torch.arange(K, device=device).view(1, K)
+    shifted = i + pad_left - k * dilation  # = o·S for a hit
+    hit = (shifted % stride == 0) & (shifted >= 0) & (shifted < O * stride)
+    return hit.to(dtype or torch.get_default_dtype())
+
+
+def delta_tensor(shape, device=None, dtype=None):
+    """The Kronecker δ with legs ``shape`` (all one size): ones on the diagonal."""
+    out = torch.zeros(shape, device=device, dtype=dtype)
+    idx = torch.arange(shape[0], device=device)
+    out[(idx,) * len(shape)] = 1
+    return out
+
+
+def fill_tensor(shape, value, device=None, dtype=None):
+    """A constant tensor of ``shape`` filled with ``value``."""
+    return torch.full(shape, value, device=device, dtype=dtype)
+
+
+def cached(store, key, build, *args):
+    """``store[key]``, made by ``build(*args)`` the first time."""
+    found = store.get(key)
+    if found is None:
+        found = store[key] = build(*args)
+    return found
+
+
+def arrange(t, how):
+    """Sum the legs ``dims``, permute by ``perm`` (None: keep), reshape to ``shape``."""
+    dims, perm, shape = how
+    if dims:
+        t = t.sum(dims)
+    if perm is not None:
+        t = t.permute(perm)
+    return t if t.shape == shape else t.reshape(shape)
+
+
+def conv_kernel(a, b, bias, ndim, stride, padding, dilation, groups):
+    """``conv{1,2,3}d`` of A (input) and B (weight)."""
+    return CONVS[ndim](a, b, bias, stride, padding, dilation, groups)
+
+
+def input_grad_kernel(a, b, bias, x_shape, stride, padding, dilation, groups):
+    """The input gradient of a convolution: torch's own backward kernel."""
+    fake = a.new_empty(1).expand(x_shape)
+    return torch.ops.aten.convolution_backward(
+        a, fake, b, None, stride, padding, dilation, False, [0] * len(stride), groups,
+        (True, False, False))[0]
+
+
+def weight_kernel(a, b, bias, w_shape, stride, padding, dilation, groups):
+    """The weight gradient of a convolution (A the input, B the output gradient)."""
+    weight = b.new_empty(1).expand(w_shape)
+    return torch.ops.aten.convolution_backward(
+        b, a, weight, None, stride, padding, dilation, False, [0] * len(stride), groups,
+        (False, True, False))[1]
+
+
+def transpose_kernel(a, b, bias, ndim, stride, pad_left, extra, groups, dilation, crop):
+    """``conv_transpose{1,2,3}d``; with ``crop`` = (starts, sizes) the full result is cut to
+    the window (zeros where the kernel never reaches)."""
+    if crop is None:
+        return CONV_TRANSPOSES[ndim](a, b, bias, stride, pad_left, extra, groups, dilation)
+    y = window(CONV_TRANSPOSES[ndim](a, b, None, stride, 0, 0, groups, dilation), *crop)
+    return y if bias is None else y.add_(bias.view(-1, *[1] * ndim))
+
+
+def window(y, starts, sizes):
+    """``out[.., i] = y[.., i + start]`` on the trailing dims, zero where ``y`` has no entry."""
+    nd = len(sizes)
+    src, dst = [], []
+    for start, size, have in zip(starts, sizes, y.shape[-nd:]):
+        lo, hi = max(start, 0), min(start + size, have)
+        if hi <= lo:
+            return y.new_zeros((*y.shape[:-nd], *sizes))
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    if all(s.start == 0 and s.stop == have and d.stop - d.start == size for s, d, have, size
+           in zip(src, dst, y.shape[-nd:], sizes)):
+        return y
+    out = y.new_zeros((*y.shape[:-nd], *sizes))
+    out[(Ellipsis,) + tuple(dst)] = y[(Ellipsis,) + tuple(src)]
+    return out
+
+
+NATIVE_KERNELS = {"conv": conv_kernel, "input-grad": input_grad_kernel,
+                  "weight": weight_kernel, "transpose": transpose_kernel}
+
+
+def run_native(recipe, taken):
+    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape."""
+    kernel, how_a, how_b, how_bias, pad, out_shape, args = recipe
+    a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
+    bias = None
+    if how_bias is not None:
+        bias = arrange(taken[-1], how_bias[0])
+        bias = bias if how_bias[1] == 1 else bias * how_bias[1]
+    if pad is not None:
+        a = F.pad(a, pad)
+    y = NATIVE_KERNELS[kernel](a, b, bias, *args)
+    return y if y.shape == out_shape else y.reshape(out_shape)
+
+
+def run_view(recipe, taken):
+    """Zero-pad once, then unfold each viewed axis (every ``dilation``-th tap kept)."""
+    pad, unfolds, taps = recipe
+    t = F.pad(taken[0], pad) if pad is not None else taken[0]
+    for axis, size, stride in unfolds:
+        t = t.unfold(axis, size, stride)
+    return t[taps] if taps is not None else t
+
+
+def symmetric_product(m, blocks):
+    """``m mᵀ`` (batched) computing only the row blocks on and above the diagonal.
+
+    >>> m = torch.randn(2, 5, 7, dtype=torch.float64)
+    >>> torch.allclose(symmetric_product(m, ((0, 2), (2, 5))), m @ m.transpose(1, 2))
+    True
+    """
+    if len(blocks) == 1:
+        return torch.bmm(m, m.transpose(1, 2))
+    r = m.new_empty(m.shape[0], m.shape[1], m.shape[1])
+    for n, (a0, a1) in enumerate(blocks):
+        rows = m[:, a0:a1]
+        for b0, b1 in blocks[n:]:
+            part = torch.bmm(rows, m[:, b0:b1].transpose(1, 2))
+            r[:, a0:a1, b0:b1] = part
+            if b0 != a0:
+                r[:, b0:b1, a0:a1] = part.transpose(1, 2)
+    return r
+
+
+def run_gram(recipe, taken):
+    """``M Mᵀ`` of one tensor permuted and reshaped to (batch, kept, summed)."""
+    perm, matrix, shape, blocks, out_perm = recipe
+    r = symmetric_product(taken[0].permute(perm).reshape(matrix), blocks).reshape(shape)
+    return r if out_perm is None else r.permute(out_perm)
+
+
+def run_window_sum(recipe, taken):
+    """K window sums along one axis stacked as a new last axis; at stride 1 a long window is
+    the axis total minus its borders (``plans``: per tap ``(how, first, last)``)."""
+    axis, size, stride, plans, needs_total = recipe
+    a = taken[0]
+    total = a.sum(axis) if needs_total else a
+    outs = []
+    for how, first, last in plans:
+        if how == "total":
+            r = total
+            if first > 0:
+                r = r - a.narrow(axis, 0, first).sum(axis)
+            if last < size - 1:
+                r = r - a.narrow(axis, last + 1, size - 1 - last).sum(axis)
+        elif how == "direct":
+            part = a.narrow(axis, first, last - first + 1)
+            r = part.sum(axis) if stride == 1 else part.unfold(axis, 1, stride).sum((axis, -1))
+        else:
+            r = a.sum(axis) * 0
+        outs.append(r)
+    return outs[0].unsqueeze(-1) if len(outs) == 1 else torch.stack(outs, -1)
+
+
+def run_scatter(recipe, taken):
+    """col2im: per tap combination, a slice of the tensor added into a slice of zeros."""
+    sizes, moves = recipe
+    t = taken[0]
+    out = t.new_zeros([t.shape[a] if s is None else s for a, s in sizes])
+    for src, dst in moves:
+        out[dst].add_(t[src])
+    return out
+
+
+def run_phase_scatter(recipe, taken):
+    """col2im into a phase-major buffer (contiguous adds), interleaved by one copy."""
+    buffer, moves, perm, merged, crop = recipe
+    t = taken[0]
+    buf = t.new_zeros([t.shape[a] if s is None else s for a, s in buffer])
+    for src, dst in moves:
+        buf[dst].add_(t[src])
+    return buf.permute(perm).reshape([t.shape[a] if s is None else s for a, s in merged])[crop]
+
+
+def run_broadcast(recipe, taken):
+    """The variable permuted, scaled and expanded: a view, no copy."""
+    perm, factor, view, shape = recipe
+    x = taken[0] if perm is None else taken[0].permute(perm)
+    if factor != 1:
+        x = x * factor
+    return x.reshape(view).expand(shape)
+
+
+def run_einsum(equation, taken):
+    """A plain einsum step (one or two operands: no path search at run time)."""
+    return torch.einsum(equation, *taken)
+
+
+def finish(result, scale, fresh, own, shape):
+    """A program's result: scaled (in place when ``fresh``), copied when ``own`` asks for a
+    tensor no input shares, reshaped to ``shape``."""
+    if scale != 1:
+        result = result.mul_(scale) if fresh else result * scale
+    elif own and not fresh:
+        result = result.clone()
+    return result if result.shape == shape else result.reshape(shape)
+
+
+def run_sum(terms):
+    """Add the terms' results (``term(own)`` each) into the first one, in place."""
+    result = terms[0](True)
+    for term in terms[1:]:
+        value = term(False)
+        if result.shape == value.shape and result.dtype == value.dtype:
+            result.add_(value)
+        else:
+            result = result + value
+    return result
+
+
+def run_sliced(inputs, chunks, whole, own, axes, per, out_axis, out_per, out_shape):
+    """Memory-bounded evaluation: ``chunk(sub_inputs, own)`` per ``(start, stop, chunk)``,
+    written into the result along ``out_axis`` or (None) added up; ``whole(own)`` when
+    ``chunks`` is None (slicing would not lower the peak)."""
+    if chunks is None:
+        return whole(own)
+    result = None
+    for start, stop, chunk in chunks:
+        sub = [t if axis is None else t.narrow(axis, start * n, (stop - start) * n)
+               for t, axis, n in zip(inputs, axes, per)]
+        if out_axis is None:
+            value = chunk(sub, result is None)
+            result = value if result is None else result.add_(value)
+            continue
+        value = chunk(sub, False)
+        if result is None:
+            result = value.new_empty(out_shape)
+        result.narrow(out_axis, start * out_per, (stop - start) * out_per).copy_(value)
+    return result
