@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overhead", action="store_true",
                    help="measure the per-call overhead of every tndiag.functional function "
                         "instead (benchmarks/overhead.py; --overhead --help for its options)")
+    p.add_argument("--dropout", action="store_true",
+                   help="run the tensor-dropout benchmark instead (tndiag.bench.dropout_bench; "
+                        "--dropout --help for its options)")
     p.add_argument("--curvature", action="store_true",
                    help="run the model-level curvature benchmark instead "
                         "(benchmarks/curvature.py; --curvature --help for its options)")
@@ -129,12 +132,18 @@ def main(argv: List[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--overhead" in argv:  # tiny calls: no allocator settings needed
         return _script("overhead", [a for a in argv if a != "--overhead"])
-    if "--curvature" in argv:
-        if "--no-reexec" not in argv:
-            code = _reexec(argv)
-            if code is not None:
-                return code
-        return _script("curvature", [a for a in argv if a not in ("--curvature", "--no-reexec")])
+    for switch in ("--curvature", "--dropout"):  # allocator-sensitive: warm malloc settings
+        if switch in argv:
+            if "--no-reexec" not in argv:
+                code = _reexec(argv)
+                if code is not None:
+                    return code
+            rest = [a for a in argv if a not in (switch, "--no-reexec")]
+            if switch == "--curvature":
+                return _script("curvature", rest)
+            from tndiag.bench.dropout_bench import main as dropout_main
+
+            return int(dropout_main(rest) or 0)
     args = _parser().parse_args(argv)
     if not args.no_reexec:
         code = _reexec(argv)

@@ -9,6 +9,9 @@
   K = 5, S = 2, P = 1), tndiag vs the unfold-based standard vs einconv, time and memory.
 - ``tndiag paper report RESULTS.json [--plot DIR]``: the tables (and figures) again from a
   saved ``--json`` file.
+- ``tndiag paper dropout`` (:mod:`tndiag.bench.dropout`): weight-gradient error of tensor
+  dropout and CRS vs saved bytes and backward time on All-CNN-C; ``tndiag paper
+  dropout-train`` (:mod:`tndiag.bench.dropout_train`): training with them.
 
 Like ``tndiag bench``, the command re-executes itself once under glibc's warm-allocator
 settings (``--no-reexec`` skips that).
@@ -29,6 +32,12 @@ __all__ = ["main", "KFAC_CASE", "run_kfac_case"]
 KFAC_CASE = {"net": "singd", "name": "kfac-reduce", "ndim": 2, "batch": 128, "c_in": 10,
              "c_out": 1, "input": [256, 256], "kernel": [5, 5], "stride": [2, 2],
              "padding": [1, 1], "dilation": [1, 1], "groups": 1, "category": "general"}
+
+
+#: experiments with their own argument parsers: name -> module with ``main(argv)``
+_OWN_PARSERS = {"dropout": "tndiag.bench.dropout", "dropout-train": "tndiag.bench.dropout_train"}
+_OWN_HELP = {"dropout": "tensor dropout and CRS: gradient error vs saved bytes and time",
+             "dropout-train": "tensor dropout and CRS: training a small CNN"}
 
 
 def _common() -> argparse.ArgumentParser:
@@ -78,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--plot", type=Path, default=None, metavar="DIR",
                    help="also write the figures here")
     g.set_defaults(run=_cmd_report, no_reexec=True)
+    for name in _OWN_PARSERS:  # listed here, parsed by their own modules
+        sub.add_parser(name, add_help=False, help=_OWN_HELP[name])
     return p
 
 
@@ -241,6 +252,10 @@ def main(argv: List[str] | None = None) -> int:
     from tndiag.errors import TndiagError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _OWN_PARSERS:
+        import importlib
+
+        return int(importlib.import_module(_OWN_PARSERS[argv[0]]).main(argv[1:]))
     args = _parser().parse_args(argv)
     args.argv = [a for a in argv if a != "--no-reexec"]
     if not args.no_reexec:

@@ -12,6 +12,9 @@ really runs on the smaller leg. :data:`SAMPLERS` holds one row per ``sample`` mo
 - ``"channel"``: input channels ``ci``. With groups, the kept positions index channels
   within a group and the same ones are kept in every group (the weight has ``C_in/G``
   input channels, so the grouped layout stays intact); dropped channels get zero gradient.
+- ``"crs"``: the baseline, Bernoulli column-row sampling of the unfolded product with
+  norm-proportional probabilities (:mod:`tndiag.functional.crs`); it needs the output
+  gradient's norms, so a module cannot drop input slices before backward.
 
 The kept positions are drawn from ``generator`` (a :class:`torch.Generator`, or torch's
 default one) on its device.
@@ -167,9 +170,18 @@ channel_estimate = _estimate("channel")
 
 #: sample mode -> ``estimate(input, weight_shape, grad_output, hyper, keep, generator, dim,
 #: lowerings)`` returning an unbiased estimate of the weight gradient.
+def _crs_estimate(*args: object) -> torch.Tensor:
+    """:func:`tndiag.functional.crs.crs_estimate`, imported on first use (that module
+    imports the functions that import this one)."""
+    from tndiag.functional.crs import crs_estimate
+
+    return crs_estimate(*args)  # type: ignore[arg-type]
+
+
 SAMPLERS: Dict[str, Callable[..., torch.Tensor]] = {
     "spatial": spatial_estimate,
     "channel": channel_estimate,
+    "crs": _crs_estimate,
 }
 
 
