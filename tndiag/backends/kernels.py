@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached",
-           "arrange", "run_native", "run_view", "run_gram", "symmetric_product",
+           "arrange", "native_operands", "run_native", "run_view", "run_gram", "symmetric_product",
            "run_window_sum", "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum",
            "finish", "run_sum", "run_sliced"]
 
@@ -130,9 +130,8 @@ NATIVE_KERNELS = {"conv": conv_kernel, "input-grad": input_grad_kernel,
                   "weight": weight_kernel, "transpose": transpose_kernel}
 
 
-def run_native(recipe, taken):
-    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape."""
-    kernel, how_a, how_b, how_bias, pad, out_shape, args = recipe
+def native_operands(taken, how_a, how_b, how_bias, pad):
+    """A, B and the bias of a convolution-family step, arranged (and A padded) for its kernel."""
     a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
     bias = None
     if how_bias is not None:
@@ -140,7 +139,13 @@ def run_native(recipe, taken):
         bias = bias if how_bias[1] == 1 else bias * how_bias[1]
     if pad is not None:
         a = F.pad(a, pad)
-    y = NATIVE_KERNELS[kernel](a, b, bias, *args)
+    return a, b, bias
+
+
+def run_native(recipe, taken):
+    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape."""
+    kernel, how_a, how_b, how_bias, pad, out_shape, args = recipe
+    y = NATIVE_KERNELS[kernel](*native_operands(taken, how_a, how_b, how_bias, pad), *args)
     return y if y.shape == out_shape else y.reshape(out_shape)
 
 

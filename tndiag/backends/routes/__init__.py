@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Tuple
 
-from tndiag.backends.kernels import arrange
+from tndiag.backends.kernels import native_operands
 from tndiag.backends.routes.conv import depth2d, gemm, geometry
 from tndiag.backends.routes.window import classes_recipe, matmul_recipe
 from tndiag.codegen.native import NativeConv
@@ -39,15 +39,6 @@ def native_route_recipe(route: str, s: NativeConv, how_a: tuple, how_b: tuple, b
 
 def run_routed(recipe: tuple, taken: List[Any]) -> Any:
     """Arrange A, B (and the bias), pad, run the route's kernel, reshape to the result."""
-    import torch.nn.functional as F
-
     route, how_a, how_b, how_bias, pad, out_shape, geom = recipe
-    a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
-    bias = None
-    if how_bias is not None:
-        bias = arrange(taken[-1], how_bias[0])
-        bias = bias if how_bias[1] == 1 else bias * how_bias[1]
-    if pad is not None:
-        a = F.pad(a, pad)
-    y = NATIVE_KERNELS[route](a, b, bias, geom)
+    y = NATIVE_KERNELS[route](*native_operands(taken, how_a, how_b, how_bias, pad), geom)
     return y if y.shape == out_shape else y.reshape(out_shape)
