@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import tndiag.nn
+from tests.notebooks import run_notebook
 from tndiag.bench import dropout, dropout_train
 from tndiag.bench.dropout_models import (
     SavedBytes,
@@ -195,25 +196,8 @@ def test_example_small_runs():
     assert "tensor_dropout(keep=0.25): the convolutions save" in done.stdout
 
 
-def test_notebook_runs():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    notebook = nbformat.read(ROOT / "notebooks" / "03-tensor-dropout.ipynb", as_version=4)
-    committed = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert committed, "the notebook is committed with its outputs"
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]
-    try:
-        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT / "notebooks")}}
-                                ).execute()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
+def test_notebook_runs(tmp_path, monkeypatch):
+    outputs = run_notebook("03-tensor-dropout.ipynb", tmp_path, monkeypatch)
     text = "".join(o.get("text", "") for o in outputs)
     assert re.search(r"channel: relative error at keep 0.25, 0.5, 0.75 = \[[0-9.]+, 1\.0,", text)
     assert "crs 0.25: convolutions save" in text

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.notebooks import run_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,26 +30,8 @@ def test_training_example_runs_and_writes_its_plot(tmp_path):
     assert (ROOT / "docs" / "images" / "kfac-training.png").exists()
 
 
-def test_notebook_runs():
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    notebook = nbformat.read(ROOT / "notebooks" / "02-kfac.ipynb", as_version=4)
-    committed = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert committed, "the notebook is committed with its outputs"
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = _env()["PYTHONPATH"]
-    try:
-        client = nbclient.NotebookClient(
-            notebook, timeout=300, kernel_name="python3",
-            resources={"metadata": {"path": str(ROOT / "notebooks")}})
-        client.execute()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
+def test_notebook_runs(tmp_path, monkeypatch):
+    outputs = run_notebook("02-kfac.ipynb", tmp_path, monkeypatch)
     text = "".join(o.get("text", "") for o in outputs)
     assert "K @ v matches the dense matrix: True" in text
     assert "dense inverse matches: True" in text
