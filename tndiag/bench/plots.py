@@ -77,12 +77,7 @@ def plot_runtime(results: Sequence[Dict], ops: Sequence[str], categories: Sequen
         ax.set_title(op, fontsize=10)
     axes[0][0].set_ylabel("run time / PT")
     axes[0][0].legend(fontsize=7, loc="upper left")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def _scatter(ax, xs: List[float], ys: List[float], label: str, color: str) -> None:
@@ -118,7 +113,7 @@ def plot_kfac_memory(results: Sequence[Dict], path: Path, title: str = "") -> Pa
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -157,9 +152,14 @@ def plot_bench(rows: Sequence[Dict], path: Path, title: str = "") -> Path:
     right.set_xlabel("baseline peak extra memory, MiB")
     right.set_ylabel("tndiag peak extra memory, MiB")
     right.legend(fontsize=7)
+    return _save(fig, path, title)
+
+
+def _save(fig, path: Path, title: str | None) -> Path:
+    """Title (if any), lay out, write ``path`` and close the figure."""
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
