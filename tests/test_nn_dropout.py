@@ -204,6 +204,12 @@ def test_bad_module_arguments(kwargs, fragment):
                            sample=kwargs.get("grad_sample", "spatial"))
 
 
+@pytest.mark.parametrize("switch", [tnn.tensor_dropout, tnn.restore])
+def test_a_non_module_model_is_a_type_error(switch):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        switch("model")
+
+
 def test_spatial_sampling_on_a_size_one_input_raises_at_forward():
     conv = tnn.Conv2d(2, 2, (1, 3), grad_keep=0.5)
     with pytest.raises(InvalidArgumentError, match="spatial size > 1"):

@@ -310,6 +310,11 @@ def _swapped(module: torch.nn.Module, cls: Type[torch.nn.Module]) -> torch.nn.Mo
     return new
 
 
+def _check_model(model: object, what: str) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
+
+
 def _replace_children(model: torch.nn.Module, fn) -> torch.nn.Module:
     """``fn`` applied to every submodule (children first), replacing those it changes."""
     for name, child in list(model.named_children()):
@@ -338,6 +343,7 @@ def tensor_dropout(model: torch.nn.Module, keep: float = 0.5,
     >>> type(restore(net)[0]) is torch.nn.Conv2d
     True
     """
+    _check_model(model, "tensor_dropout")
     keep, sample = check_keep(keep), _module_sample(sample)
 
     def switch(m: torch.nn.Module) -> torch.nn.Module:
@@ -357,6 +363,8 @@ def restore(model: torch.nn.Module) -> torch.nn.Module:
     Modules that were tndiag convolutions before :func:`tensor_dropout` stay tndiag
     modules, with ``grad_keep=1.0``.
     """
+    _check_model(model, "restore")
+
     def back(m: torch.nn.Module) -> torch.nn.Module:
         if not isinstance(m, _TndiagConv):
             return m
