@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tndiag.bench import timing
-from tndiag.bench.paper import KFAC_CASE, run_kfac_case
+from tndiag.bench.paper import KFAC_CASE, merge_results, run_kfac_case
 from tndiag.bench.paper_runtime import load_layers, measure
 from tndiag.bench.variants import VARIANTS
 from tndiag.cli import main
@@ -45,6 +45,30 @@ def test_report_redraws_from_json(tmp_path, capsys):
     assert code == 0, err
     assert "KFAC-reduce auxiliary memory" in out and "#### 3c3d" in out
     assert (tmp_path / "paper-kfac-reduce-memory.png").exists()
+
+
+def test_report_merges_runs_later_rows_replacing_earlier(tmp_path, capsys):
+    first = [measure(op, r, 1, 1, torch.float32) for op in ("kfc", "kfac-reduce")
+             for r in load_layers()[:2]]
+    again = [dict(first[2], batch=5, layer=first[2]["layer"])]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(again))
+    assert len(merge_results([first, again])) == 4
+    assert merge_results([first, again])[2]["batch"] == 5
+    code, out, err = run(["paper", "report", str(a), str(b)], capsys)
+    assert code == 0, err
+    assert "| kfc | **all** | 2 |" in out and "| kfac-reduce | **all** | 2 |" in out
+    assert out.count("| kfac-reduce | 5 |") == 1  # the replaced row, with its batch
+    assert out.count("| kfac-reduce | 1 |") == 1 and out.count("| kfc | 1 |") == 2
+
+
+def test_report_names_the_unreadable_one_of_several_files(tmp_path, capsys):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps([measure("kfc", load_layers()[0], 1, 1, torch.float32)]))
+    bad.write_text("[{}]")
+    code, _, err = run(["paper", "report", str(good), str(bad)], capsys)
+    assert code == 1 and "bad.json" in err and "good.json" not in err
 
 
 def test_report_of_a_bad_file_is_one_line(tmp_path, capsys):

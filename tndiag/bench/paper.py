@@ -7,8 +7,8 @@
   memory scatter.
 - ``tndiag paper kfac-reduce``: one large KFAC-reduce case (input ``[128, 10, 256, 256]``,
   K = 5, S = 2, P = 1), tndiag vs the unfold-based standard vs einconv, time and memory.
-- ``tndiag paper report RESULTS.json [--plot DIR]``: the tables (and figures) again from a
-  saved ``--json`` file.
+- ``tndiag paper report RESULTS.json [MORE.json ...] [--plot DIR]``: the tables (and
+  figures) again from saved ``--json`` files (a later file's rows replace an earlier one's).
 - ``tndiag paper dropout`` (:mod:`tndiag.bench.dropout`): weight-gradient error of tensor
   dropout and CRS vs saved bytes and backward time on All-CNN-C; ``tndiag paper
   dropout-train`` (:mod:`tndiag.bench.dropout_train`): training with them.
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-__all__ = ["main", "KFAC_CASE", "run_kfac_case"]
+__all__ = ["main", "KFAC_CASE", "merge_results", "run_kfac_case"]
 
 #: The KFAC-reduce case einconv's follow-up work published (singd): one 5×5, stride-2 layer.
 KFAC_CASE = {"net": "singd", "name": "kfac-reduce", "ndim": 2, "batch": 128, "c_in": 10,
@@ -82,8 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--batch", type=int, default=KFAC_CASE["batch"], help="batch (default 128)")
     k.add_argument("--no-einconv", action="store_true", help="skip einconv")
     k.set_defaults(run=_cmd_kfac)
-    g = sub.add_parser("report", help="tables and figures from a saved --json file")
-    g.add_argument("results", type=Path, help="JSON written by 'tndiag paper runtime --json'")
+    g = sub.add_parser("report", help="tables and figures from saved --json files")
+    g.add_argument("results", type=Path, nargs="+",
+                   help="JSON written by 'tndiag paper runtime --json'; with several files, a "
+                   "later file's (op, net, layer) rows replace an earlier file's")
     g.add_argument("--plot", type=Path, default=None, metavar="DIR",
                    help="also write the figures here")
     g.set_defaults(run=_cmd_report, no_reexec=True)
@@ -179,17 +181,37 @@ def _plots(results: List[Dict], ops: Sequence[str], outdir: Path, title: str) ->
     print("\nplots: " + ", ".join(str(p) for p in written))
 
 
+def merge_results(runs: Sequence[Sequence[Dict]]) -> List[Dict]:
+    """The rows of several runs, a later run's row replacing an earlier one of the same
+    ``(op, net, layer)`` (e.g. one op re-measured after a change), in first-seen order.
+
+    >>> a = [{"op": "kfc", "net": "2c2d", "layer": "u00", "batch": 8}]
+    >>> b = [{"op": "kfc", "net": "2c2d", "layer": "u00", "batch": 4}]
+    >>> [r["batch"] for r in merge_results([a, b])]
+    [4]
+    """
+    merged: Dict[tuple, Dict] = {}
+    for rows in runs:
+        for row in rows:
+            merged[(row["op"], row["net"], row["layer"])] = row
+    return list(merged.values())
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from tndiag.errors import InvalidArgumentError
 
-    try:
-        results = json.loads(args.results.read_text())
-        ops = list(dict.fromkeys(r["op"] for r in results))
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        raise InvalidArgumentError(f"cannot read results {str(args.results)!r}: {err}") from None
+    runs = []
+    for path in args.results:
+        try:
+            rows = json.loads(path.read_text())
+            runs.append(rows)
+            ops = list(dict.fromkeys(r["op"] for r in merge_results(runs)))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise InvalidArgumentError(f"cannot read results {str(path)!r}: {err}") from None
+    results = merge_results(runs)
     print(_runtime_report(results, ops))
     if args.plot:
-        _plots(results, ops, args.plot, "from " + args.results.name)
+        _plots(results, ops, args.plot, "from " + ", ".join(p.name for p in args.results))
     return 0
 
 
