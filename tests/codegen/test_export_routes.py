@@ -21,7 +21,13 @@ from test_routes import GRID, reference_kfac_reduce
 
 import tndiag
 from tndiag import ops
-from tndiag.backends.torch_export import EMITTERS, exported_route, kernel_source
+from tndiag.backends.torch_export import (
+    EMITTERS,
+    exported_route,
+    kernel_source,
+    kernel_text,
+    modules_text,
+)
 from tndiag.backends.torch_native import PREPARERS
 from tndiag.codegen import tuning
 from tndiag.codegen.export import export
@@ -252,3 +258,51 @@ def test_bad_kept_positions_are_refused_by_the_exported_function():
         forward(x, v, torch.tensor([0, 8]))
     with pytest.raises(ValueError, match="keep_i1 has shape"):
         forward(x, v, torch.tensor([0, 1, 2]))
+
+
+# --- what a kernel module may import -------------------------------------------------------
+
+KERNEL_MODULES = {
+    "kmod_numpy": "import numpy\n\n\ndef f(x):\n    return x\n",
+    "kmod_runtime": ("from __future__ import annotations\n\n"
+                     "from tndiag.codegen.program import Step\n\n\n"
+                     "def f(x):\n    return Step((0,), x)\n"),
+    "kmod_annotation": ("from __future__ import annotations\n\nimport math\n\n"
+                        "from tndiag.codegen.program import Step\n\n\n"
+                        "def f(step: Step) -> Step:\n    return math.prod(step.positions)\n"),
+    "kmod_eager": ("from tndiag.codegen.program import Step\n\n\n"
+                   "def f(step: Step) -> int:\n    return 0\n"),
+    "kmod_clash": "import torch\n\n\ndef f(step):\n    return torch.zeros(1)\n",
+}
+
+
+@pytest.fixture
+def kernel_modules(tmp_path, monkeypatch):
+    for name, text in KERNEL_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kernel_text.cache_clear()
+    yield
+    kernel_text.cache_clear()
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("kmod_numpy", r"kernel module kmod_numpy imports \['numpy'\]"),
+    ("kmod_runtime", r"kernel module kmod_runtime uses \['Step'\] from tndiag.codegen.program "
+                     "at run time"),
+    ("kmod_eager", "kmod_eager imports tndiag names for annotations without"),
+])
+def test_a_kernel_module_that_needs_more_than_torch_is_refused(kernel_modules, name, fragment):
+    with pytest.raises(tndiag.CompileError, match=fragment):
+        kernel_text(name)
+
+
+def test_annotation_imports_are_dropped_and_clashes_refused(kernel_modules):
+    found = kernel_text("kmod_annotation")
+    assert found.imports == ("from __future__ import annotations", "import math")
+    assert found.needs == () and found.names == {"f"} and "tndiag" not in found.text
+    namespace: dict = {}
+    exec("from __future__ import annotations\n" + modules_text(["kmod_annotation"]), namespace)
+    assert namespace["f"](tndiag.codegen.program.Step((2, 3), "a,a->")) == 6
+    with pytest.raises(tndiag.CompileError, match="kmod_annotation and kmod_clash both define"):
+        modules_text(["kmod_annotation", "kmod_clash"])

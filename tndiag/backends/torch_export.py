@@ -44,7 +44,8 @@ from tndiag.codegen.program import (
 from tndiag.errors import CompileError
 
 __all__ = ["EMITTERS", "FROM_POSITIONS", "ALLOWED_IMPORTS", "KernelText", "kernel_text",
-           "module_source", "kernel_source", "exported_route", "program_functions"]
+           "module_source", "kernel_source", "modules_text", "exported_route",
+           "program_functions"]
 
 
 def exported_route(step: Step) -> Step:
@@ -238,7 +239,21 @@ def kernel_source(program: AnyProgram) -> str:
         found = FROM_POSITIONS.get(op.lowering)
         if found is not None:
             used.append(found(op)[0].__module__)
-    texts = _ordered(used)
+    return modules_text(used)
+
+
+def modules_text(names: List[str]) -> str:
+    """The imports and text of the kernel modules ``names`` and of those they need, each
+    once, after what it needs, in one namespace (for a module that starts with ``from
+    __future__ import annotations``, as the exported one does).
+
+    Raises:
+        CompileError: when a module cannot be exported, or two define the same name.
+
+    >>> modules_text(["tndiag.backends.routes.fold"]).startswith("from typing import")
+    True
+    """
+    texts = _ordered(names)
     owner: Dict[str, str] = {}
     for t in texts:
         for defined in t.names:

@@ -179,7 +179,9 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         text: the diagram's text form for the module docstring (default: its repr).
 
     Returns:
-        The module's source text; its function ``name`` takes the inputs in program order.
+        The module's source text; its function ``name`` takes the inputs in program order
+        (a program with kept positions: each int64 position vector after the tensors). Each
+        step runs along the route the program chose for it.
 
     Raises:
         InvalidArgumentError: for a bad ``name``, ``lowering`` or argument type.
