@@ -57,6 +57,32 @@ def _row(layer, op: str, rounds: int):
     return t["compiled"], t["exported"], load, routes(program)
 
 
+def _route_row(diagram, rounds: int):
+    program = tndiag.compile(diagram)
+    args = [torch.randn(s) for s in program.input_shapes]
+    forward, native = _exported(program), _exported(tndiag.compile(diagram, route="native"))
+    torch.testing.assert_close(forward(*args), program(*args))
+    t = time_interleaved({"compiled": lambda: program(*args), "exported": lambda: forward(*args),
+                          "native": lambda: native(*args)}, rounds, clock=CLOCK)
+    return routes(program), t
+
+
+def route_cases(rounds: int) -> None:
+    """The ``--route-cases`` table (see the module docstring)."""
+    cases = [("wav2vec2 conv0 input VJP [4,1,16000] [512,1,10] S=5",
+              tndiag.ops.conv_input_vjp((4, 1, 16000), (512, 1, 10), stride=5)),
+             ("3-d 3x3x3 forward [1,32,16,32,32] [32,32,3,3,3] P=1",
+              tndiag.ops.conv((1, 32, 16, 32, 32), (32, 32, 3, 3, 3), padding=1))]
+    print("| case | route | compiled ms | exported ms | exported / compiled | "
+          "exported along torch's kernel ms | load |")
+    print("|---|---|---|---|---|---|---|")
+    for name, diagram in cases:
+        how, t = _route_row(diagram, rounds)
+        print(f"| {name} | {how} | {t['compiled'] * 1e3:.2f} | {t['exported'] * 1e3:.2f} | "
+              f"{t['exported'] / t['compiled']:.2f} | {t['native'] * 1e3:.2f} | {loadavg()} |",
+              flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -66,8 +92,13 @@ def main(argv=None) -> int:
     parser.add_argument("--ops", nargs="*", default=list(OPS))
     parser.add_argument("--routed", action="store_true",
                         help="only the rows whose program runs a non-default route")
+    parser.add_argument("--route-cases", action="store_true",
+                        help="the two cases where a route wins, against torch's kernel")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.route_cases:
+        route_cases(args.rounds)
+        return 0
     rows = json.loads((Path(__file__).parent / "layers.json").read_text())["layers"]
     print(f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}")
     print("| layer | op | routes | compiled ms | exported ms | exported / compiled | load |")
