@@ -315,16 +315,3 @@ def test_annotation_imports_are_dropped_and_clashes_refused(kernel_modules):
     assert namespace["f"](tndiag.codegen.program.Step((2, 3), "a,a->")) == 6
     with pytest.raises(tndiag.CompileError, match="kmod_annotation and kmod_clash both define"):
         modules_text(["kmod_annotation", "kmod_clash"])
-
-
-def test_a_function_name_taken_by_a_kernel_or_constant_is_refused():
-    """The exported function shares the module's namespace with the kernels it calls."""
-    program = tndiag.compile(ops.conv((1, 1, 32), (4, 1, 4), stride=2), route="gemm")
-    for taken in ("gemm", "run_routed", "finish", "NATIVE_KERNELS", "STEPS", "torch"):
-        with pytest.raises(tndiag.InvalidArgumentError, match=f"name '{taken}' is taken"):
-            export(program, name=taken)
-    x, w = _double((1, 1, 32)), _double((4, 1, 4))
-    namespace: dict = {}
-    exec(export(program, name="conv_gemm"), namespace)
-    torch.testing.assert_close(namespace["conv_gemm"](x, w), program(x, w), rtol=1e-12,
-                               atol=1e-12)

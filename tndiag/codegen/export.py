@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import keyword
-import re
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from tndiag.codegen.compile import compile
@@ -34,10 +33,6 @@ __all__ = ["export", "full_sizes", "LOWERING_MODES"]
 
 #: ``lowering`` values: the compiled program's structured plan, or dense Π and plain einsums.
 LOWERING_MODES = ("window", "dense")
-
-#: Module-level names of every exported module besides the kernels.
-_RESERVED = frozenset({"EQUATIONS", "STEPS", "INPUT_SHAPES", "OUTPUT_SHAPE", "torch", "F",
-                       "Dict", "Tuple", "annotations"})
 
 _CHECK = '''
 def _check(name: str, tensor: torch.Tensor, shape: Tuple[int, ...]) -> None:
@@ -189,8 +184,7 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         step runs along the route the program chose for it.
 
     Raises:
-        InvalidArgumentError: for a bad ``name`` (also one the module's kernels or constants
-            take), ``lowering`` or argument type.
+        InvalidArgumentError: for a bad ``name``, ``lowering`` or argument type.
         CompileError: when the diagram cannot be compiled (e.g. sizes still symbolic).
 
     >>> from tndiag import ops
@@ -207,10 +201,6 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
     backend = importlib.import_module(BACKEND_EXPORTS["torch"])
     args = _arg_names(program.inputs)
     definitions, expr = backend.program_functions(program, args)
-    kernel_text = backend.kernel_source(program)
-    if name in _RESERVED or re.search(rf"^(def {name}\(|{name} *[:=])", kernel_text, re.M):
-        raise InvalidArgumentError(f"name {name!r} is taken by the exported module (a kernel "
-                                   "or a module constant); choose another")
     call = f"{name}({', '.join(args[n] for n in program.inputs)})"
     plain = _plain(program)
     shapes = dict(zip(program.inputs, (tuple(s) for s in program.input_shapes)))
@@ -223,7 +213,7 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
              f"STEPS = {tuple(tuple(s.equation for s in t.steps) for t in plain)!r}",
              f"INPUT_SHAPES: Dict[str, Tuple[int, ...]] = {shapes!r}",
              f"OUTPUT_SHAPE = {tuple(program.output_shape)!r}", "", "",
-             "# the backend's runtime kernels", "", kernel_text, "", "",
+             "# the backend's runtime kernels", "", backend.kernel_source(program), "", "",
              "# the plan", "", definitions, "", "", _CHECK.strip("\n"), "", "",
              *([_CHECK_POSITIONS.strip("\n"), "", ""] if sample_inputs(program) else []),
              *_main_function(program, name, args, expr)]
