@@ -4,8 +4,9 @@ The strategy :func:`networks` draws diagrams the way convolutions look (a variab
 pattern's ``i`` leg, a kernel on its ``k`` leg, a vector on its ``o`` leg, any of them cut
 out and its legs left open; a second copy of the input sharing or not sharing the ``o``
 legs, as in KFC and KFAC-reduce), then adds random δs joining legs of equal size (also two
-legs of one pattern), constants, variables and patterns hung on existing legs, and finally
-a random choice of open legs, sometimes fused; :func:`diagrams` may wrap it in a ``Sum``.
+legs of one pattern), constants, variables and patterns hung on existing legs, sometimes
+independent parts on fresh legs (a disconnected product), and finally a random choice of
+open legs, sometimes fused; :func:`diagrams` may wrap it in a ``Sum``.
 Sometimes the input's first spatial leg is sub-sampled (tensor dropout): it keeps ``m ≤ I``
 positions and its pattern is a sliced pattern whose positions :func:`positions_for` draws.
 
@@ -171,6 +172,23 @@ def _extra(draw, b: _Builder) -> None:
 
 
 @st.composite
+def _island(draw, b: _Builder) -> None:
+    """An independent part on fresh legs (the product becomes disconnected): a variable,
+    sometimes with a pattern on one of its legs or a second variable sharing a leg."""
+    legs = [b.index("z", draw(st.integers(1, 3))) for _ in range(draw(st.integers(0, 2)))]
+    b.tensors.append(variable(b.name("Z"), legs))
+    shape = draw(st.sampled_from(["alone", "pattern", "pair"])) if legs else "alone"
+    if shape == "pattern":
+        I, K, params, O = draw(_params())
+        i = b.index("i", I)
+        b.tensors[-1] = variable(b.tensors[-1].name, legs[:1] + [i])
+        b.tensors.append(_pattern(b, b.name("P"), i, b.index("o", O), b.index("k", K), params,
+                                  draw(st.integers(0, 3)) == 0))
+    elif shape == "pair":
+        b.tensors.append(variable(b.name("Y"), [legs[-1], b.index("y", draw(st.integers(1, 3)))]))
+
+
+@st.composite
 def _output(draw, b: _Builder):
     chosen = draw(st.permutations(b.indices()))
     chosen = chosen[:draw(st.integers(0, min(4, len(chosen))))]
@@ -190,6 +208,8 @@ def networks(draw) -> Graph:
         draw(_conv_motif(b))
     for _ in range(draw(st.integers(0 if b.tensors else 1, 3))):
         draw(_extra(b))
+    for _ in range(draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2]))):  # a disconnected product
+        draw(_island(b))
     graph = Graph.of(b.tensors, draw(_output(b)))
     assume(math.prod(ix.size for ix in b.indices()) <= MAX_ELEMENTS)
     try:

@@ -145,19 +145,8 @@ def test_exported_corpus_program_equals_the_compiled_program(name, lowerings):
 @given(diagrams())
 def test_exported_random_diagram_equals_the_compiled_program(diagram):
     program = compile(diagram)
-    if _from_positions(program):  # a sliced pattern (tensor dropout): refused by name
-        with pytest.raises(CompileError, match="kept positions"):
-            export(program)
-        return
-    inputs = inputs_for(diagram)
+    inputs = inputs_for(diagram)  # kept positions of sliced patterns included
     _same_as_compiled(program, [inputs[n] for n in program.inputs])
-
-
-def _from_positions(program) -> bool:
-    from tndiag.backends.torch import FROM_POSITIONS
-    terms = program.terms if isinstance(program, SumProgram) else (program,)
-    plain = [t.whole if isinstance(t, SlicedProgram) else t for t in terms]
-    return any(op.lowering in FROM_POSITIONS for t in plain for op in t.operands)
 
 
 @pytest.mark.parametrize("case", range(3), ids=["kfc_sliced", "bias_sum_sliced", "whole"])
@@ -399,11 +388,3 @@ def test_summed_pattern_counts_hits(I, K, stride, pad_left, pad_right, dilation)
             if 0 <= ii < I:
                 want[ii] += v[kk]
     assert torch.allclose(load_exported(source)["forward"](v), want, atol=1e-12)
-
-
-def test_a_tensor_dropout_program_is_refused_by_name():
-    """Sliced patterns are built from each call's kept positions: not exportable (yet)."""
-    from tndiag.functional.dropout import approximate_program
-    program = approximate_program("i1", 2, 0.5, (2, 6, 8, 8), (4, 3, 3, 3), 1, 1, 1, 2)
-    with pytest.raises(CompileError, match="kept positions"):
-        export(program)

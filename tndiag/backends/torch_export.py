@@ -1,29 +1,33 @@
 """Export for the torch backend: a compiled plan written as a standalone module (torch only).
 
 The module holds the text of :mod:`tndiag.backends.kernels` (the functions every compiled
-program runs, once per file; a step whose kernel lives in another torch-only module brings
-that module's text too), each step's recipe as a literal, and one function per program
-that builds its operands (:data:`~tndiag.backends.torch_native.MATERIALIZERS`) and calls the
-step kernels in order (:data:`EMITTERS`, one row per step kind) — the same calls, with the same
-arguments, as the backend's runners. Sums and memory-bounded programs run through the same
-kernels (``run_sum``, ``run_sliced``) as in the backend.
+program runs) and of every other kernel module a step of the program calls — the route
+kernels of :mod:`tndiag.backends.routes`, the gather kernel — each once, before the modules
+that use it; each step's recipe as a literal, along the route the step runs; and one
+function per program that builds its operands (:data:`~tndiag.backends.torch_native.MATERIALIZERS`,
+:data:`FROM_POSITIONS` for tensor dropout's kept positions) and calls the step kernels in
+order (:data:`EMITTERS`, one row per step kind) — the same calls, with the same arguments,
+as the backend's runners. Sums and memory-bounded programs run through the same kernels
+(``run_sum``, ``run_sliced``) as in the backend.
+
+What a kernel module may import, and how its text is read: :mod:`tndiag.backends.export_text`.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import sys
-from types import ModuleType
 from typing import Callable, Dict, List, Mapping, Tuple
 
 from tndiag.backends import kernels
+from tndiag.backends.export_text import ALLOWED_IMPORTS, kernel_text, module_source, modules_text
+from tndiag.backends.torch_gather import sliced_pattern_tensor
 from tndiag.backends.torch_native import MATERIALIZERS, STEPS, Recipe
+from tndiag.codegen import tuning
 from tndiag.codegen.bounded import ITEMSIZES
 from tndiag.codegen.program import (
     AnyProgram,
     LoweringKind,
+    Operand,
     Program,
     SlicedProgram,
     Step,
@@ -32,17 +36,35 @@ from tndiag.codegen.program import (
 )
 from tndiag.errors import CompileError
 
-__all__ = ["EMITTERS", "ALLOWED_IMPORTS", "module_source", "kernel_source",
-           "program_functions"]
+__all__ = ["EMITTERS", "FROM_POSITIONS", "ALLOWED_IMPORTS", "kernel_text", "module_source",
+           "kernel_source", "modules_text", "exported_route", "program_functions"]
+
+
+def exported_route(step: Step) -> Step:
+    """``step`` as the exported code runs it: along its chosen route. A step the backend
+    measures on first run (``tune``) takes the winner the tuning cache holds for the default
+    dtype on the CPU at the current thread count, else the cost model's route.
+
+    >>> from tndiag import compile, ops
+    >>> (step,) = compile(ops.conv((1, 1, 32), (4, 1, 4), stride=2), route="gemm").steps
+    >>> exported_route(step).route
+    'gemm'
+    """
+    if not step.tune:
+        return step
+    import torch
+
+    from tndiag.backends.tune import context_of
+
+    winner = tuning.lookup(step, context_of(torch.empty(0)))
+    return dataclasses.replace(step, route=winner if winner in step.routes else step.route,
+                               tune=False)
 
 
 def _emit(kind: StepKind) -> Callable[[Step], Recipe]:
-    """The kind's recipe; a routed step is exported along its default route (torch's kernel,
-    same value): the route kernels of :mod:`tndiag.backends.routes` are not exported."""
+    """The kind's ``(kernel, recipe)`` (the backend's own row) along the exported route."""
     def recipe(step: Step) -> Recipe:
-        if step.route:
-            step = dataclasses.replace(step, route="", tune=False)
-        return STEPS[kind](step)
+        return STEPS[kind](exported_route(step))
     return recipe
 
 
@@ -50,59 +72,51 @@ def _emit(kind: StepKind) -> Callable[[Step], Recipe]:
 EMITTERS: Dict[StepKind, Callable[[Step], Recipe]] = {kind: _emit(kind) for kind in StepKind}
 
 
-#: Imports a kernel module may have: the exported module repeats exactly these.
-ALLOWED_IMPORTS = frozenset({"__future__", "torch", "torch.nn.functional", "typing"})
+def _sliced_pattern(op: Operand) -> Recipe:
+    p = op.tensor.pattern_params
+    _, O, K = (int(v) for v in op.shape)
+    return sliced_pattern_tensor, (O, K, p.stride, p.pad_left, p.dilation)
 
 
-def module_source(module: ModuleType) -> str:
-    """A kernel module's text without its docstring, imports and ``__all__``.
-
-    Raises:
-        CompileError: when the module imports anything but torch (the exported code could
-            not run without it).
-
-    >>> "def run_native(" in module_source(kernels)
-    True
-    """
-    text = inspect.getsource(module)
-    tree = ast.parse(text)
-    lines = text.splitlines()
-    keep = []
-    for n, node in enumerate(tree.body):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
-            if any(name not in ALLOWED_IMPORTS for name in names):
-                raise CompileError(f"kernel module {module.__name__} imports {names}; the "
-                                   "exported code may import only torch")
-            continue
-        docstring = n == 0 and isinstance(node, ast.Expr) and isinstance(node.value,
-                                                                           ast.Constant)
-        exported = isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
-        if not (docstring or exported):
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            keep.append("\n".join(lines[start - 1:node.end_lineno]))
-    return "\n\n\n".join(keep)
+#: Lowering -> ``(builder, arguments)`` of an operand made from the call's kept positions
+#: (``builder(positions, *arguments, dtype)``; None: the positions themselves), as the
+#: backend's :data:`~tndiag.backends.torch.FROM_POSITIONS` makes it.
+FROM_POSITIONS: Dict[LoweringKind, Callable[[Operand], Recipe] | None] = {
+    LoweringKind.GATHER: None, LoweringKind.SLICED_PATTERN: _sliced_pattern}
 
 
 def kernel_source(program: AnyProgram) -> str:
-    """The text of :mod:`tndiag.backends.kernels` and of every other module whose kernels
-    ``program`` calls (each once)."""
-    modules = {kernels.__name__: kernels}
+    """The imports and text of :mod:`tndiag.backends.kernels` and of every other kernel
+    module ``program`` calls (each once, after the modules it needs).
+
+    Raises:
+        CompileError: when two of those modules define the same name (one namespace).
+
+    >>> "def run_routed(" in kernel_source(__import__("tndiag").compile(
+    ...     __import__("tndiag").ops.conv((1, 1, 32), (4, 1, 4)), route="gemm"))
+    True
+    """
+    used = [kernels.__name__]
     for step in _steps(program):
-        kernel, _ = EMITTERS[step.kind](step)
-        modules.setdefault(kernel.__module__, sys.modules[kernel.__module__])
-    return "\n\n\n".join(module_source(m) for m in modules.values())
+        used.append(EMITTERS[step.kind](step)[0].__module__)
+    for op in (op for p in _plain_programs(program) for op in p.operands):
+        found = FROM_POSITIONS.get(op.lowering)
+        if found is not None:
+            used.append(found(op)[0].__module__)
+    return modules_text(used)
+
+
+def _plain_programs(program: AnyProgram) -> List[Program]:
+    """Every plain program ``program`` runs: its terms, unsliced programs and chunks."""
+    if isinstance(program, SumProgram):
+        return [p for t in program.terms for p in _plain_programs(t)]
+    if isinstance(program, SlicedProgram):
+        return [program.whole, *(c.program for p in program.plans for c in p.chunks)]
+    return [program]
 
 
 def _steps(program: AnyProgram) -> List[Step]:
-    if isinstance(program, SumProgram):
-        return [s for t in program.terms for s in _steps(t)]
-    if isinstance(program, SlicedProgram):
-        chunks = [c.program for p in program.plans for c in p.chunks]
-        return [s for p in (program.whole, *chunks) for s in p.steps]
-    return list(program.steps)
+    return [s for p in _plain_programs(program) for s in p.steps]
 
 
 class _Writer:
@@ -128,17 +142,28 @@ def _operand_lines(program: Program, args: Mapping[str, str], w: _Writer) -> Lis
             reshaped = f"{var}.reshape({shape!r})" if shape != tuple(
                 int(s) for s in op.tensor.shape) else var
             lines.append(f"_x{n} = {reshaped}")
+        elif op.lowering in FROM_POSITIONS:  # made from this call's kept positions
+            lines.append(f"_x{n} = {_from_positions(op, args)}")
         elif op.lowering.consumed:
             lines.append(f"_x{n} = None  # {op.name}: inside a {op.lowering.value} step")
         elif op.lowering not in MATERIALIZERS:
             raise CompileError(f"export cannot write operand {op.name!r}: its lowering "
-                               f"{op.lowering.value!r} is built from the kept positions of "
-                               "each call (tensor dropout); run the compiled program instead")
+                               f"{op.lowering.value!r} has no builder")
         else:
             build, build_args = MATERIALIZERS[op.lowering](op)
             call = ", ".join([f"({n}, _device, _dtype)", build.__name__, *map(repr, build_args)])
             lines.append(f"_x{n} = cached(_STORE{len(w.functions)}, {call}, _device, _dtype)")
     return lines
+
+
+def _from_positions(op: Operand, args: Mapping[str, str]) -> str:
+    """The expression of an operand made from the kept positions (never cached)."""
+    positions = args[str(op.tensor.sample)]
+    build = FROM_POSITIONS[op.lowering]
+    if build is None:
+        return positions
+    kernel, build_args = build(op)
+    return f"{kernel.__name__}({', '.join([positions, *map(repr, build_args)])}, _dtype)"
 
 
 def _step_lines(program: Program, w: _Writer) -> Tuple[List[str], str]:

@@ -16,7 +16,8 @@ import torch
 from tndiag.codegen.lowerings.gather import GatherSpec
 from tndiag.codegen.program import Operand, Step
 
-__all__ = ["gather_positions", "gather_recipe", "run_gather", "dense_sliced", "select_slices"]
+__all__ = ["gather_positions", "gather_recipe", "run_gather", "dense_sliced",
+           "sliced_pattern_tensor", "select_slices"]
 
 
 def gather_positions(positions: torch.Tensor, out_size: int, taps: int, stride: int,
@@ -70,6 +71,18 @@ def run_gather(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
     return out.mul_(mask)
 
 
+def sliced_pattern_tensor(positions: torch.Tensor, O: int, K: int, stride: int,
+                          pad_left: int, dilation: int, dtype) -> torch.Tensor:
+    """``Π[s[j], o, k]`` as a dense ``[m, O, K]`` tensor from literal pattern parameters.
+
+    >>> sliced_pattern_tensor(torch.tensor([2]), 3, 2, 1, 0, 1, torch.float32)[0].tolist()
+    [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+    """
+    o, valid = gather_positions(positions, O, K, stride, pad_left, dilation)
+    hits = torch.arange(O, device=positions.device).view(1, O, 1) == o.unsqueeze(1)
+    return (hits & valid.unsqueeze(1)).to(dtype)
+
+
 def dense_sliced(op: Operand, positions: torch.Tensor, dtype) -> torch.Tensor:
     """``Π[s[j], o, k]`` as a dense ``[m, O, K]`` tensor (the fallback lowering).
 
@@ -81,6 +94,4 @@ def dense_sliced(op: Operand, positions: torch.Tensor, dtype) -> torch.Tensor:
     """
     p = op.tensor.pattern_params
     _, O, K = (int(v) for v in op.shape)
-    o, valid = gather_positions(positions, O, K, p.stride, p.pad_left, p.dilation)
-    hits = torch.arange(O, device=positions.device).view(1, O, 1) == o.unsqueeze(1)
-    return (hits & valid.unsqueeze(1)).to(dtype)
+    return sliced_pattern_tensor(positions, O, K, p.stride, p.pad_left, p.dilation, dtype)

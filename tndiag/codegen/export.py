@@ -5,8 +5,10 @@ The exported module runs the *same* plan as the compiled program: the backend's 
 writes each step as a call of the very kernel the backend runs (torch's ``F.conv*d`` and
 ``convolution_backward``, strided views, window sums, Gram products, scatters), with the step's
 recipe as a literal, after the text of those kernels. Sums and memory-bounded programs export
-too. The module docstring gives the diagram's text form and the steps; the function checks
-its arguments' types and shapes.
+too, and so do programs with kept positions (tensor dropout's sliced patterns): their
+function takes each vector of kept positions as an argument after the tensors, as the
+compiled program does (int64, checked to lie on its leg). The module docstring gives the
+diagram's text form and the steps; the function checks its arguments' types and shapes.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ import keyword
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from tndiag.codegen.compile import compile
-from tndiag.codegen.program import BACKEND_EXPORTS, AnyProgram, Program, SlicedProgram, SumProgram
+from tndiag.codegen.program import (
+    BACKEND_EXPORTS,
+    AnyProgram,
+    Program,
+    SlicedProgram,
+    SumProgram,
+    sample_inputs,
+)
 from tndiag.errors import InvalidArgumentError
 from tndiag.ir import Diagram, Graph, Sum
 
-__all__ = ["export", "LOWERING_MODES"]
+__all__ = ["export", "full_sizes", "LOWERING_MODES"]
 
 #: ``lowering`` values: the compiled program's structured plan, or dense Π and plain einsums.
 LOWERING_MODES = ("window", "dense")
@@ -31,6 +40,18 @@ def _check(name: str, tensor: torch.Tensor, shape: Tuple[int, ...]) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if tuple(tensor.shape) != shape:
         raise ValueError(f"{name} has shape {list(tensor.shape)}, expected {list(shape)}")
+'''
+
+_CHECK_POSITIONS = '''
+def _check_positions(name: str, tensor: torch.Tensor, shape: Tuple[int, ...],
+                     full: int) -> None:
+    _check(name, tensor, shape)
+    if tensor.dtype != torch.int64:
+        raise TypeError(f"{name} holds kept positions and must be torch.int64, got "
+                        f"{tensor.dtype}")
+    if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= full):
+        raise ValueError(f"{name}: kept positions must lie in [0, {full}), got "
+                         f"{int(tensor.min())}..{int(tensor.max())}")
 '''
 
 
@@ -74,18 +95,49 @@ def _module_doc(program: AnyProgram, diagram: Diagram | None, call: str,
             + ["", *_summary(program), "", f"Call ``{call}``.", '"""'])
 
 
+def full_sizes(program: AnyProgram) -> Dict[str, int]:
+    """Input name -> the unsliced size of the leg whose kept positions it holds.
+
+    >>> from tndiag.functional.dropout import approximate_program
+    >>> full_sizes(approximate_program("i1", 2, 0.5, (2, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1))
+    {'keep_i1': 8}
+    """
+    found: Dict[str, int] = {}
+    for part in _plain(program):
+        for op in part.operands:
+            if op.tensor.sample in part.samples and op.tensor.full_size is not None:
+                found[str(op.tensor.sample)] = int(op.tensor.full_size)
+    return found
+
+
+def _arg_lines(program: AnyProgram, args: Mapping[str, str]) -> Tuple[List[str], List[str]]:
+    """The docstring's ``Args`` entries and the argument checks."""
+    full, samples = full_sizes(program), sample_inputs(program)
+    doc, body = [], []
+    for n, shape in zip(program.inputs, program.input_shapes):
+        a, shape = args[n], tuple(shape)
+        if n in samples:
+            doc.append(f"        {a}: kept positions (int64, shape {shape!r}) of a leg of "
+                       f"size {full[n]}.")
+            body.append(f'_check_positions("{a}", {a}, {shape!r}, {full[n]})')
+        else:
+            doc.append(f"        {a}: tensor of shape {shape!r}.")
+            body.append(f'_check("{a}", {a}, {shape!r})')
+    return doc, body
+
+
 def _main_function(program: AnyProgram, name: str, args: Mapping[str, str],
                    expr: str) -> List[str]:
     params = [f"{args[n]}: torch.Tensor" for n in program.inputs]
+    entries, body = _arg_lines(program, args)
     doc = ['    """Evaluate the diagram.', ""]
     if program.inputs:
-        doc += ["    Args:"] + [f"        {args[n]}: tensor of shape {tuple(s)!r}."
-                                 for n, s in zip(program.inputs, program.input_shapes)] + [""]
+        doc += ["    Args:", *entries, ""]
     doc += ["    Returns:", f"        A tensor of shape {tuple(program.output_shape)!r}.", "",
-            "    Raises:", "        TypeError: when an argument is not a tensor.",
-            "        ValueError: when a tensor has the wrong shape.", '    """']
-    body = [f'_check("{args[n]}", {args[n]}, {tuple(s)!r})'
-            for n, s in zip(program.inputs, program.input_shapes)]
+            "    Raises:", "        TypeError: when an argument is not a tensor (kept "
+            "positions: not int64).",
+            "        ValueError: when a tensor has the wrong shape (kept positions: off "
+            "their leg).", '    """']
     return [f"def {name}({', '.join(params)}) -> torch.Tensor:", *doc,
             *("    " + ln for ln in body + [f"return {expr}"])]
 
@@ -127,7 +179,9 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         text: the diagram's text form for the module docstring (default: its repr).
 
     Returns:
-        The module's source text; its function ``name`` takes the inputs in program order.
+        The module's source text; its function ``name`` takes the inputs in program order
+        (a program with kept positions: each int64 position vector after the tensors). Each
+        step runs along the route the program chose for it.
 
     Raises:
         InvalidArgumentError: for a bad ``name``, ``lowering`` or argument type.
@@ -161,5 +215,6 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
              f"OUTPUT_SHAPE = {tuple(program.output_shape)!r}", "", "",
              "# the backend's runtime kernels", "", backend.kernel_source(program), "", "",
              "# the plan", "", definitions, "", "", _CHECK.strip("\n"), "", "",
+             *([_CHECK_POSITIONS.strip("\n"), "", ""] if sample_inputs(program) else []),
              *_main_function(program, name, args, expr)]
     return "\n".join(lines) + "\n"

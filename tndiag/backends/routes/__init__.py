@@ -2,24 +2,21 @@
 
 A routed step runs as a recipe, like every step of the backend
 (:mod:`tndiag.backends.torch_native`): :func:`native_route_recipe` for a native convolution
-step (the kernels of :mod:`tndiag.backends.routes.conv`, keyed by route in
-:data:`NATIVE_KERNELS`), :data:`WINDOW_RECIPES` for a window-sum step
-(:mod:`tndiag.backends.routes.window`).
+step (run by :func:`~tndiag.backends.routes.conv.run_routed`, the route kernels keyed by
+name in :data:`~tndiag.backends.routes.conv.ROUTE_KERNELS`), :data:`WINDOW_RECIPES` for a
+window-sum step (:mod:`tndiag.backends.routes.window`). The kernel modules import only
+torch (and tndiag names for annotations), so :func:`tndiag.export` writes their text.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Callable, Dict, Tuple
 
-from tndiag.backends.kernels import native_operands
-from tndiag.backends.routes.conv import depth2d, gemm, geometry
+from tndiag.backends.routes.conv import geometry, run_routed
 from tndiag.backends.routes.window import classes_recipe, matmul_recipe
 from tndiag.codegen.native import NativeConv
 
-__all__ = ["NATIVE_KERNELS", "WINDOW_RECIPES", "native_route_recipe", "run_routed"]
-
-#: Route name -> ``kernel(a, b, bias, geometry)`` of a native step (``native``: torch's own).
-NATIVE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
+__all__ = ["WINDOW_RECIPES", "native_route_recipe"]
 
 #: Route name -> ``recipe(window spec)`` of a window-sum step (``direct``: the default).
 WINDOW_RECIPES: Dict[str, Callable] = {"classes": classes_recipe, "matmul": matmul_recipe}
@@ -36,9 +33,3 @@ def native_route_recipe(route: str, s: NativeConv, how_a: tuple, how_b: tuple, b
                                                            for p in lr]
     return run_routed, (route, how_a, how_b, bias, pre, out_shape, geometry(s, padding))
 
-
-def run_routed(recipe: tuple, taken: List[Any]) -> Any:
-    """Arrange A, B (and the bias), pad, run the route's kernel, reshape to the result."""
-    route, how_a, how_b, how_bias, pad, out_shape, geom = recipe
-    y = NATIVE_KERNELS[route](*native_operands(taken, how_a, how_b, how_bias, pad), geom)
-    return y if y.shape == out_shape else y.reshape(out_shape)

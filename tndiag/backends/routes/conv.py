@@ -15,19 +15,24 @@ strided window view of the input copied once into im2col columns and one batched
 transpose multiplies first, then folds the columns phase-major, no Π); ``depth2d`` — a 3-d
 convolution whose depth windows become channels of a 2-d convolution over ``N·O_depth``
 images.
+
+:func:`run_routed` is the step kernel (the backend's runner and the exported call); this
+module imports :class:`~tndiag.codegen.native.NativeConv` for annotations only, so
+:func:`tndiag.export` writes its text into exported modules.
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from tndiag.backends.kernels import native_operands
 from tndiag.backends.routes.fold import crop, fold_axis, windows
 from tndiag.codegen.native import NativeConv
 
-__all__ = ["geometry", "gemm", "depth2d"]
+__all__ = ["geometry", "gemm", "depth2d", "ROUTE_KERNELS", "run_routed"]
 
 
 def geometry(s: NativeConv, padding: List[int]) -> Tuple:
@@ -132,3 +137,15 @@ def depth2d(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor
     t = y.unflatten(0, (a.shape[0], -1)).unflatten(2, (-1, K[0]))  # [N, O_d, C, K_d, H, W]
     t = t.permute(0, 2, 3, 1, 4, 5)  # [N, C, K_d, O_d, H, W]
     return _with_bias(fold_axis(t, 2, 3, I[0], st[0], pad_left[0], dil[0]), bias)
+
+
+#: Route name -> ``kernel(a, b, bias, geometry)`` of a native step (``native``: torch's own,
+#: :func:`tndiag.backends.kernels.run_native`).
+ROUTE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
+
+
+def run_routed(recipe: tuple, taken: List[Any]) -> Any:
+    """Arrange A, B (and the bias), pad, run the route's kernel, reshape to the result."""
+    route, how_a, how_b, how_bias, pad, out_shape, geom = recipe
+    y = ROUTE_KERNELS[route](*native_operands(taken, how_a, how_b, how_bias, pad), geom)
+    return y if y.shape == out_shape else y.reshape(out_shape)

@@ -2,6 +2,11 @@
 path (:data:`~tndiag.codegen.lowerings.base.PATH_OPTIMIZER`); a pairwise product of two
 operands holding the same value becomes a Gram step (:func:`gram.pairwise`).
 
+A disconnected product (:func:`~tndiag.codegen.components.components`) is contracted one
+component at a time, each along its own path to its open letters (a component without open
+letters to a scalar), and the components' results are joined last along a path of outer
+products to the output.
+
 Always applied, last: it is the fallback every network has.
 """
 
@@ -10,6 +15,7 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 from tndiag.codegen import cost
+from tndiag.codegen.components import components
 from tndiag.codegen.lowerings import gram
 from tndiag.codegen.lowerings.base import (
     PATH_OPTIMIZER,
@@ -40,26 +46,66 @@ def path_cost(subs: Sequence[str], result: str, sizes) -> Tuple[List[Tuple[int, 
     return [tuple(sorted(p)) for p in path], int(info.opt_cost)
 
 
+def _piece(state: State, entries: Sequence[Entry], out: str) -> Tuple[Tuple[int, ...],
+                                                                       Tuple[Tuple[int, ...], ...]]:
+    """``(uids, path)`` contracting ``entries`` to ``out``; a single entry has no path (the
+    join's einsum sums its own letters)."""
+    uids = tuple(e.uid for e in entries)
+    if len(entries) == 1:
+        return uids, ()
+    return uids, tuple(path_cost([e.letters for e in entries], out, state.sizes)[0])
+
+
+def _component_out(state: State, entries: Sequence[Entry]) -> str:
+    letters = {ch for e in entries for ch in e.letters}
+    return "".join(ch for ch in state.out if ch in letters)
+
+
 def _match(state: State) -> List[Match]:
     active = state.active()
     if len(active) == 1 and active[0].letters == state.out:
         return []
-    path = [(0,)] if len(active) == 1 else path_cost([e.letters for e in active], state.out,
-                                                     state.sizes)[0]
-    return [Match(tuple(e.uid for e in active), state.out, tuple(path))]
+    parts = components([e.letters for e in active])
+    pieces: Tuple[Tuple[Tuple[int, ...], Tuple[Tuple[int, ...], ...]], ...]
+    if len(parts) == 1:
+        path = [(0,)] if len(active) == 1 else path_cost([e.letters for e in active],
+                                                         state.out, state.sizes)[0]
+        pieces = ((tuple(e.uid for e in active), tuple(path)),)
+    else:
+        pieces = tuple(_piece(state, entries, _component_out(state, entries))
+                       for entries in ([active[p] for p in part] for part in parts))
+    return [Match(tuple(e.uid for e in active), state.out, pieces)]
 
 
 def _cost(state: State, match: Match):
     active = [state.entry(u) for u in match.uids]
     if len(active) == 1:
         return cost.einsum_flops(active[0].letters + "->" + state.out, state.sizes)
-    return path_cost([e.letters for e in active], state.out, state.sizes)[1]
+    if len(match.info) == 1:
+        return path_cost([e.letters for e in active], state.out, state.sizes)[1]
+    total, outs = 0, []
+    for uids, path in match.info:
+        entries = [state.entry(u) for u in uids]
+        outs.append(_component_out(state, entries) if path else entries[0].letters)
+        if path:
+            total += path_cost([e.letters for e in entries], outs[-1], state.sizes)[1]
+    return total + path_cost(outs, state.out, state.sizes)[1]
 
 
 def _apply(state: State, match: Match) -> None:
-    for positions in match.info:
-        active = state.active()
-        _pairwise(state, [active[p].uid for p in positions])
+    for uids, path in match.info:
+        current = list(uids)
+        for positions in path:
+            taken = [current[p] for p in positions]
+            for p in sorted(positions, reverse=True):
+                current.pop(p)
+            _pairwise(state, taken)
+            current.append(state.stack[-1].uid)
+    if len(match.info) > 1:  # join the components' results: outer products, scalar multiplies
+        join = path_cost([e.letters for e in state.active()], state.out, state.sizes)[0]
+        for positions in join:
+            active = state.active()
+            _pairwise(state, [active[p].uid for p in positions])
 
 
 def _pairwise(state: State, uids: List[int]) -> None:
