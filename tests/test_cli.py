@@ -226,8 +226,19 @@ def test_set_with_an_unknown_symbol_lists_the_file_symbols(symbolic, capsys):
 def test_export_name_clashing_with_the_module_is_rejected(name, capsys):
     code, out, err = run(["export", FORWARD, "--name", name], capsys)
     assert code == 1 and out == ""
-    assert f"--name {name!r} clashes with a name the exported module uses itself" in err
+    assert f"name {name!r} clashes with a name the exported module uses itself" in err
     assert "torch" in err.split("taken:")[1] and "_check" not in err
+
+
+@pytest.mark.parametrize("name", ["window", "torch", "EQUATIONS", "Dict"])
+def test_export_from_python_refuses_a_clashing_name(name):
+    from tndiag import ops
+    from tndiag.codegen.export import export
+    from tndiag.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=f"name {name!r} clashes"):
+        export(ops.conv((1, 2, 5), (3, 2, 3)), name=name)
+    assert "def conv_forward(" in export(ops.conv((1, 2, 5), (3, 2, 3)), name="conv_forward")
 
 
 def test_export_name_that_is_free_still_works(tmp_path, capsys):

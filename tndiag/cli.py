@@ -180,28 +180,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         source = export(diagram, name=args.name, lowering=args.lowering)
     except TndiagError as err:
         raise _compile_hint(err) from None
-    _check_export_name(source, args.name)
     _write(args.output, source)
     return 0
-
-
-def _check_export_name(source: str, name: str) -> None:
-    """``--name`` must not clash with a name the exported module defines or imports itself."""
-    import ast
-
-    defined: List[str] = []
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            defined.append(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            defined += [(a.asname or a.name).split(".")[0] for a in node.names]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            defined += [t.id for t in targets if isinstance(t, ast.Name)]
-    if defined.count(name) > 1:
-        taken = sorted({n for n in defined if not n.startswith("_") and n != "annotations"})
-        raise InvalidArgumentError(f"--name {name!r} clashes with a name the exported module "
-                                   f"uses itself; choose another (taken: {', '.join(taken)})")
 
 
 def _cmd_passes(args: argparse.Namespace) -> int:

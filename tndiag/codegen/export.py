@@ -13,6 +13,7 @@ diagram's text form and the steps; the function checks its arguments' types and 
 
 from __future__ import annotations
 
+import ast
 import importlib
 import keyword
 from typing import Dict, List, Mapping, Sequence, Tuple
@@ -184,7 +185,8 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
         step runs along the route the program chose for it.
 
     Raises:
-        InvalidArgumentError: for a bad ``name``, ``lowering`` or argument type.
+        InvalidArgumentError: for a bad ``name`` (also one that clashes with a name the
+            module defines or imports itself, e.g. ``"torch"``), ``lowering`` or argument type.
         CompileError: when the diagram cannot be compiled (e.g. sizes still symbolic).
 
     >>> from tndiag import ops
@@ -217,4 +219,23 @@ def export(diagram_or_program: Diagram | AnyProgram, *, sizes: Mapping[str, int]
              "# the plan", "", definitions, "", "", _CHECK.strip("\n"), "", "",
              *([_CHECK_POSITIONS.strip("\n"), "", ""] if sample_inputs(program) else []),
              *_main_function(program, name, args, expr)]
-    return "\n".join(lines) + "\n"
+    source = "\n".join(lines) + "\n"
+    _check_name(source, name)
+    return source
+
+
+def _check_name(source: str, name: str) -> None:
+    """``name`` must not clash with a name the exported module defines or imports itself."""
+    defined: List[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined += [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined += [t.id for t in targets if isinstance(t, ast.Name)]
+    if defined.count(name) > 1:
+        taken = sorted({n for n in defined if not n.startswith("_") and n != "annotations"})
+        raise InvalidArgumentError(f"name {name!r} clashes with a name the exported module "
+                                   f"uses itself; choose another (taken: {', '.join(taken)})")
