@@ -13,11 +13,12 @@ import json
 
 import pytest
 import torch
-from diagram_checks import assert_close, build_conv, conv_cases, pad_pairs, torch_conv
+from diagram_checks import assert_close, conv_cases, pad_pairs
 from hypothesis import example, given, settings
 from oracle_settings import oracle_settings
 from random_diagrams import assert_matches_oracle, dense_value, diagrams, positions_for
-from test_routes import GRID, reference_kfac_reduce
+from test_routes import GRID, _double, _hyper, reference_kfac_reduce
+from test_routes import check_conv_routes as conv_routes_checked
 
 import tndiag
 from tndiag import ops
@@ -79,34 +80,9 @@ def check_exported_route(diagram, route, args, want, what):
     return True
 
 
-def _double(shape):
-    return torch.randn(shape, dtype=torch.float64)
-
-
-def _hyper(case):
-    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-              groups=case["groups"])
-    if case["transposed"]:
-        kw["output_padding"] = case["output_padding"]
-    return kw
-
-
 def check_conv_routes(case, route):
     """Forward with bias, input VJP and weight VJP of ``case``, exported along ``route``."""
-    x, w = _double(case["x_shape"]), _double(case["w_shape"])
-    b = _double(torch_conv(case)(x, w).shape[1:2])
-    y = torch_conv(case)(x.requires_grad_(), w.requires_grad_(), b)
-    v = _double(y.shape)
-    gx, gw = torch.autograd.grad(y, (x, w), v)
-    x, w = x.detach(), w.detach()
-    kw = dict(_hyper(case), transposed=case["transposed"])
-    ran = check_exported_route(build_conv(case, bias=True), route, (x, w, b), y.detach(),
-                               "forward")
-    ran |= check_exported_route(ops.conv_input_vjp(x.shape, w.shape, **kw), route, (w, v), gx,
-                                "input VJP")
-    ran |= check_exported_route(ops.conv_weight_vjp(x.shape, w.shape, **kw), route, (x, v),
-                                gw, "weight VJP")
-    return ran
+    return conv_routes_checked(case, route, check_exported_route)
 
 
 @pytest.mark.parametrize("route", CONV_ROUTES)

@@ -78,20 +78,20 @@ def _check_forced(diagram, route, args, want, what):
     return True
 
 
-def check_conv_routes(case, route):
-    """Forward with bias, input VJP and weight VJP of ``case`` along ``route``."""
+def check_conv_routes(case, route, check=None):
+    """Forward with bias, input VJP and weight VJP of ``case`` along ``route``, each checked by
+    ``check(diagram, route, args, want, what)`` (default: the forced program against torch)."""
+    check = check or _check_forced
     x, w = _double(case["x_shape"]), _double(case["w_shape"])
     b = _double(torch_conv(case)(x, w).shape[1:2])
     y = torch_conv(case)(x.requires_grad_(), w.requires_grad_(), b)
     v = _double(y.shape)
     gx, gw = torch.autograd.grad(y, (x, w), v)
     x, w = x.detach(), w.detach()
-    ran = _check_forced(build_conv(case, bias=True), route, (x, w, b), y.detach(), "forward")
+    ran = check(build_conv(case, bias=True), route, (x, w, b), y.detach(), "forward")
     kw = dict(_hyper(case), transposed=case["transposed"])
-    ran |= _check_forced(ops.conv_input_vjp(x.shape, w.shape, **kw), route, (w, v), gx,
-                         "input VJP")
-    ran |= _check_forced(ops.conv_weight_vjp(x.shape, w.shape, **kw), route, (x, v), gw,
-                         "weight VJP")
+    ran |= check(ops.conv_input_vjp(x.shape, w.shape, **kw), route, (w, v), gx, "input VJP")
+    ran |= check(ops.conv_weight_vjp(x.shape, w.shape, **kw), route, (x, v), gw, "weight VJP")
     return ran
 
 
