@@ -178,7 +178,8 @@ def _definition(x, spec, mats):
 
 
 @settings(max_examples=80, deadline=None)
-@given(problem=window_problems(), how=st.sampled_from(["plan", "taps", "matmul", "view"]),
+@given(problem=window_problems(),
+       how=st.sampled_from(["plan", "taps", "classes", "matmul", "view"]),
        chunk=st.booleans(), transpose=st.booleans())
 def test_every_stage_matches_the_count_matrices(problem, how, chunk, transpose):
     """Each stage kind on every axis it applies to, in drawn order, on a (maybe
@@ -202,6 +203,8 @@ def _stage(how, w):
         return ("view", (torch_native._view_args(w),))
     if how == "matmul":
         return ("matmul", (w.axis, w.size, w.stride, w.windows))
+    if how == "classes" and all(first <= last for first, last in w.windows):
+        return ("classes", torch_native._classes_args(w))
     return ("taps", torch_native._taps_args(w))
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached", "arrange",
            "native_operands", "run_native", "run_view", "run_gram", "symmetric_product",
            "run_window_sum", "window_stages", "window_view", "window_taps", "window_matmul",
-           "count_matrix", "class_sums", "WINDOW_STAGES", "run_scatter", "run_phase_scatter",
+           "count_matrix", "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES", "run_scatter", "run_phase_scatter",
            "run_broadcast", "run_einsum", "finish", "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -311,8 +311,37 @@ def window_matmul(x, args, out):
     return y if out is None else out.copy_(y)
 
 
+def literal_tensor(rows, dtype, device):
+    """``torch.tensor(rows)`` of a literal (kept per dtype/device)."""
+    key = ("literal", rows, dtype, device)
+    found = _COUNT_MATRICES.get(key)
+    if found is None:
+        if len(_COUNT_MATRICES) > 256:
+            _COUNT_MATRICES.clear()
+        found = _COUNT_MATRICES[key] = torch.tensor(rows, dtype=dtype, device=device)
+    return found
+
+
+def window_classes(x, args, out):
+    """Every tap at once from the residue-class sums: each tap's class picked, the positions
+    of its class before (``head`` rows) and after (from ``start``) its window subtracted by
+    two small products with 0/1 matrices — a fixed number of calls for any K."""
+    axis, stride, size, classes, head, before, start, after = args
+    r = class_sums(x, axis, stride).index_select(
+        axis, literal_tensor(classes, torch.int64, x.device))
+    if head:
+        m = literal_tensor(before, x.dtype, x.device)
+        r = r.sub_(torch.tensordot(x.narrow(axis, 0, head), m, ([axis], [0])).movedim(-1, axis))
+    if start < size:
+        m = literal_tensor(after, x.dtype, x.device)
+        r = r.sub_(torch.tensordot(x.narrow(axis, start, size - start), m,
+                                   ([axis], [0])).movedim(-1, axis))
+    return r if out is None else out.copy_(r)
+
+
 #: Stage name -> ``stage(x, args, out)`` of a window-sum step (``out`` None: allocate).
-WINDOW_STAGES = {"view": window_view, "taps": window_taps, "matmul": window_matmul}
+WINDOW_STAGES = {"view": window_view, "taps": window_taps, "classes": window_classes,
+                 "matmul": window_matmul}
 
 
 def run_scatter(recipe, taken):

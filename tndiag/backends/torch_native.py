@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
+from tndiag.backends.routes.window import edges
 from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.cost import window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
@@ -187,6 +188,13 @@ def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
     return (w.axis, w.size, w.stride, tuple(plans), needs)
 
 
+def _classes_args(w: WindowSpec) -> tuple:
+    """The :func:`~tndiag.backends.kernels.window_classes` literal of one axis."""
+    head, before, start, after = edges(w)
+    return (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows), head,
+            tuple(map(tuple, before)), start, tuple(map(tuple, after)))
+
+
 def _view_args(w: WindowSpec) -> tuple:
     """``(axis, first, L, K, S, D)`` of an axis whose taps are one strided view."""
     firsts = [first for first, _ in w.windows]
@@ -228,6 +236,8 @@ def fused_window_recipe(spec: WindowSums) -> Recipe:
             stages.append(("view", tuple(_view_args(by_axis[a]) for a in where)))
         elif how == "taps":
             stages.append(("taps", _taps_args(by_axis[where])))
+        elif how == "classes":
+            stages.append(("classes", _classes_args(by_axis[where])))
         else:
             w = by_axis[where]
             stages.append(("matmul", (w.axis, w.size, w.stride, w.windows)))

@@ -225,6 +225,14 @@ def _classes_seconds(w, elements: int, itemsize: int) -> float:
     return elements * itemsize / (BANDWIDTH * CLASS_SUM_EFFICIENCY) + 7 * CALL
 
 
+def _classes_stage_seconds(w, elements: int, itemsize: int, ndim: int) -> float:
+    """All taps from the class sums (one read) minus two products with the border rows."""
+    head = max(first for first, _ in w.windows)
+    tail = w.size - 1 - min(last for _, last in w.windows)
+    reads = 1 / _inner(w, ndim, w.stride) + 3 * (head + tail) / w.size  # tensordot copies
+    return elements * reads * itemsize / BANDWIDTH + 10 * CALL
+
+
 def _view_seconds(w, elements: int, itemsize: int, ndim: int) -> float:
     """A strided view ``[.., L, K, ..]`` of the axis summed over ``L``."""
     reads = w.lengths[0] * len(w.windows) / w.size
@@ -242,7 +250,8 @@ def window_plan(spec, itemsize: int = 4) -> tuple:
     seconds: the axes summed whole in one reduction, then the most shrinking axis first
     (outer first among equals), per axis the cheapest of a strided-view sum (taps that are
     evenly spaced equal windows reading each position at most once), one slice per tap
-    (``taps``) and the count-matrix product (``matmul``).
+    (``taps``), all taps from the class sums minus the borders (``classes``, no empty
+    window) and the count-matrix product (``matmul``).
 
     >>> from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
     >>> stem = [WindowSpec(a, 16, 4, tuple((k, 12 + k) for k in range(4))) for a in (2, 3)]
@@ -263,6 +272,8 @@ def window_plan(spec, itemsize: int = 4) -> tuple:
         last = w.axis == ndim - 1 and not stages
         options = {"taps": _taps_seconds(w, elements, itemsize, ndim),
                    "matmul": _matmul_seconds(w, elements, itemsize, last)}
+        if all(first <= last for first, last in w.windows):
+            options["classes"] = _classes_stage_seconds(w, elements, itemsize, ndim)
         if w.uniform and w.lengths[0] * len(w.windows) <= w.size:
             options["view"] = _view_seconds(w, elements, itemsize, ndim)
         best = min(options, key=options.__getitem__)
