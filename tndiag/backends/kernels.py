@@ -15,7 +15,8 @@ __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "ca
            "native_operands", "run_native", "run_view", "run_gram", "symmetric_product",
            "run_window_sum", "window_stages", "window_view", "window_taps", "window_matmul",
            "count_matrix", "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES",
-           "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum", "finish", "run_sum", "run_sliced"]
+           "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum", "finish",
+           "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
