@@ -217,6 +217,7 @@ def test_plan_per_layer_kind():
 
     assert plan((8, 64, 8, 8), (1, 1)) == ("view",)
     assert plan((8, 64, 56, 56), (1, 1), stride=2) == ("view", "view")
+    assert plan((8, 64, 14, 14), (1, 1), stride=2) == ("view",)  # short rows: one view
     assert plan((8, 3, 224, 224), (4, 4), stride=4) == ("view", "view")
     assert plan((8, 64, 56, 56), (3, 3), padding=1)[0] == "taps"
     info = tndiag.compile(ops.kfac_reduce((8, 768, 17, 17), (1, 7), padding=(0, 3))).steps[0].info
