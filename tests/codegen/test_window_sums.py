@@ -249,3 +249,15 @@ def test_exported_fused_step_runs_the_same_kernel():
         exec(compile(source, "<exported>", "exec"), namespace)
         x = torch.randn([int(v) for v in program.input_shapes[0]], dtype=torch.float64)
         assert_close(namespace["forward"](x), program(x), "exported")
+
+
+def test_every_stage_kind_has_a_kernel_and_a_plan():
+    """The stage table is complete: each kind the plan can name has a kernel, and the
+    problems below make the plan name each kind."""
+    names = set()
+    for shape, kernel, kw in [((8, 64, 8, 8), (1, 1), {}), ((8, 3, 64, 64), (7, 7),
+                                                            dict(stride=2, padding=3)),
+                              ((8, 64, 56, 56), (3, 3), dict(padding=1))]:
+        info = tndiag.compile(ops.kfac_reduce(shape, kernel, **kw)).steps[0].info
+        names |= {how for how, _ in window_plan(info)[0]}
+    assert names == set(kernels.WINDOW_STAGES) == {"view", "taps", "classes", "matmul"}
