@@ -261,3 +261,17 @@ def test_every_stage_kind_has_a_kernel_and_a_plan():
         info = tndiag.compile(ops.kfac_reduce(shape, kernel, **kw)).steps[0].info
         names |= {how for how, _ in window_plan(info)[0]}
     assert names == set(kernels.WINDOW_STAGES) == {"view", "taps", "classes", "matmul"}
+
+
+def test_symbolic_batch_plans_without_pricing_routes():
+    """A window-sum step on a tensor with a symbolic leg is planned (cost formulas), its
+    routes are not priced (they need concrete sizes)."""
+    import sympy
+
+    from tndiag.codegen.compile import plan
+
+    N = sympy.Symbol("N", positive=True, integer=True)
+    n, i, k = Index("n", N), Index("i", 8), Index("k", 3)
+    graph = Graph.of([variable("X", [n, i]), reduced_pattern("R", i, k, 8, 1, 1, 1, 1)], [n, k])
+    (step,) = plan(graph).steps
+    assert step.kind is StepKind.WINDOW_SUM and step.flops == 8 * N and step.route == ""
