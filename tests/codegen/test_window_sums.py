@@ -275,3 +275,19 @@ def test_symbolic_batch_plans_without_pricing_routes():
     graph = Graph.of([variable("X", [n, i]), reduced_pattern("R", i, k, 8, 1, 1, 1, 1)], [n, k])
     (step,) = plan(graph).steps
     assert step.kind is StepKind.WINDOW_SUM and step.flops == 8 * N and step.route == ""
+
+
+@pytest.mark.parametrize("name", ["1x1", "1x1-stride2", "patchify", "3x3-same", "1x7",
+                                  "k5-s2-p1", "1d-framing", "3d"])
+def test_gradient_through_the_fused_step_matches_the_dense_evaluator(name):
+    """An input that requires grad (a layer's activation in a hook) is differentiated through
+    every stage like the dense einsum program."""
+    shape, kernel, stride, padding, dilation, groups = LAYERS[name]
+    diagram = ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    fast, dense = tndiag.compile(diagram), tndiag.compile(diagram, lowerings=())
+    v = torch.randn(fast(x).shape, dtype=torch.float64)
+    (got,) = torch.autograd.grad(fast(x), x, v)
+    (want,) = torch.autograd.grad(dense(x), x, v)
+    assert_close(got, want, name)
