@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
-from tndiag.backends.routes.window import edges
+from tndiag.backends.routes.window import edges, run_axes
 from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.cost import window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
@@ -255,15 +255,8 @@ def window_sum_recipe(step: Step) -> Recipe:
     if step.route == "direct":
         stages = tuple(("taps", _taps_args(w, classes=False)) for w in order)
         return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape), None, stages)
-    return run_axes, tuple((*WINDOW_RECIPES[step.route](w), w.axis) for w in order)
-
-
-def run_axes(recipe: tuple, taken: List[Any]) -> Any:
-    """Per axis ``(kernel, literal, axis)``: the kernel's result (taps last) moved into place."""
-    x = taken[0]
-    for kernel, literal, axis in recipe:
-        x = kernel(literal, [x]).movedim(-1, axis)
-    return x
+    return run_axes, tuple((step.route, WINDOW_RECIPES[step.route](w)[1], w.axis)
+                           for w in order)
 
 
 def _moves(sc: ScatterSpec, dst_of) -> tuple:

@@ -19,8 +19,8 @@ import torch
 from tndiag.backends.kernels import class_sums
 from tndiag.codegen.lowerings.window_sum import WindowSpec
 
-__all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "class_sums", "edges",
-           "counts"]
+__all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "run_axes",
+           "class_sums", "edges", "counts"]
 
 
 def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
@@ -96,3 +96,21 @@ def run_matmul(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
     axis, table = recipe
     x = taken[0]
     return torch.matmul(x.movedim(axis, -1), _matrix(table, x))
+
+
+#: Route -> the kernel that runs one axis of a window-sum step along it.
+AXIS_KERNELS = {"classes": run_classes, "matmul": run_matmul}
+
+
+def run_axes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
+    """Per axis ``(route, literal, axis)``: that route's kernel on the axis, its taps moved
+    into the axis' place (an axis-by-axis window-sum step).
+
+    >>> _, literal = matmul_recipe(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))
+    >>> run_axes((("matmul", literal, 0),), [torch.arange(5.0)]).tolist()
+    [2.0, 4.0]
+    """
+    x = taken[0]
+    for route, literal, axis in recipe:
+        x = AXIS_KERNELS[route](literal, [x]).movedim(-1, axis)
+    return x
