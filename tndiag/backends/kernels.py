@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached",
-           "arrange", "native_operands", "run_native", "run_view", "run_gram", "symmetric_product",
+           "arrange", "placeholder", "native_operands", "run_native", "run_conv",
+           "run_conv_transpose", "run_view", "run_gram", "symmetric_product",
            "run_window_sum", "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum",
            "finish", "run_sum", "run_sliced"]
 
@@ -83,20 +84,33 @@ def conv_kernel(a, b, bias, ndim, stride, padding, dilation, groups):
     return CONVS[ndim](a, b, bias, stride, padding, dilation, groups)
 
 
+#: (dtype, device, shape) -> a one-element tensor expanded to ``shape``: the argument whose
+#: values ``convolution_backward`` never reads (only its shape), made once per key.
+_PLACEHOLDERS: dict = {}
+
+
+def placeholder(like, shape):
+    """A tensor of ``shape`` (a tuple) with ``like``'s dtype and device whose values are
+    never read: one element, expanded, cached per key (never written, never returned)."""
+    key = (like.dtype, like.device, shape)
+    found = _PLACEHOLDERS.get(key)
+    if found is None:
+        found = _PLACEHOLDERS[key] = like.new_empty(1).expand(shape)
+    return found
+
+
 def input_grad_kernel(a, b, bias, x_shape, stride, padding, dilation, groups):
     """The input gradient of a convolution: torch's own backward kernel."""
-    fake = a.new_empty(1).expand(x_shape)
     return torch.ops.aten.convolution_backward(
-        a, fake, b, None, stride, padding, dilation, False, [0] * len(stride), groups,
-        (True, False, False))[0]
+        a, placeholder(a, x_shape), b, None, stride, padding, dilation, False,
+        [0] * len(stride), groups, (True, False, False))[0]
 
 
 def weight_kernel(a, b, bias, w_shape, stride, padding, dilation, groups):
     """The weight gradient of a convolution (A the input, B the output gradient)."""
-    weight = b.new_empty(1).expand(w_shape)
     return torch.ops.aten.convolution_backward(
-        b, a, weight, None, stride, padding, dilation, False, [0] * len(stride), groups,
-        (False, True, False))[1]
+        b, a, placeholder(b, w_shape), None, stride, padding, dilation, False,
+        [0] * len(stride), groups, (False, True, False))[1]
 
 
 def transpose_kernel(a, b, bias, ndim, stride, pad_left, extra, groups, dilation, crop):
@@ -131,11 +145,13 @@ NATIVE_KERNELS = {"conv": conv_kernel, "input-grad": input_grad_kernel,
 
 
 def native_operands(taken, how_a, how_b, how_bias, pad):
-    """A, B and the bias of a convolution-family step, arranged (and A padded) for its kernel."""
-    a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
+    """A, B and the bias of a convolution-family step, arranged (and A padded) for its kernel
+    (a ``None`` recipe: the operand as it is)."""
+    a = taken[0] if how_a is None else arrange(taken[0], how_a)
+    b = taken[1] if how_b is None else arrange(taken[1], how_b)
     bias = None
     if how_bias is not None:
-        bias = arrange(taken[-1], how_bias[0])
+        bias = taken[-1] if how_bias[0] is None else arrange(taken[-1], how_bias[0])
         bias = bias if how_bias[1] == 1 else bias * how_bias[1]
     if pad is not None:
         a = F.pad(a, pad)
@@ -143,10 +159,25 @@ def native_operands(taken, how_a, how_b, how_bias, pad):
 
 
 def run_native(recipe, taken):
-    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape."""
+    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape
+    (``out_shape`` None: the kernel's result has the step's shape)."""
     kernel, how_a, how_b, how_bias, pad, out_shape, args = recipe
     y = NATIVE_KERNELS[kernel](*native_operands(taken, how_a, how_b, how_bias, pad), *args)
-    return y if y.shape == out_shape else y.reshape(out_shape)
+    return y if out_shape is None else y.reshape(out_shape)
+
+
+def run_conv(recipe, taken):
+    """``conv{1,2,3}d`` on the step's operands as they are (input, weight, bias last)."""
+    ndim, bias, stride, padding, dilation, groups = recipe
+    return CONVS[ndim](taken[0], taken[1], taken[-1] if bias else None, stride, padding,
+                       dilation, groups)
+
+
+def run_conv_transpose(recipe, taken):
+    """``conv_transpose{1,2,3}d`` on the step's operands as they are (bias last)."""
+    ndim, bias, stride, padding, output_padding, groups, dilation = recipe
+    return CONV_TRANSPOSES[ndim](taken[0], taken[1], taken[-1] if bias else None, stride,
+                                 padding, output_padding, groups, dilation)
 
 
 def run_view(recipe, taken):

@@ -8,6 +8,7 @@ operand: a program whose last step is a view returns a copy.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,7 +30,7 @@ from tndiag.codegen.program import (
 )
 from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
 
-__all__ = ["run", "run_checked", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern",
+__all__ = ["run", "run_checked", "runner", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern",
            "dense_reduced"]
 
 
@@ -78,9 +79,12 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
             slots.append(None)
         else:
             return None
+    shape = tuple(int(v) for v in program.output_shape)
+    if len(runners) == 1 and scale == 1:
+        return _one_step(program.steps[0].positions, slots, len(program.inputs), runners[0],
+                         shape)
     plan = [(step.positions, sorted(step.positions, reverse=True), fn)
             for step, fn in zip(program.steps, runners)]
-    shape = tuple(int(v) for v in program.output_shape)
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         current: List[Any] = [None if i is None else tensors[i] for i in slots]
@@ -90,6 +94,26 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
                 del current[p]
             current.append(fn(taken))
         result = current[-1] if scale == 1 else current[-1].mul_(scale)
+        return result if result.shape == shape else result.reshape(shape)
+    return run
+
+
+def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]], inputs: int,
+              fn: Callable, shape: Tuple[int, ...]) -> Callable:
+    """The runner of a one-step program: the step on the inputs it takes (None for an operand
+    the step consumes, e.g. a pattern inside a convolution), reshaped when needed."""
+    order = [inputs if slots[p] is None else slots[p] for p in positions]
+    if len(order) == 1:
+        only = order[0]
+
+        def run_one(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+            result = fn((tensors[only],))
+            return result if result.shape == shape else result.reshape(shape)
+        return run_one
+    pick = operator.itemgetter(*order)
+
+    def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        result = fn(pick((*tensors, None)))
         return result if result.shape == shape else result.reshape(shape)
     return run
 
@@ -278,6 +302,24 @@ def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Te
     return finish(current[-1], program.scale, state.fresh, own, program.output_shape)
 
 
+def runner(program: AnyProgram) -> Callable[[Sequence[torch.Tensor]], torch.Tensor]:
+    """The function :func:`run_checked` calls for ``program``: it takes a sequence of tensors
+    already checked (positional, in ``program.inputs`` order, of the planned shapes, one
+    dtype and device), so a caller that keeps it skips the lookup on every call.
+
+    >>> import torch
+    >>> from tndiag import compile, ops
+    >>> run = runner(compile(ops.conv((1, 1, 4), (1, 1, 2))))
+    >>> run((torch.ones(1, 1, 4), torch.ones(1, 1, 2))).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    if type(program) is Program:
+        direct = _prepared(program).direct
+        if direct is not None:
+            return direct
+    return lambda tensors: _run_any(program, dict(zip(program.inputs, tensors)), True)
+
+
 def run_checked(program: AnyProgram, *tensors: torch.Tensor) -> torch.Tensor:
     """:func:`run` for a caller that has checked the tensors already: positional, in
     ``program.inputs`` order, of the planned shapes, one dtype and device (as
@@ -289,8 +331,4 @@ def run_checked(program: AnyProgram, *tensors: torch.Tensor) -> torch.Tensor:
     ...             torch.ones(1, 1, 2)).tolist()
     [[[2.0, 2.0, 2.0]]]
     """
-    if type(program) is Program:
-        direct = _prepared(program).direct
-        if direct is not None:
-            return direct(tensors)
-    return _run_any(program, dict(zip(program.inputs, tensors)), True)
+    return runner(program)(tensors)

@@ -38,6 +38,10 @@ class NativeConv:
         bias: letters of a bias operand on the output channels (``group + b_free`` in some
             order) handed to the kernel, ``""`` for none (:mod:`tndiag.codegen.fuse`);
             ``bias_scale`` multiplies it.
+        kernel: for ``transpose``, the torch kernel the cost model chose
+            (:func:`tndiag.codegen.cost.native_kernel`): ``"input-grad"`` (the input gradient
+            of ``convolution_backward``, where the geometry is a convolution's adjoint) or
+            ``""`` (``conv_transpose{1,2,3}d``); ``""`` for the other roles.
     """
 
     role: str
@@ -59,6 +63,7 @@ class NativeConv:
     sizes: Tuple[Tuple[str, Size], ...]
     bias: str = ""
     bias_scale: float = 1.0
+    kernel: str = ""
 
     @property
     def result(self) -> str:

@@ -11,17 +11,17 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from tndiag import ops
-from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
 from tndiag.functional._common import (
+    Call,
     batched,
     check_tensors,
     compile_for,
     empty_batch,
     hashable,
     lowerings_for,
+    prepare_call,
     program_cache,
-    run_program,
     weight_ndim,
 )
 
@@ -67,9 +67,9 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv(x, weight, bias, stride, padding, dilation, groups),
                            input)
-    program, has_batch = _conv_program(
+    call, has_batch = _conv_call(
         input.shape, weight.shape, None if bias is None else bias.shape, *key)
-    return _run(program, "conv", has_batch, input, weight, bias)
+    return _run(call, has_batch, input, weight, bias)
 
 
 def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
@@ -109,17 +109,17 @@ def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv_transpose(x, weight, bias, stride, padding,
                                                     output_padding, groups, dilation), input)
-    program, has_batch = _conv_transpose_program(
+    call, has_batch = _conv_transpose_call(
         input.shape, weight.shape, None if bias is None else bias.shape, *key)
-    return _run(program, "conv_transpose", has_batch, input, weight, bias)
+    return _run(call, has_batch, input, weight, bias)
 
 
-def _run(program: AnyProgram, what: str, has_batch: bool, input: torch.Tensor,
-         weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    x = input if has_batch else input.unsqueeze(0)
-    args = (x, weight) if bias is None else (x, weight, bias)
-    y = run_program(program, what, input.dtype, *args)
-    return y if has_batch else y.squeeze(0)
+def _run(call: Call, has_batch: bool, input: torch.Tensor, weight: torch.Tensor,
+         bias: Optional[torch.Tensor]) -> torch.Tensor:
+    if has_batch:
+        return call(input.dtype, (input, weight) if bias is None else (input, weight, bias))
+    x = input.unsqueeze(0)
+    return call(input.dtype, (x, weight) if bias is None else (x, weight, bias)).squeeze(0)
 
 
 def _check_bias(bias_shape: Optional[Sequence[int]], out_channels: int) -> None:
@@ -134,24 +134,23 @@ def _with_batch(input_shape: Sequence[int], ndim: int, what: str) -> Tuple[tuple
 
 
 @program_cache(1024)
-def _conv_program(input_shape, weight_shape, bias_shape, stride, padding, dilation,
-                  groups, lowerings) -> Tuple[AnyProgram, bool]:
+def _conv_call(input_shape, weight_shape, bias_shape, stride, padding, dilation,
+               groups, lowerings) -> Tuple[Call, bool]:
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv")
     diagram = ops.conv(shape, tuple(weight_shape), stride=stride, padding=padding,
                        dilation=dilation, groups=groups, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[0])
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "conv"), has_batch
 
 
 @program_cache(1024)
-def _conv_transpose_program(input_shape, weight_shape, bias_shape, stride, padding,
-                            output_padding, groups, dilation,
-                            lowerings) -> Tuple[AnyProgram, bool]:
+def _conv_transpose_call(input_shape, weight_shape, bias_shape, stride, padding,
+                         output_padding, groups, dilation, lowerings) -> Tuple[Call, bool]:
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv_transpose")
     diagram = ops.conv_transpose(shape, tuple(weight_shape), stride=stride, padding=padding,
                                  output_padding=output_padding, groups=groups,
                                  dilation=dilation, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[1] * groups)
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "conv_transpose"), has_batch

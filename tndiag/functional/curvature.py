@@ -15,13 +15,14 @@ from tndiag import ops
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.functional._common import (
+    Call,
     check_tensors,
     compile_for,
     hashable,
     lowerings_for,
     pad_batch,
+    prepare_call,
     program_cache,
-    run_program,
     weight_ndim,
 )
 from tndiag.functional.dropout import approximate_weight_vjp, check_sample
@@ -33,6 +34,8 @@ __all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_gg
 
 
 def _shape(size, what: str) -> Tuple[int, ...]:
+    if type(size) is torch.Size:  # the common case (``x.shape``): ints only
+        return tuple(size)
     key = hashable(size, what) if isinstance(size, (tuple, list)) else None
     if isinstance(key, tuple) and all(isinstance(s, int) for s in key):
         return key
@@ -136,8 +139,9 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
 
 
 def _hyper(hyper) -> tuple:
-    return tuple(hashable(v, name) for v, name in
-                 zip(hyper, ("stride", "padding", "dilation", "groups"), strict=True))
+    stride, padding, dilation, groups = hyper
+    return (hashable(stride, "stride"), hashable(padding, "padding"),
+            hashable(dilation, "dilation"), hashable(groups, "groups"))
 
 
 def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
@@ -155,16 +159,27 @@ def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tens
         in_shape = (1, *in_shape[1:])
         tensors = {k: pad_batch(t) if k == "X" else t for k, t in tensors.items()}
         grad_output = pad_batch(grad_output) if grad_output.shape[:1] == (0,) else grad_output
-    _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
-    program = _vjp_program(which, in_shape, w_shape, *args, lowerings)
-    y = run_program(program, f"conv_{which}_vjp", grad_output.dtype, V=grad_output, **tensors)
+    call, v_first = _vjp_call(which, in_shape, w_shape, grad_output.shape, *args, lowerings)
+    (other,) = tensors.values()
+    y = call(grad_output.dtype, (grad_output, other) if v_first else (other, grad_output))
     return y[:0] if empty and which == "input" else y
 
 
 @program_cache(256)
-def _factor_program(reduce: bool, *key) -> AnyProgram:
+def _vjp_call(which: str, input_shape, weight_shape, v_shape, *key) -> Tuple[Call, bool]:
+    """The prepared VJP program, once ``grad_output``'s shape ``v_shape`` is checked; whether
+    it takes ``grad_output`` first."""
+    want = _output_shape(input_shape, weight_shape, *key[:-1])
+    if tuple(v_shape) != tuple(want):
+        raise ShapeError(f"grad_output has shape {list(v_shape)}, expected {list(want)}")
+    program = _vjp_program(which, input_shape, weight_shape, *key)
+    return prepare_call(program, f"conv_{which}_vjp"), program.inputs[0] == "V"
+
+
+@program_cache(256)
+def _factor_call(reduce: bool, *key) -> Call:
     build = ops.kfac_reduce if reduce else ops.kfc
-    return compile_for(build(*key), None)
+    return prepare_call(compile_for(build(*key), None), "kfac_reduce" if reduce else "kfc")
 
 
 def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups, transposed,
@@ -180,7 +195,7 @@ def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups,
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"), check_flag(transposed, "transposed"),
            hashable(output_padding, "output_padding"))
-    return run_program(_factor_program(reduce, *key), what, input.dtype, X=input)
+    return _factor_call(reduce, *key)(input.dtype, (input,))
 
 
 def kfc(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -215,9 +230,11 @@ def kfac_reduce(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
 
 
 @program_cache(256)
-def _ggn_program(kind: str, *key) -> AnyProgram:
+def _ggn_call(kind: str, *key) -> Tuple[Call, bool]:
+    """The prepared GGN program; whether it takes the input first."""
     build = ops.weight_ggn_diag if kind == "diag" else ops.weight_ggn_gram
-    return compile_for(build(*key), None)
+    program = compile_for(build(*key), None)
+    return prepare_call(program, f"weight_ggn_{kind}"), program.inputs[0] == "X"
 
 
 def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dilation, groups):
@@ -236,8 +253,9 @@ def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dil
            hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"))
-    return run_program(_ggn_program(kind, *key), what, input.dtype, X=input,
-                       S=grad_output_factor)
+    call, x_first = _ggn_call(kind, *key)
+    pair = (input, grad_output_factor) if x_first else (grad_output_factor, input)
+    return call(input.dtype, pair)
 
 
 def weight_ggn_diag(input: torch.Tensor, grad_output_factor: torch.Tensor, kernel_size,
