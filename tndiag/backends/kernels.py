@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached",
            "arrange", "placeholder", "native_operands", "run_native", "run_conv",
-           "run_conv_transpose", "run_view", "run_gram", "symmetric_product",
-           "run_window_sum", "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum",
-           "finish", "run_sum", "run_sliced"]
+           "run_conv_transpose", "run_view", "run_im2col", "run_gram", "symmetric_product",
+           "run_window_sum", "run_scatter", "run_col2im", "run_phase_scatter", "run_broadcast",
+           "run_einsum", "finish", "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -189,6 +189,14 @@ def run_view(recipe, taken):
     return t[taps] if taps is not None else t
 
 
+def run_im2col(recipe, taken):
+    """torch's unfold (im2col) of a 2-d input (1-d: with a unit axis inserted), reshaped to
+    the step's ``(N, C, K.., O..)``."""
+    unit, kernel_size, dilation, padding, stride, shape = recipe
+    t = taken[0].unsqueeze(2) if unit else taken[0]
+    return F.unfold(t, kernel_size, dilation, padding, stride).view(shape)
+
+
 def symmetric_product(m, blocks):
     """``m mᵀ`` (batched) computing only the row blocks on and above the diagonal.
 
@@ -249,6 +257,13 @@ def run_scatter(recipe, taken):
     return out
 
 
+def run_col2im(recipe, taken):
+    """torch's fold (col2im) of the step's ``(N, C, K.., O..)`` operand, as ``(N, C, I..)``."""
+    shape, output_size, kernel_size, dilation, padding, stride, out_shape = recipe
+    y = F.fold(taken[0].reshape(shape), output_size, kernel_size, dilation, padding, stride)
+    return y.view(out_shape)
+
+
 def run_phase_scatter(recipe, taken):
     """col2im into a phase-major buffer (contiguous adds), interleaved by one copy."""
     buffer, moves, perm, merged, crop = recipe
@@ -274,12 +289,15 @@ def run_einsum(equation, taken):
 
 
 def finish(result, scale, fresh, own, shape):
-    """A program's result: scaled (in place when ``fresh``), copied when ``own`` asks for a
-    tensor no input shares, reshaped to ``shape``."""
+    """A program's result: scaled (in place when ``fresh``), reshaped to ``shape``, copied
+    when ``own`` asks for a tensor no input shares (unless the reshape copied already: a
+    permuted view is copied once, not twice)."""
     if scale != 1:
         result = result.mul_(scale) if fresh else result * scale
     elif own and not fresh:
-        result = result.clone()
+        out = result if result.shape == shape else result.reshape(shape)
+        copied = out is not result and out.data_ptr() != result.data_ptr()
+        return out if copied else out.clone()
     return result if result.shape == shape else result.reshape(shape)
 
 

@@ -72,22 +72,27 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     consumed by steps and whose last step allocates its result (see :func:`run_checked`)."""
     scale = program.scale
     slots: List[Optional[int]] = []
-    for op in program.operands:
-        if op.lowering is LoweringKind.INPUT and tuple(op.shape) == tuple(op.tensor.shape):
+    reshapes: Dict[int, Tuple[int, ...]] = {}  # operand position -> its planned shape
+    for n, op in enumerate(program.operands):
+        if op.lowering is LoweringKind.INPUT:
             slots.append(program.inputs.index(op.name))
+            if tuple(op.shape) != tuple(op.tensor.shape):
+                reshapes[n] = tuple(int(v) for v in op.shape)
         elif op.lowering.consumed:
             slots.append(None)
         else:
             return None
     shape = tuple(int(v) for v in program.output_shape)
     if len(runners) == 1 and scale == 1:
-        return _one_step(program.steps[0].positions, slots, len(program.inputs), runners[0],
-                         shape)
+        return _one_step(program.steps[0].positions, slots, reshapes, len(program.inputs),
+                         runners[0], shape)
     plan = [(step.positions, sorted(step.positions, reverse=True), fn)
             for step, fn in zip(program.steps, runners)]
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         current: List[Any] = [None if i is None else tensors[i] for i in slots]
+        for n, planned in reshapes.items():
+            current[n] = current[n].reshape(planned)
         for positions, backwards, fn in plan:
             taken = [current[p] for p in positions]
             for p in backwards:
@@ -98,22 +103,31 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     return run
 
 
-def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]], inputs: int,
-              fn: Callable, shape: Tuple[int, ...]) -> Callable:
+def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
+              reshapes: Dict[int, Tuple[int, ...]], inputs: int, fn: Callable,
+              shape: Tuple[int, ...]) -> Callable:
     """The runner of a one-step program: the step on the inputs it takes (None for an operand
-    the step consumes, e.g. a pattern inside a convolution), reshaped when needed."""
+    the step consumes, e.g. a pattern inside a convolution; inputs reshaped to their planned
+    shapes), its result reshaped when needed."""
     order = [inputs if slots[p] is None else slots[p] for p in positions]
+    planned = [(j, reshapes[p]) for j, p in enumerate(positions) if p in reshapes]
     if len(order) == 1:
-        only = order[0]
+        only, to = order[0], planned[0][1] if planned else None
 
         def run_one(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-            result = fn((tensors[only],))
+            t = tensors[only]
+            result = fn((t if to is None else t.reshape(to),))
             return result if result.shape == shape else result.reshape(shape)
         return run_one
     pick = operator.itemgetter(*order)
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        result = fn(pick((*tensors, None)))
+        taken = pick((*tensors, None))
+        if planned:
+            taken = list(taken)
+            for j, to in planned:
+                taken[j] = taken[j].reshape(to)
+        result = fn(taken)
         return result if result.shape == shape else result.reshape(shape)
     return run
 

@@ -150,6 +150,12 @@ def _kernel_shape(s: NativeConv) -> tuple:
 def view_recipe(step: Step) -> Recipe:
     """Zero-pad the viewed axes once, then unfold each (see :class:`ViewSpec`)."""
     v: ViewSpec = step.info
+    if v.im2col:  # torch's unfold, 1-d as 2-d with a unit leading axis
+        lead = 2 - len(v.axes)
+        two = lambda values, fill: (fill,) * lead + tuple(int(x) for x in values)  # noqa: E731
+        return kernels.run_im2col, (lead == 1, two(v.kernels, 1), two(v.dilations, 1),
+                                    two((lo for lo, _ in v.pads), 0), two(v.strides, 1),
+                                    v.im2col)
     pads = [(0, 0)] * v.ndim
     for axis, lr in zip(v.axes, v.pads):
         pads[axis] = lr
@@ -260,6 +266,8 @@ def scatter_recipe(step: Step) -> Recipe:
     """col2im (see :class:`ScatterSpec`): adds into strided slices of a zero output; with a
     stride and at least two taps per output phase, into a phase-major buffer instead."""
     sc: ScatterSpec = step.info
+    if sc.col2im:  # torch's fold
+        return kernels.run_col2im, sc.col2im
     kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
     sizes = dict(zip(sc.o_axes, (int(s) for s in sc.sizes)))
     phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)

@@ -24,8 +24,8 @@ import sympy
 
 from tndiag.ir.sizes import Size
 
-__all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "pattern_memory",
-           "peak_memory", "route_seconds"]
+__all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
+           "col2im_wins", "pattern_memory", "peak_memory", "route_seconds"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -102,6 +102,32 @@ def native_kernel(spec) -> str:
     return "input-grad" if backward < transpose else ""
 
 
+def im2col_wins(elements: int, padded: int, ndim: int, itemsize: int = 4) -> bool:
+    """Whether torch's unfold (im2col, ``elements`` written at :data:`IM2COL_EFFICIENCY` of
+    the bandwidth, one call) is cheaper than the strided view (a ``padded``-element zero-pad
+    copy, the permuting copy of the result, ``3 + ndim`` calls).
+
+    >>> im2col_wins(1152, 200, 2), im2col_wins(32 * 576 * 3136, 32 * 64 * 3364, 2)
+    (True, False)
+    """
+    kernel = elements * itemsize / (BANDWIDTH * IM2COL_EFFICIENCY) + CALL
+    view = (padded + elements) * itemsize / BANDWIDTH + (3 + ndim) * CALL
+    return kernel < view
+
+
+def col2im_wins(elements: int, taps: int, itemsize: int = 4) -> bool:
+    """Whether torch's fold (col2im, reading ``elements`` at :data:`COL2IM_EFFICIENCY` of the
+    bandwidth, one call) is cheaper than the scatter (per tap an add of a slice: about three
+    passes over the input, three calls per tap).
+
+    >>> col2im_wins(1152, 9), col2im_wins(32 * 576 * 3136, 9)
+    (True, False)
+    """
+    kernel = elements * itemsize / (BANDWIDTH * COL2IM_EFFICIENCY) + CALL
+    scatter = 3 * elements * itemsize / BANDWIDTH + 3 * taps * CALL
+    return kernel < scatter
+
+
 def pattern_memory(lowering: str, I: Size, O: Size, K: Size) -> Size:
     """Elements a pattern operand occupies under ``lowering``.
 
@@ -152,6 +178,11 @@ CALL = 5e-6
 #: transposed step calls ``conv_transpose`` when the fixed cost dominates.
 BACKWARD_CALL = 20e-6
 TRANSPOSE_EFFICIENCY = 0.85
+#: Fractions of :data:`BANDWIDTH` torch's unfold (im2col) and fold (col2im) reach: on the
+#: benchmark layers the strided view ran at 0.22× ``F.unfold``'s time and the scatter at
+#: 0.30× ``F.fold``'s (docs/benchmarks.md); they win only where the per-call cost dominates.
+IM2COL_EFFICIENCY = 0.25
+COL2IM_EFFICIENCY = 0.1
 #: Fraction of :data:`FLOP_RATE` torch's kernels reach on the shapes they handle poorly:
 #: 3-d kernels with more than one depth tap, and transposed (input-gradient) kernels whose
 #: result has at most two channels per group (e.g. a 1-channel signal's input gradient).
