@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tndiag.ir.sizes import Size
 
-__all__ = ["NativeConv", "match_native"]
+__all__ = ["NativeConv", "match_native", "KERNELS"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,15 @@ class NativeConv:
             out = out * table[ch]
         return out
 
+
+#: Role -> the torch kernels its step may call (``NativeConv.kernel``; ``""`` is the role's
+#: kernel of the module table, the default); the cost model chooses
+#: (:func:`tndiag.codegen.cost.native_kernel`).
+KERNELS: Dict[str, Tuple[str, ...]] = {
+    "conv": ("",),
+    "transpose": ("", "input-grad"),
+    "weight": ("",),
+}
 
 _ROLES = {  # role -> (leg of Π on A, leg on B, leg in the result); legs: 0=i, 1=o, 2=k
     "conv": (0, 2, 1),

@@ -22,7 +22,7 @@ from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.ir import Diagram
 from tndiag.ops.hyper import is_int
 
-__all__ = ["hashable", "check_tensors", "batched", "weight_ndim", "lowerings_for",
+__all__ = ["hashable", "check_tensors", "agree", "batched", "weight_ndim", "lowerings_for",
            "program_cache", "compile_for", "Call", "prepare_call", "run_program", "empty_batch",
            "pad_batch"]
 
@@ -71,6 +71,17 @@ def check_tensors(*, optional: Sequence[str] = (), **tensors: object) -> None:
         if t.device != r.device:
             raise InvalidArgumentError(f"{name} is on device {t.device} but {first} is on "
                                        f"{r.device}; expected {name}.device == {first}.device")
+
+
+def agree(first: object, second: object) -> bool:
+    """Whether both are torch tensors of one dtype and device: the common case, tested before
+    :func:`check_tensors` (which then names what is wrong).
+
+    >>> agree(torch.ones(1), torch.zeros(2)), agree(torch.ones(1), torch.ones(1).double())
+    (True, False)
+    """
+    return (isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)
+            and first.dtype == second.dtype and first.device == second.device)
 
 
 def weight_ndim(weight_shape: Sequence[int]) -> int:

@@ -14,6 +14,7 @@ from tndiag import ops
 from tndiag.errors import ShapeError
 from tndiag.functional._common import (
     Call,
+    agree,
     batched,
     check_tensors,
     compile_for,
@@ -60,7 +61,8 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     >>> torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 2, 1, 1, 2), atol=1e-5)
     True
     """
-    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    if not (agree(input, weight) and (bias is None or agree(input, bias))):
+        check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
            hashable(dilation, "dilation"), hashable(groups, "groups"),
            lowerings_for(input.dtype, "conv"))
@@ -102,7 +104,8 @@ def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
     >>> torch.allclose(y, torch.nn.functional.conv_transpose1d(x, w, None, 2, 0, 1), atol=1e-5)
     True
     """
-    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    if not (agree(input, weight) and (bias is None or agree(input, bias))):
+        check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
            hashable(output_padding, "output_padding"), hashable(groups, "groups"),
            hashable(dilation, "dilation"), lowerings_for(input.dtype, "conv_transpose"))

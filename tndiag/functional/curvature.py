@@ -16,6 +16,7 @@ from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.functional._common import (
     Call,
+    agree,
     check_tensors,
     compile_for,
     hashable,
@@ -92,10 +93,11 @@ def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output:
     >>> torch.allclose(g, torch.nn.grad.conv1d_input((2, 3, 7), w, v, stride=2), atol=1e-6)
     True
     """
-    check_tensors(grad_output=grad_output, weight=weight)
+    if not agree(grad_output, weight):
+        check_tensors(grad_output=grad_output, weight=weight)
     in_shape = _shape(input_size, "input_size")
     return _vjp("input", in_shape, tuple(weight.shape), grad_output,
-                (stride, padding, dilation, groups), W=weight)
+                (stride, padding, dilation, groups), weight)
 
 
 def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output: torch.Tensor,
@@ -123,12 +125,15 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
     >>> conv_weight_vjp(x, (4, 3, 3), v, keep=0.5, sample="channel", generator=gen).shape
     torch.Size([4, 3, 3])
     """
-    check_tensors(input=input, grad_output=grad_output)
+    if not agree(input, grad_output):
+        check_tensors(input=input, grad_output=grad_output)
     w_shape = _shape(weight_size, "weight_size")
-    keep, sample = check_keep(keep), check_sample(sample)
+    if not (type(keep) is float and keep == 1.0):  # the exact gradient needs no check
+        keep = check_keep(keep)
+    sample = check_sample(sample)
     hyper = (stride, padding, dilation, groups)
     if keep == 1.0 or input.shape[:1] == (0,):  # exact (an empty batch: zeros, as torch)
-        return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, X=input)
+        return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, input)
     args = _hyper(hyper)
     if input.dim() != len(w_shape) or weight_ndim(w_shape) < 1:
         raise ShapeError(f"conv_weight_vjp with keep < 1 needs a batched input of rank "
@@ -144,8 +149,12 @@ def _hyper(hyper) -> tuple:
             hashable(dilation, "dilation"), hashable(groups, "groups"))
 
 
-def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
-         ) -> torch.Tensor:
+#: Which VJP -> the function's name in messages.
+_WHAT = {"input": "conv_input_vjp", "weight": "conv_weight_vjp"}
+
+
+def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper,
+         other: torch.Tensor) -> torch.Tensor:
     """Validate the weight rank and ``grad_output``'s shape, then run the cached VJP program.
 
     An empty batch (N = 0) runs one zero sample: the weight VJP sums it away (zeros, as
@@ -153,14 +162,13 @@ def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tens
     """
     weight_ndim(w_shape)
     args = _hyper(hyper)
-    lowerings = lowerings_for(grad_output.dtype, f"conv_{which}_vjp")
+    lowerings = lowerings_for(grad_output.dtype, _WHAT[which])
     empty = len(in_shape) == len(w_shape) and in_shape[0] == 0
     if empty:
         in_shape = (1, *in_shape[1:])
-        tensors = {k: pad_batch(t) if k == "X" else t for k, t in tensors.items()}
+        other = pad_batch(other) if which == "weight" else other  # the input X
         grad_output = pad_batch(grad_output) if grad_output.shape[:1] == (0,) else grad_output
     call, v_first = _vjp_call(which, in_shape, w_shape, grad_output.shape, *args, lowerings)
-    (other,) = tensors.values()
     y = call(grad_output.dtype, (grad_output, other) if v_first else (other, grad_output))
     return y[:0] if empty and which == "input" else y
 
@@ -173,7 +181,7 @@ def _vjp_call(which: str, input_shape, weight_shape, v_shape, *key) -> Tuple[Cal
     if tuple(v_shape) != tuple(want):
         raise ShapeError(f"grad_output has shape {list(v_shape)}, expected {list(want)}")
     program = _vjp_program(which, input_shape, weight_shape, *key)
-    return prepare_call(program, f"conv_{which}_vjp"), program.inputs[0] == "V"
+    return prepare_call(program, _WHAT[which]), program.inputs[0] == "V"
 
 
 @program_cache(256)
