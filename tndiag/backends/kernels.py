@@ -190,11 +190,12 @@ def run_view(recipe, taken):
 
 
 def run_im2col(recipe, taken):
-    """torch's unfold (im2col) of a 2-d input (1-d: with a unit axis inserted), reshaped to
-    the step's ``(N, C, K.., O..)``."""
-    unit, kernel_size, dilation, padding, stride, shape = recipe
+    """torch's unfold (im2col) of a 2-d input (1-d: with a unit axis inserted): the step's
+    ``(N, C, K.., O..)`` in the layout ``(N, C·∏K, ∏O)`` (the step is a whole program, whose
+    output reshape takes it as it is)."""
+    unit, kernel_size, dilation, padding, stride = recipe
     t = taken[0].unsqueeze(2) if unit else taken[0]
-    return F.unfold(t, kernel_size, dilation, padding, stride).view(shape)
+    return F.unfold(t, kernel_size, dilation, padding, stride)
 
 
 def symmetric_product(m, blocks):
@@ -258,10 +259,10 @@ def run_scatter(recipe, taken):
 
 
 def run_col2im(recipe, taken):
-    """torch's fold (col2im) of the step's ``(N, C, K.., O..)`` operand, as ``(N, C, I..)``."""
-    shape, output_size, kernel_size, dilation, padding, stride, out_shape = recipe
-    y = F.fold(taken[0].reshape(shape), output_size, kernel_size, dilation, padding, stride)
-    return y.view(out_shape)
+    """torch's fold (col2im) of the step's ``(N, C, K.., O..)`` operand: ``(N, C, I..)``
+    (1-d: ``(N, C, 1, I)``; the step is a whole program, whose output reshape takes it)."""
+    shape, output_size, kernel_size, dilation, padding, stride = recipe
+    return F.fold(taken[0].reshape(shape), output_size, kernel_size, dilation, padding, stride)
 
 
 def run_phase_scatter(recipe, taken):

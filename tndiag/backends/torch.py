@@ -109,7 +109,7 @@ def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
     """The runner of a one-step program: the step on the inputs it takes (None for an operand
     the step consumes, e.g. a pattern inside a convolution; inputs reshaped to their planned
     shapes), its result reshaped when needed."""
-    order = [inputs if slots[p] is None else slots[p] for p in positions]
+    order = [inputs if i is None else i for i in (slots[p] for p in positions)]
     planned = [(j, reshapes[p]) for j, p in enumerate(positions) if p in reshapes]
     if len(order) == 1:
         only, to = order[0], planned[0][1] if planned else None

@@ -154,8 +154,7 @@ def view_recipe(step: Step) -> Recipe:
         lead = 2 - len(v.axes)
         two = lambda values, fill: (fill,) * lead + tuple(int(x) for x in values)  # noqa: E731
         return kernels.run_im2col, (lead == 1, two(v.kernels, 1), two(v.dilations, 1),
-                                    two((lo for lo, _ in v.pads), 0), two(v.strides, 1),
-                                    v.im2col)
+                                    two((lo for lo, _ in v.pads), 0), two(v.strides, 1))
     pads = [(0, 0)] * v.ndim
     for axis, lr in zip(v.axes, v.pads):
         pads[axis] = lr
@@ -267,7 +266,7 @@ def scatter_recipe(step: Step) -> Recipe:
     stride and at least two taps per output phase, into a phase-major buffer instead."""
     sc: ScatterSpec = step.info
     if sc.col2im:  # torch's fold
-        return kernels.run_col2im, sc.col2im
+        return kernels.run_col2im, sc.col2im[:-1]
     kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
     sizes = dict(zip(sc.o_axes, (int(s) for s in sc.sizes)))
     phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)

@@ -158,8 +158,8 @@ def prepare_call(program: AnyProgram, what: str) -> Call:
     >>> call(torch.float32, (torch.ones(1, 1, 4), torch.ones(1, 1, 2))).tolist()
     [[[2.0, 2.0, 2.0]]]
     """
-    peak, limit = getattr(program, "peak_memory", 0), _physical_memory()
-    checked = limit is not None and isinstance(peak, int) and peak > 0
+    peak, limit = getattr(program, "peak_memory", 0), _physical_memory() or 0
+    checked = limit > 0 and isinstance(peak, int) and peak > 0
     most = limit // peak if checked else 0  # the largest element size that fits
     run = runner(program)
 

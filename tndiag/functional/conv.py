@@ -1,7 +1,8 @@
 """``conv`` and ``conv_transpose`` with torch's signatures, evaluated as compiled diagrams.
 
-The diagram (with its bias term, when given) is built and compiled once per shapes and
-hyper-parameters; later calls with the same key only look the program up and run it.
+The diagram (with its bias term, when given) is built and compiled once per shapes,
+hyper-parameters and dtype; later calls with the same key only look the prepared call up
+and run it.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     if not (agree(input, weight) and (bias is None or agree(input, bias))):
         check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
-           hashable(dilation, "dilation"), hashable(groups, "groups"),
-           lowerings_for(input.dtype, "conv"))
+           hashable(dilation, "dilation"), hashable(groups, "groups"), input.dtype)
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv(x, weight, bias, stride, padding, dilation, groups),
                            input)
@@ -108,7 +108,7 @@ def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
         check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
            hashable(output_padding, "output_padding"), hashable(groups, "groups"),
-           hashable(dilation, "dilation"), lowerings_for(input.dtype, "conv_transpose"))
+           hashable(dilation, "dilation"), input.dtype)
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv_transpose(x, weight, bias, stride, padding,
                                                     output_padding, groups, dilation), input)
@@ -138,7 +138,8 @@ def _with_batch(input_shape: Sequence[int], ndim: int, what: str) -> Tuple[tuple
 
 @program_cache(1024)
 def _conv_call(input_shape, weight_shape, bias_shape, stride, padding, dilation,
-               groups, lowerings) -> Tuple[Call, bool]:
+               groups, dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "conv")
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv")
     diagram = ops.conv(shape, tuple(weight_shape), stride=stride, padding=padding,
@@ -149,7 +150,8 @@ def _conv_call(input_shape, weight_shape, bias_shape, stride, padding, dilation,
 
 @program_cache(1024)
 def _conv_transpose_call(input_shape, weight_shape, bias_shape, stride, padding,
-                         output_padding, groups, dilation, lowerings) -> Tuple[Call, bool]:
+                         output_padding, groups, dilation, dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "conv_transpose")
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv_transpose")
     diagram = ops.conv_transpose(shape, tuple(weight_shape), stride=stride, padding=padding,

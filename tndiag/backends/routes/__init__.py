@@ -9,7 +9,7 @@ step (the kernels of :mod:`tndiag.backends.routes.conv`, keyed by route in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tndiag.backends.kernels import native_operands
 from tndiag.backends.routes.conv import depth2d, gemm, geometry
@@ -25,7 +25,8 @@ NATIVE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
 WINDOW_RECIPES: Dict[str, Callable] = {"classes": classes_recipe, "matmul": matmul_recipe}
 
 
-def native_route_recipe(route: str, s: NativeConv, how_a: tuple, how_b: tuple, bias,
+def native_route_recipe(route: str, s: NativeConv, how_a: Optional[tuple],
+                        how_b: Optional[tuple], bias,
                         out_shape: tuple) -> Tuple[Callable, tuple]:
     """``(run_routed, literal)`` of a native step along ``route``; the arrangements of A, B
     and the bias are those of torch's kernel (:func:`~tndiag.backends.kernels.run_native`)."""
