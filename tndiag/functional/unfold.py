@@ -53,12 +53,13 @@ def unfold(input: torch.Tensor, kernel_size, dilation=1, padding=0, stride=1) ->
     >>> unfold(torch.randn(2, 3, 10), (4,), stride=2).shape
     torch.Size([2, 12, 4])
     """
-    check_tensors(input=input)
+    if not isinstance(input, torch.Tensor):
+        check_tensors(input=input)
     key = (hashable(kernel_size, "kernel_size"), hashable(dilation, "dilation"),
            hashable(padding, "padding"), hashable(stride, "stride"))
     if input.dtype == torch.bool:  # every entry is one input entry or zero: exact in uint8
         return unfold(input.to(torch.uint8), kernel_size, dilation, padding, stride).bool()
-    call, has_batch = _unfold_call(input.shape, *key, lowerings_for(input.dtype, "unfold"))
+    call, has_batch = _unfold_call(input.shape, *key, input.dtype)
     if has_batch and input.shape[0] == 0:
         return empty_batch(lambda x: unfold(x, kernel_size, dilation, padding, stride), input)
     return _run(call, has_batch, input)
@@ -92,14 +93,15 @@ def fold(input: torch.Tensor, output_size, kernel_size, dilation=1, padding=0,
     ...                torch.nn.functional.fold(cols, 8, 3, padding=1), atol=1e-5)
     True
     """
-    check_tensors(input=input)
+    if not isinstance(input, torch.Tensor):
+        check_tensors(input=input)
     key = (hashable(output_size, "output_size"), hashable(kernel_size, "kernel_size"),
            hashable(dilation, "dilation"), hashable(padding, "padding"),
            hashable(stride, "stride"))
     if input.dtype == torch.bool:  # torch adds overlapping blocks as a logical or
         return fold(input.to(torch.int32), output_size, kernel_size, dilation, padding,
                     stride) != 0
-    call, has_batch = _fold_call(input.shape, *key, lowerings_for(input.dtype, "fold"))
+    call, has_batch = _fold_call(input.shape, *key, input.dtype)
     if has_batch and input.shape[0] == 0:
         return empty_batch(lambda x: fold(x, output_size, kernel_size, dilation, padding,
                                           stride), input)
@@ -156,7 +158,8 @@ def _spatial_ndim(size_arg: object, others: Sequence[object], ints_ndim: int) ->
 
 @program_cache(1024)
 def _unfold_call(input_shape, kernel_size, dilation, padding, stride,
-                 lowerings) -> Tuple[Call, bool]:
+                 dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "unfold")
     rank = len(input_shape)
     ndim = _spatial_ndim(kernel_size, (dilation, padding, stride),
                          2 if rank in (3, 4) else rank - 2)
@@ -177,7 +180,8 @@ def _unfold_call(input_shape, kernel_size, dilation, padding, stride,
 
 @program_cache(1024)
 def _fold_call(input_shape, output_size, kernel_size, dilation, padding, stride,
-               lowerings) -> Tuple[Call, bool]:
+               dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "fold")
     ndim = _spatial_ndim(output_size, (kernel_size, dilation, padding, stride), 2)
     if len(input_shape) not in (2, 3):
         raise ShapeError(f"fold: expected input of rank 3 (N, C*prod(kernel_size), L) or 2 "
