@@ -362,3 +362,24 @@ def test_identity_pattern_input_vjp_goes_to_the_native_kernel():
     assert _labels(prog) == ["conv_transpose2d"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("wrt", ["X", "W"])
+def test_backward_kernels_with_large_placeholders_match_torch(wrt):
+    """convolution_backward's unread argument beyond ``PLACEHOLDER_ELEMENTS`` is one element
+    expanded (below, a cached contiguous tensor): both give torch's gradients."""
+    from tndiag.backends.kernels import PLACEHOLDER_ELEMENTS
+
+    x = torch.randn(1, 64, 33, 33, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(128, 64, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert min(x.numel(), w.numel()) > PLACEHOLDER_ELEMENTS
+    y = F.conv2d(x, w, None, 2, 1)
+    v = torch.randn_like(y)
+    want = torch.autograd.grad(y, x if wrt == "X" else w, v)[0]
+    prog = compile(tndiag.vjp(ops.conv(tuple(x.shape), tuple(w.shape), stride=2, padding=1),
+                              wrt=wrt, vector="V"))
+    if wrt == "X":
+        assert [s.info.kernel for s in prog.steps] == ["input-grad"]
+    args = {"X": x.detach(), "W": w.detach(), "V": v}
+    torch.testing.assert_close(prog(**{n: args[n] for n in prog.inputs}), want, rtol=1e-10,
+                               atol=1e-10)

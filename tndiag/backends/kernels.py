@@ -84,18 +84,28 @@ def conv_kernel(a, b, bias, ndim, stride, padding, dilation, groups):
     return CONVS[ndim](a, b, bias, stride, padding, dilation, groups)
 
 
-#: (dtype, device, shape) -> a one-element tensor expanded to ``shape``: the argument whose
-#: values ``convolution_backward`` never reads (only its shape), made once per key.
+#: (dtype, device, shape) -> the argument whose values ``convolution_backward`` never reads
+#: (only its shape), made once per key.
 _PLACEHOLDERS: dict = {}
+#: Up to this many elements a placeholder is a contiguous (uninitialized) tensor; beyond, one
+#: element expanded. torch's kernel copies an expanded weight (a 256×256×3×3 weight
+#: gradient allocated 6 weight sizes instead of 2) and is 1–2 µs slower with it on tiny
+#: inputs; a cached contiguous one would hold a weight-sized buffer per shape for good.
+PLACEHOLDER_ELEMENTS = 65536
 
 
 def placeholder(like, shape):
     """A tensor of ``shape`` (a tuple) with ``like``'s dtype and device whose values are
-    never read: one element, expanded, cached per key (never written, never returned)."""
+    never read, cached per key (never written, never returned)."""
     key = (like.dtype, like.device, shape)
     found = _PLACEHOLDERS.get(key)
     if found is None:
-        found = _PLACEHOLDERS[key] = like.new_empty(1).expand(shape)
+        numel = 1
+        for s in shape:
+            numel *= s
+        small = numel <= PLACEHOLDER_ELEMENTS
+        found = like.new_empty(shape) if small else like.new_empty(1).expand(shape)
+        _PLACEHOLDERS[key] = found
     return found
 
 
