@@ -15,7 +15,7 @@ __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "ca
            "arrange", "placeholder", "native_operands", "run_native", "run_conv",
            "run_conv_transpose", "run_view", "run_im2col", "run_gram", "symmetric_product",
            "run_window_sum", "run_scatter", "run_col2im", "run_phase_scatter", "run_broadcast",
-           "run_einsum", "finish", "run_sum", "run_sliced"]
+           "run_arrange", "run_einsum", "finish", "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -292,6 +292,14 @@ def run_broadcast(recipe, taken):
     if factor != 1:
         x = x * factor
     return x.reshape(view).expand(shape)
+
+
+def run_arrange(recipe, taken):
+    """A one-operand einsum without repeated letters: sum ``dims`` (integers promoted to
+    int64, as einsum does), then permute (a view)."""
+    dims, perm = recipe
+    t = taken[0].sum(dims) if dims else taken[0]
+    return t if perm is None else t.permute(perm)
 
 
 def run_einsum(equation, taken):

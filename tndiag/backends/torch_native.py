@@ -303,8 +303,16 @@ def broadcast_recipe(step: Step) -> Recipe:
 
 
 def einsum_recipe(step: Step) -> Recipe:
-    """A plain einsum step."""
-    return kernels.run_einsum, step.equation
+    """A plain einsum step; one operand without repeated letters is summed and permuted
+    directly (``run_arrange``: torch.einsum's Python entry costs more than the work on
+    small tensors)."""
+    lhs, out = step.equation.split("->")
+    if "," in lhs or len(set(lhs)) != len(lhs):
+        return kernels.run_einsum, step.equation
+    dims = tuple(n for n, ch in enumerate(lhs) if ch not in out)
+    rest = [ch for ch in lhs if ch in out]
+    perm = tuple(rest.index(ch) for ch in out)
+    return kernels.run_arrange, (dims, None if perm == tuple(range(len(perm))) else perm)
 
 
 def _pattern(op: Operand) -> Recipe:
