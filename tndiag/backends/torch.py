@@ -83,24 +83,39 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
         else:
             return None
     shape = tuple(int(v) for v in program.output_shape)
+    if not slots:
+        return None
     if len(runners) == 1 and scale == 1:
         return _one_step(program.steps[0].positions, slots, reshapes, len(program.inputs),
                          runners[0], shape)
-    plan = [(step.positions, sorted(step.positions, reverse=True), fn)
-            for step, fn in zip(program.steps, runners)]
+    plan = [_taker(step.positions) + (fn,) for step, fn in zip(program.steps, runners)]
+    initial = [len(program.inputs) if i is None else i for i in slots]
+    pick = operator.itemgetter(*initial) if len(initial) > 1 else None
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        current: List[Any] = [None if i is None else tensors[i] for i in slots]
+        current: List[Any] = (list(pick((*tensors, None))) if pick is not None
+                              else [(*tensors, None)[initial[0]]])
         for n, planned in reshapes.items():
             current[n] = current[n].reshape(planned)
-        for positions, backwards, fn in plan:
-            taken = [current[p] for p in positions]
+        for single, take, backwards, fn in plan:
+            if single is not None:  # one operand: popped
+                current.append(fn((current.pop(single),)))
+                continue
+            taken = take(current)
             for p in backwards:
                 del current[p]
             current.append(fn(taken))
         result = current[-1] if scale == 1 else current[-1].mul_(scale)
         return result if result.shape == shape else result.reshape(shape)
     return run
+
+
+def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Optional[Callable], List[int]]:
+    """(the position when a step takes one operand, else None; a getter of the operands it
+    takes; their positions from the last)."""
+    if len(positions) == 1:
+        return positions[0], None, []
+    return None, operator.itemgetter(*positions), sorted(positions, reverse=True)
 
 
 def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
