@@ -11,11 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached",
-           "arrange", "placeholder", "native_operands", "run_native", "run_conv",
-           "run_conv_transpose", "run_view", "run_im2col", "run_gram", "symmetric_product",
-           "run_window_sum", "run_scatter", "run_col2im", "run_phase_scatter", "run_broadcast",
-           "run_arrange", "run_einsum", "finish", "run_sum", "run_sliced"]
+__all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached", "arrange",
+           "placeholder", "native_operands", "run_native", "run_conv", "run_conv_transpose",
+           "run_view", "run_im2col", "run_gram", "symmetric_product", "run_window_sum",
+           "window_stages", "window_view", "window_taps", "window_matmul", "count_matrix",
+           "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES", "run_scatter",
+           "run_col2im", "run_phase_scatter", "run_broadcast", "run_arrange", "run_einsum",
+           "finish", "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -236,26 +238,161 @@ def run_gram(recipe, taken):
 
 
 def run_window_sum(recipe, taken):
-    """K window sums along one axis stacked as a new last axis; at stride 1 a long window is
-    the axis total minus its borders (``plans``: per tap ``(how, first, last)``)."""
-    axis, size, stride, plans, needs_total = recipe
-    a = taken[0]
-    total = a.sum(axis) if needs_total else a
-    outs = []
-    for how, first, last in plans:
-        if how == "total":
-            r = total
-            if first > 0:
-                r = r - a.narrow(axis, 0, first).sum(axis)
-            if last < size - 1:
-                r = r - a.narrow(axis, last + 1, size - 1 - last).sum(axis)
+    """Every summed pattern of one tensor in one step, into one preallocated result:
+    ``stages`` run in order (:data:`WINDOW_STAGES`), the last writing into the result; with
+    ``chunk = (axis, rows)`` they run on ``rows``-long slices of that axis (small
+    intermediates).
+
+    >>> x = torch.arange(8.0).reshape(2, 4)  # taps of S = K = 2 on axis 1: a strided view
+    >>> run_window_sum(((2, 2), None, (("view", ((1, 0, 2, 2, 2, 1),)),)), [x]).tolist()
+    [[2.0, 4.0], [10.0, 12.0]]
+    """
+    shape, chunk, stages = recipe
+    x = taken[0]
+    out = x.new_empty(shape)
+    if chunk is None:
+        return window_stages(x, out, stages)
+    axis, rows = chunk
+    for start in range(0, x.shape[axis], rows):
+        n = min(rows, x.shape[axis] - start)
+        window_stages(x.narrow(axis, start, n), out.narrow(axis, start, n), stages)
+    return out
+
+
+def window_stages(x, out, stages):
+    """Run window-sum ``stages`` on ``x``; the last one writes into ``out``."""
+    for n, (how, args) in enumerate(stages):
+        x = WINDOW_STAGES[how](x, args, out if n == len(stages) - 1 else None)
+    return out
+
+
+def _into(out, shape, like):
+    return like.new_empty(shape) if out is None else out
+
+
+def window_view(x, axes, out):
+    """Axes whose taps all sum ``L`` positions from evenly spaced starts: ``(axis, first, L,
+    K, S, D)`` each, one strided view ``[.., L, K, ..]`` of ``x`` summed over every ``L``."""
+    sizes, strides, offset = list(x.shape), list(x.stride()), x.storage_offset()
+    for axis, first, length, taps, stride, step in sorted(axes, reverse=True):
+        st = strides[axis]
+        offset += first * st
+        sizes[axis:axis + 1] = [length, taps]
+        strides[axis:axis + 1] = [stride * st, step * st]
+    dims = [axis + n for n, (axis, *_) in enumerate(sorted(axes))]
+    view = x.as_strided(sizes, strides, offset)
+    if out is None:
+        return view.sum(dims)
+    return torch.sum(view, dims, out=out)
+
+
+def class_sums(x, axis, stride):
+    """``out[.., c, ..] = Σ_{i ≡ c (mod S)} x[.., i, ..]`` (``S`` entries on ``axis``; one read).
+
+    >>> class_sums(torch.arange(5.0), 0, 2).tolist()  # 0+2+4, 1+3
+    [6.0, 4.0]
+    """
+    size = x.shape[axis]
+    rows = size // stride
+    out = x.narrow(axis, 0, rows * stride).unflatten(axis, (rows, stride)).sum(axis)
+    if size > rows * stride:
+        out.narrow(axis, 0, size - rows * stride).add_(x.narrow(axis, rows * stride,
+                                                                size - rows * stride))
+    return out
+
+
+def _strided(x, axis, start, stop, stride):
+    index = [slice(None)] * x.dim()
+    index[axis] = slice(start, stop, stride)
+    return x[tuple(index)]
+
+
+def window_taps(x, args, out):
+    """One result slice per tap along ``axis``: a tap whose window covers most of its residue
+    class mod S is that class's sum (one read of ``x`` for all of them) minus the positions
+    before and after the window, a short window its own strided sum (``plans``: per tap
+    ``("class", first, last)``, ``("direct", first, last)`` or ``("zero", 0, 0)``)."""
+    axis, size, stride, plans, needs_classes = args
+    shape = list(x.shape)
+    shape[axis] = len(plans)
+    out = _into(out, shape, x)
+    classes = class_sums(x, axis, stride) if needs_classes else None
+    for k, (how, first, last) in enumerate(plans):
+        dst = out.select(axis, k)
+        if how == "class":
+            dst.copy_(classes.select(axis, first % stride))
+            if first >= stride:
+                dst.sub_(_strided(x, axis, first % stride, first, stride).sum(axis))
+            if last + stride < size:
+                dst.sub_(_strided(x, axis, last + stride, size, stride).sum(axis))
         elif how == "direct":
-            part = a.narrow(axis, first, last - first + 1)
-            r = part.sum(axis) if stride == 1 else part.unfold(axis, 1, stride).sum((axis, -1))
+            torch.sum(_strided(x, axis, first, last + 1, stride), axis, out=dst)
         else:
-            r = a.sum(axis) * 0
-        outs.append(r)
-    return outs[0].unsqueeze(-1) if len(outs) == 1 else torch.stack(outs, -1)
+            dst.zero_()
+    return out
+
+
+_COUNT_MATRICES: dict = {}
+
+
+def count_matrix(size, stride, windows, dtype, device):
+    """The ``[I, K]`` 0/1 matrix ``Σ_o Π[i, o, k]`` of per-tap windows (kept per dtype/device).
+
+    >>> count_matrix(3, 1, ((0, 1), (1, 2)), torch.float32, torch.device("cpu")).tolist()
+    [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    """
+    key = (size, stride, windows, dtype, device)
+    found = _COUNT_MATRICES.get(key)
+    if found is None:
+        if len(_COUNT_MATRICES) > 256:
+            _COUNT_MATRICES.clear()
+        i = torch.arange(size, device=device).view(size, 1)
+        first = torch.tensor([f for f, _ in windows], device=device)
+        last = torch.tensor([t for _, t in windows], device=device)
+        hit = (i >= first) & (i <= last) & ((i - first) % stride == 0)
+        found = _COUNT_MATRICES[key] = hit.to(dtype)
+    return found
+
+
+def window_matmul(x, args, out):
+    """The axis (moved last) times the ``[I, K]`` count matrix: one skinny GEMM."""
+    axis, size, stride, windows = args
+    a = count_matrix(size, stride, windows, x.dtype, x.device)
+    y = torch.matmul(x.movedim(axis, -1), a).movedim(-1, axis)
+    return y if out is None else out.copy_(y)
+
+
+def literal_tensor(rows, dtype, device):
+    """``torch.tensor(rows)`` of a literal (kept per dtype/device)."""
+    key = ("literal", rows, dtype, device)
+    found = _COUNT_MATRICES.get(key)
+    if found is None:
+        if len(_COUNT_MATRICES) > 256:
+            _COUNT_MATRICES.clear()
+        found = _COUNT_MATRICES[key] = torch.tensor(rows, dtype=dtype, device=device)
+    return found
+
+
+def window_classes(x, args, out):
+    """Every tap at once from the residue-class sums: each tap's class picked, the positions
+    of its class before (``head`` rows) and after (from ``start``) its window subtracted by
+    two small products with 0/1 matrices — a fixed number of calls for any K."""
+    axis, stride, size, classes, head, before, start, after = args
+    r = class_sums(x, axis, stride).index_select(
+        axis, literal_tensor(classes, torch.int64, x.device))
+    if head:
+        m = literal_tensor(before, x.dtype, x.device)
+        r = r.sub_(torch.tensordot(x.narrow(axis, 0, head), m, ([axis], [0])).movedim(-1, axis))
+    if start < size:
+        m = literal_tensor(after, x.dtype, x.device)
+        r = r.sub_(torch.tensordot(x.narrow(axis, start, size - start), m,
+                                   ([axis], [0])).movedim(-1, axis))
+    return r if out is None else out.copy_(r)
+
+
+#: Stage name -> ``stage(x, args, out)`` of a window-sum step (``out`` None: allocate).
+WINDOW_STAGES = {"view": window_view, "taps": window_taps, "classes": window_classes,
+                 "matmul": window_matmul}
 
 
 def run_scatter(recipe, taken):

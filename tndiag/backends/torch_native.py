@@ -16,12 +16,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
+from tndiag.backends.routes.window import edges
 from tndiag.backends.torch_gather import gather_recipe
+from tndiag.codegen.cost import window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
 from tndiag.codegen.lowerings.scatter import ScatterSpec
 from tndiag.codegen.lowerings.view import ViewSpec
-from tndiag.codegen.lowerings.window_sum import WindowSpec
+from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import LoweringKind, Operand, Step, StepKind
 
@@ -200,22 +202,98 @@ def gram_recipe(step: Step) -> Recipe:
                               None if identity else g.out_perm)
 
 
-def window_sum_recipe(step: Step) -> Recipe:
-    """K window sums along one axis (see :class:`WindowSpec`)."""
-    w: WindowSpec = step.info
-    if step.route not in ("", "direct"):  # one pass over the input (tndiag.codegen.routes)
-        return WINDOW_RECIPES[step.route](w)
+def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
+    """The :func:`~tndiag.backends.kernels.window_taps` literal of one axis: a tap whose
+    window misses fewer positions of its residue class than it covers starts from the class
+    sum (with ``classes`` False only at stride 1, the axis total: the ``direct`` route)."""
     plans = []
-    for first, last in w.windows:
-        length = last - first + 1
+    for (first, last), length, cls in zip(w.windows, w.lengths, w.from_classes):
         if length <= 0:
             plans.append(("zero", 0, 0))
-        elif w.stride == 1 and length > w.size - length:
-            plans.append(("total", first, last))
+        elif cls and (classes or w.stride == 1):
+            plans.append(("class", first, last))
         else:
             plans.append(("direct", first, last))
-    needs_total = any(how == "total" for how, _, _ in plans)
-    return kernels.run_window_sum, (w.axis, w.size, w.stride, tuple(plans), needs_total)
+    needs = any(how == "class" for how, _, _ in plans)
+    return (w.axis, w.size, w.stride, tuple(plans), needs)
+
+
+def _classes_args(w: WindowSpec) -> tuple:
+    """The :func:`~tndiag.backends.kernels.window_classes` literal of one axis."""
+    head, before, start, after = edges(w)
+    return (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows), head,
+            tuple(map(tuple, before)), start, tuple(map(tuple, after)))
+
+
+def _view_args(w: WindowSpec) -> tuple:
+    """``(axis, first, L, K, S, D)`` of an axis whose taps are one strided view."""
+    firsts = [first for first, _ in w.windows]
+    step = firsts[1] - firsts[0] if len(firsts) > 1 else 1
+    return (w.axis, firsts[0], w.lengths[0], len(firsts), w.stride, step)
+
+
+#: Elements an intermediate of a fused window-sum step may hold before the step runs on
+#: slices of a leading axis (1 MiB of float32).
+WINDOW_CHUNK = 1 << 18
+
+
+def _chunk(spec: WindowSums, stages) -> Any:
+    """``(axis, rows)`` slicing the step so that no intermediate exceeds WINDOW_CHUNK, or None."""
+    if len(stages) < 2:
+        return None
+    summed = {w.axis for w in spec.axes}
+    free = [a for a, s in enumerate(spec.shape) if a not in summed and int(s) > 1]
+    shape = [int(s) for s in spec.shape]
+    by_axis = {w.axis: w for w in spec.axes}
+    first = stages[0][1] if stages[0][0] == "view" else (stages[0][1],)
+    for a in first:
+        shape[a] = len(by_axis[a].windows)
+    middle = _numel(shape)
+    if not free or middle <= WINDOW_CHUNK:
+        return None
+    axis = free[0]
+    rows = max(1, shape[axis] * WINDOW_CHUNK // middle)
+    return None if rows >= shape[axis] else (axis, rows)
+
+
+def fused_window_recipe(spec: WindowSums) -> Recipe:
+    """The ``fused`` window-sum kernel: the stages of :func:`tndiag.codegen.cost.window_plan`."""
+    plan, _ = window_plan(spec)
+    by_axis = {w.axis: w for w in spec.axes}
+    stages: List[Tuple[str, tuple]] = []
+    for how, where in plan:
+        if how == "view":
+            stages.append(("view", tuple(_view_args(by_axis[a]) for a in where)))
+        elif how == "taps":
+            stages.append(("taps", _taps_args(by_axis[where])))
+        elif how == "classes":
+            stages.append(("classes", _classes_args(by_axis[where])))
+        else:
+            w = by_axis[where]
+            stages.append(("matmul", (w.axis, w.size, w.stride, w.windows)))
+    return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape),
+                                    _chunk(spec, plan), tuple(stages))
+
+
+def window_sum_recipe(step: Step) -> Recipe:
+    """Every summed pattern of one tensor (see :class:`WindowSums`): ``fused`` (the default),
+    or axis by axis (last first) along ``direct``, ``classes`` or ``matmul``."""
+    spec: WindowSums = step.info
+    if step.route in ("", "fused"):
+        return fused_window_recipe(spec)
+    order = sorted(spec.axes, key=lambda w: -w.axis)
+    if step.route == "direct":
+        stages = tuple(("taps", _taps_args(w, classes=False)) for w in order)
+        return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape), None, stages)
+    return run_axes, tuple((*WINDOW_RECIPES[step.route](w), w.axis) for w in order)
+
+
+def run_axes(recipe: tuple, taken: List[Any]) -> Any:
+    """Per axis ``(kernel, literal, axis)``: the kernel's result (taps last) moved into place."""
+    x = taken[0]
+    for kernel, literal, axis in recipe:
+        x = kernel(literal, [x]).movedim(-1, axis)
+    return x
 
 
 def _moves(sc: ScatterSpec, dst_of) -> tuple:

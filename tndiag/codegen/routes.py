@@ -11,9 +11,10 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | native | ``native`` | every step | torch's own kernel |
 | native | ``gemm`` | every step | im2col of the strided view + one GEMM (transpose: + fold) |
 | native | ``depth2d`` | 3-d steps | depth taps as channels of a 2-d kernel on ``N·O_d`` images |
-| window-sum | ``direct`` | every step | one sum per tap |
-| window-sum | ``classes`` | no empty window | one sum per residue class mod S, minus the edges |
-| window-sum | ``matmul`` | every step | the window axis times the ``[I, K]`` counts ``Σ_o Π`` |
+| window-sum | ``fused`` | every step | all axes in one step, each by its cheapest stage |
+| window-sum | ``direct`` | every step | axis by axis: one sum per tap |
+| window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
+| window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["ROUTES", "DEFAULT", "routes_for", "with_route", "all_routes", "choos
            "choose_all", "steps_of"]
 
 def _nonempty(spec) -> bool:
-    return all(first <= last for first, last in spec.windows)
+    return all(first <= last for w in spec.axes for first, last in w.windows)
 
 
 #: Step kind -> ((route, predicate on ``step.info``), ...); the first route is the default.
@@ -39,6 +40,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
         ("depth2d", lambda s: s.ndim == 3),
     ),
     StepKind.WINDOW_SUM: (
+        ("fused", lambda w: True),
         ("direct", lambda w: True),
         ("classes", _nonempty),
         ("matmul", lambda w: True),
@@ -53,7 +55,7 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()
-    ('native', 'gemm', 'depth2d', 'direct', 'classes', 'matmul')
+    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 
@@ -61,9 +63,9 @@ def all_routes() -> Tuple[str, ...]:
 def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
     """The routes applicable to a step of ``kind`` described by ``info`` (concrete sizes).
 
-    >>> from tndiag.codegen.lowerings.window_sum import WindowSpec
-    >>> routes_for(StepKind.WINDOW_SUM, WindowSpec(0, 8, 2, ((0, 6), (1, 7))))
-    ('direct', 'classes', 'matmul')
+    >>> from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
+    >>> routes_for(StepKind.WINDOW_SUM, WindowSums((8,), (WindowSpec(0, 8, 2, ((0, 6), (1, 7))),)))
+    ('fused', 'direct', 'classes', 'matmul')
     >>> routes_for(StepKind.EINSUM, None)
     ()
     """

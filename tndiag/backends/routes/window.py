@@ -16,30 +16,14 @@ from typing import Callable, List, Tuple
 
 import torch
 
+from tndiag.backends.kernels import class_sums
 from tndiag.codegen.lowerings.window_sum import WindowSpec
 
-__all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "class_sums",
+__all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "class_sums", "edges",
            "counts"]
 
 
-def class_sums(x: torch.Tensor, axis: int, stride: int) -> torch.Tensor:
-    """``out[.., c, ..] = Σ_{i ≡ c (mod S)} x[.., i, ..]`` (``S`` entries on ``axis``).
-
-    >>> class_sums(torch.arange(5.0), 0, 2).tolist()  # 0+2+4, 1+3
-    [6.0, 4.0]
-    """
-    size = x.shape[axis]
-    if stride == 1:
-        return x.sum(axis, keepdim=True)
-    rows = size // stride
-    out = x.narrow(axis, 0, rows * stride).unflatten(axis, (rows, stride)).sum(axis)
-    if size > rows * stride:
-        out.narrow(axis, 0, size - rows * stride).add_(x.narrow(axis, rows * stride,
-                                                                size - rows * stride))
-    return out
-
-
-def _edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
+def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
     """(head length, head matrix, tail start, tail matrix): 1 where a class position lies
     before / after a tap's window."""
     S, I = w.stride, w.size
@@ -68,7 +52,7 @@ def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
     >>> run(recipe, [torch.arange(5.0)]).tolist()  # 0+2, 1+3
     [2.0, 4.0]
     """
-    head, before, start, after = _edges(w)
+    head, before, start, after = edges(w)
     return run_classes, (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows),
                          head, tuple(map(tuple, before)), start, tuple(map(tuple, after)))
 

@@ -1,18 +1,21 @@
-"""``window-sum``: a summed pattern ``Σ_o Π[i, k]`` whose ``i`` leg is on exactly one other
-tensor becomes K window sums along that axis (one pass; at stride 1 a long window is the
-total minus its borders). The summed pattern itself comes from the diagram (the ``sum-out``
-rule); this rule only chooses the kernel.
+"""``window-sum``: every summed pattern ``Σ_o Π[i, k]`` whose ``i`` leg is on one tensor, and
+only there, is applied to that tensor in one step: each ``i`` axis becomes its ``k`` axis in
+place (one reduction for the axes whose taps all sum equally many, evenly spaced positions;
+window sums or a product with the count matrix for the others, one preallocated result). The
+summed patterns come from the diagram (the ``sum-out`` rule); this rule only chooses the
+kernel (plan: :func:`tndiag.codegen.cost.window_plan`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from tndiag.codegen.lowerings.base import EntryKind, Match, State, StepRule, exclusive_holder
 from tndiag.codegen.program import LoweringKind, StepKind
+from tndiag.ir.sizes import Size
 
-__all__ = ["RULE", "WindowSpec", "window_spec"]
+__all__ = ["RULE", "WindowSpec", "WindowSums", "window_spec"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,70 @@ class WindowSpec:
     size: int
     stride: int
     windows: Tuple[Tuple[int, int], ...]
+
+    @property
+    def lengths(self) -> Tuple[int, ...]:
+        """Positions each tap sums.
+
+        >>> WindowSpec(0, 5, 1, ((0, 3), (0, 4), (1, 4))).lengths
+        (4, 5, 4)
+        """
+        return tuple(max(0, (last - first) // self.stride + 1) for first, last in self.windows)
+
+    @property
+    def borders(self) -> Tuple[int, ...]:
+        """Positions of each tap's residue class mod S outside its window (0 when empty).
+
+        >>> WindowSpec(0, 7, 2, ((0, 4), (1, 5))).borders  # classes {0,2,4,6}, {1,3,5}
+        (1, 0)
+        """
+        return tuple((self.size - 1 - first % self.stride) // self.stride + 1 - length
+                     if length else 0 for (first, _), length in zip(self.windows, self.lengths))
+
+    @property
+    def from_classes(self) -> Tuple[bool, ...]:
+        """Per tap, whether its class sum minus the border is cheaper than its own sum.
+
+        >>> WindowSpec(0, 9, 1, ((0, 7), (0, 8), (1, 8))).from_classes
+        (True, True, True)
+        """
+        return tuple(0 < length and border < length
+                     for length, border in zip(self.lengths, self.borders))
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every tap sums equally many positions from evenly spaced starts (then all
+        taps are one strided view ``[.., L, K, ..]`` of the axis: no padding reached).
+
+        >>> WindowSpec(0, 8, 2, ((0, 4), (1, 5))).uniform
+        True
+        >>> WindowSpec(0, 5, 1, ((0, 3), (0, 4))).uniform  # 'same' padding cuts tap 0
+        False
+        """
+        lengths, firsts = self.lengths, [first for first, _ in self.windows]
+        steps = {b - a for a, b in zip(firsts, firsts[1:])}
+        return lengths[0] > 0 and len(set(lengths)) == 1 and len(steps) <= 1 \
+            and min(steps, default=0) >= 0
+
+
+@dataclass(frozen=True)
+class WindowSums:
+    """The summed patterns of one tensor of ``shape``: one :class:`WindowSpec` per summed axis
+    (its ``axis`` is the position in the tensor); the result has each such axis replaced by its
+    taps, the other axes unchanged."""
+
+    shape: Tuple[Size, ...]
+    axes: Tuple[WindowSpec, ...]
+
+    @property
+    def out_shape(self) -> Tuple[Size, ...]:
+        """The result's shape.
+
+        >>> WindowSums((2, 8), (WindowSpec(1, 8, 2, ((0, 4), (1, 5))),)).out_shape
+        (2, 2)
+        """
+        taps: Dict[int, Size] = {w.axis: len(w.windows) for w in self.axes}
+        return tuple(taps.get(a, s) for a, s in enumerate(self.shape))
 
 
 def window_spec(axis: int, I: int, O: int, K: int, stride: int, pad_left: int,
@@ -46,31 +113,49 @@ def window_spec(axis: int, I: int, O: int, K: int, stride: int, pad_left: int,
     return WindowSpec(axis, I, stride, tuple(windows))
 
 
-def _match(state: State) -> List[Match]:
-    """The summed pattern to apply next: the one on its holder's last axis (contiguous)."""
-    found = []
+def _holders(state: State) -> Dict[int, List[int]]:
+    """Holder position -> positions of the summed patterns on it (concrete sizes only)."""
+    found: Dict[int, List[int]] = {}
     for pos, entry in enumerate(state.stack):
-        if entry.kind is not EntryKind.REDUCED or not isinstance(state.sizes[entry.letters[0]],
-                                                                 int):
+        if entry.kind is not EntryKind.REDUCED or not all(
+                isinstance(state.sizes[ch], int) for ch in entry.letters):
             continue
         holder = exclusive_holder(state, entry.letters[0], pos)
         if holder is not None and state.stack[holder].kind is not EntryKind.REDUCED:
-            found.append((state.stack[holder].letters.index(entry.letters[0]), holder, pos))
-    if not found:
-        return []
-    axis, holder, pos = max(found)
+            found.setdefault(holder, []).append(pos)
+    return found
+
+
+def _spec(state: State, holder: int, pos: int) -> WindowSpec:
     base, entry = state.stack[holder], state.stack[pos]
     i, k = entry.letters
     t = state.ops[entry.uid].tensor
     O = int(t.out_size) if t.out_size is not None else int(t.indices[1].size)
     p = t.pattern_params
-    spec = window_spec(axis, int(state.sizes[i]), O, int(state.sizes[k]), p.stride,
-                       p.pad_left, p.dilation)
-    return [Match((base.uid, entry.uid), base.letters.replace(i, "") + k, spec)]
+    return window_spec(base.letters.index(i), int(state.sizes[i]), O, int(state.sizes[k]),
+                       p.stride, p.pad_left, p.dilation)
+
+
+def _match(state: State) -> List[Match]:
+    """One match per holder: all its summed patterns, each ``i`` letter replaced by ``k``."""
+    matches = []
+    for holder, positions in _holders(state).items():
+        base = state.stack[holder]
+        specs = tuple(sorted((_spec(state, holder, p) for p in positions),
+                             key=lambda w: w.axis))
+        result = base.letters
+        for p in positions:
+            i, k = state.stack[p].letters
+            result = result.replace(i, k)
+        info = WindowSums(tuple(state.sizes[ch] for ch in base.letters), specs)
+        uids = (base.uid, *(state.stack[p].uid for p in positions))
+        matches.append(Match(uids, result, info))
+    return matches
 
 
 def _apply(state: State, match: Match) -> None:
-    state.relower(match.uids[1], LoweringKind.WINDOW_SUM)
+    for uid in match.uids[1:]:
+        state.relower(uid, LoweringKind.WINDOW_SUM)
     state.push(match.uids, match.result, StepKind.WINDOW_SUM, match.info, "window-sum",
                _cost(state, match))
 
@@ -80,4 +165,4 @@ def _cost(state: State, match: Match):
 
 
 RULE = StepRule("window-sum", StepKind.WINDOW_SUM, _match, _apply, _cost,
-                "a summed pattern on one tensor's axis becomes K window sums")
+                "the summed patterns on one tensor's axes become one window-sum step")

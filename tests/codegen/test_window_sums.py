@@ -1,0 +1,263 @@
+"""The fused ``window-sum`` step: every summed pattern of one tensor in one step (float64).
+
+Oracles: the unfolded input from the definitions (``F.conv`` with an identity kernel) for
+KFAC-reduce, the dense evaluator (``lowerings=()``: dense Π contracted by einsum) for
+transposed layers and random diagrams, and the count matrix built entry by entry from
+``Π[i, o, k] = [i = o·S + k·D − P_l]`` for each kernel stage.
+"""
+
+import math
+
+import pytest
+import torch
+from diagram_checks import assert_close, conv_cases, torch_conv
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tndiag
+from tndiag import ops
+from tndiag.backends import kernels, torch_native
+from tndiag.codegen.cost import window_plan
+from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums, window_spec
+from tndiag.codegen.program import StepKind
+from tndiag.codegen.routes import with_route
+from tndiag.ir import Graph, Index, reduced_pattern, variable
+
+ROUTES = ("fused", "direct", "classes", "matmul")
+
+
+def counts(I, O, K, S, P, D):
+    """``Σ_o Π[i, o, k]`` from the definition, entry by entry."""
+    return torch.tensor([[float(sum(i == o * S + k * D - P for o in range(O)))
+                          for k in range(K)] for i in range(I)], dtype=torch.float64)
+
+
+def reference(x, kernel, stride, padding, dilation, groups):
+    """``1/(N·L²) Σ_n ū ūᵀ`` per group, ū the sum over positions of the unfolded input."""
+    ndim = len(kernel)
+    C, N = x.shape[1], x.shape[0]
+    eye = torch.eye(C * math.prod(kernel), dtype=x.dtype).reshape(-1, C, *kernel)
+    case = dict(transposed=False, w_shape=tuple(eye.shape), stride=stride, padding=padding,
+                dilation=dilation, groups=1, x_shape=x.shape)
+    U = torch_conv(case)(x, eye).flatten(2)
+    assert U.dim() == 3 and ndim >= 1
+    u = U.reshape(N, groups, -1, U.shape[-1]).sum(-1)
+    return torch.einsum("ngi,ngj->gij", u, u) / (N * U.shape[-1] ** 2)
+
+
+LAYERS = {  # (input, kernel, stride, padding, dilation, groups)
+    "1x1": ((2, 6, 8, 8), (1, 1), 1, 0, 1, 1),
+    "1x1-stride2": ((2, 6, 9, 8), (1, 1), 2, 0, 1, 1),
+    "patchify": ((2, 3, 8, 12), (4, 4), 4, 0, 1, 1),
+    "patchify-ragged": ((2, 3, 10, 9), (2, 2), 2, 0, 1, 1),
+    "dense": ((3, 5, 4, 6), (4, 6), 1, 0, 1, 1),
+    "3x3-same": ((2, 4, 7, 9), (3, 3), 1, "same", 1, 1),
+    "asymmetric-dilated-grouped": ((2, 4, 7, 9), (3, 2), 2, ((1, 0), (2, 1)), (1, 2), 2),
+    "1x7": ((2, 4, 9, 11), (1, 7), 1, (0, 3), 1, 1),
+    "7x1": ((2, 4, 11, 9), (7, 1), 1, (3, 0), 1, 1),
+    "depthwise-strided": ((2, 4, 9, 9), (3, 3), 2, 1, 1, 4),
+    "k5-s2-p1": ((3, 2, 11, 10), (5, 5), 2, 1, 1, 1),
+    "1d-framing": ((2, 1, 40), (10,), 5, 0, 1, 1),
+    "1d-same": ((2, 3, 12), (4,), 1, "same", 2, 1),
+    "3d": ((1, 2, 5, 6, 7), (3, 1, 2), (1, 2, 3), ((1, 1), (0, 0), (1, 0)), 1, 2),
+    "3d-pointwise": ((2, 3, 4, 3, 5), (1, 1, 1), 1, 0, 1, 1),
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_kfac_reduce_is_one_window_sum_then_gram(name, route):
+    shape, kernel, stride, padding, dilation, groups = LAYERS[name]
+    x = torch.randn(shape, dtype=torch.float64)
+    program = tndiag.compile(ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
+                                             dilation=dilation, groups=groups), route=route)
+    assert [s.kind for s in program.steps] == [StepKind.WINDOW_SUM, StepKind.GRAM], str(program)
+    assert program.steps[0].route == route
+    want = reference(x, kernel, stride, padding, dilation, groups)
+    assert_close(program(x).reshape(want.shape), want, f"{name}, route {route}")
+
+
+@pytest.mark.parametrize("name", ["3x3-same", "1x7", "k5-s2-p1", "3d"])
+def test_small_chunks_give_the_same_window_sums(name, monkeypatch):
+    """Slicing a leading axis (to keep intermediates small) does not change the sums."""
+    shape, kernel, stride, padding, dilation, groups = LAYERS[name]
+    step = tndiag.compile(ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
+                                          dilation=dilation, groups=groups)).steps[0]
+    x = torch.randn(step.info.shape, dtype=torch.float64)
+    run, whole = torch_native.window_sum_recipe(step)
+    monkeypatch.setattr(torch_native, "WINDOW_CHUNK", 1)
+    _, sliced = torch_native.window_sum_recipe(step)
+    assert sliced[1] is not None and sliced[1][1] == 1  # one row per slice
+    assert_close(run(sliced, [x]), run(whole, [x]), name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=conv_cases(max_ndim=3))
+def test_kfac_reduce_hypothesis_against_the_unfolded_input(case):
+    x = torch.randn(case["x_shape"], dtype=torch.float64)
+    args = (case["w_shape"][2:], case["stride"], case["padding"], case["dilation"],
+            case["groups"])
+    program = tndiag.compile(ops.kfac_reduce(x.shape, args[0], stride=args[1],
+                                             padding=args[2], dilation=args[3],
+                                             groups=args[4]))
+    want = reference(x, *args)
+    assert_close(program(x).reshape(want.shape), want, str(case))
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=conv_cases(transposed=True, max_ndim=3))
+def test_transposed_kfac_reduce_against_the_dense_evaluator(case):
+    diagram = ops.kfac_reduce(case["x_shape"], case["w_shape"][2:], stride=case["stride"],
+                              padding=case["padding"], dilation=case["dilation"],
+                              groups=case["groups"], transposed=True,
+                              output_padding=case["output_padding"])
+    x = torch.randn(case["x_shape"], dtype=torch.float64)
+    fast, dense = tndiag.compile(diagram), tndiag.compile(diagram, lowerings=())
+    assert_close(fast(x), dense(x), str(case))
+
+
+@st.composite
+def multi_axis_graphs(draw):
+    """X with 1–3 summed axes among 2–4 legs, each with its own pattern; output order drawn."""
+    rank = draw(st.integers(2, 4))
+    summed = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1, max_size=min(3, rank))))
+    legs, out, tensors = [], [], []
+    for a in range(rank):
+        if a not in summed:
+            leg = Index(f"c{a}", draw(st.integers(1, 3)))
+            legs.append(leg)
+            out.append(leg)
+            continue
+        K, S, D = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        pl, pr = draw(st.integers(0, 2)), draw(st.integers(-1, 2))
+        low = max(1, D * (K - 1) + 1 - pl - pr)
+        I = draw(st.integers(low, low + 7))
+        O = (I + pl + pr - D * (K - 1) - 1) // S + 1
+        i, k = Index(f"i{a}", I), Index(f"k{a}", K)
+        legs.append(i)
+        out.append(k)
+        tensors.append(reduced_pattern(f"R{a}", i, k, O, S, pl, pr, D))
+    order = draw(st.permutations(out))
+    return Graph.of([variable("X", legs), *tensors], list(order))
+
+
+@settings(max_examples=60, deadline=None)
+@given(graph=multi_axis_graphs())
+def test_random_multi_axis_window_sums_equal_the_dense_evaluator(graph):
+    fast = tndiag.compile(graph)
+    assert [s.kind for s in fast.steps].count(StepKind.WINDOW_SUM) == 1, str(fast)
+    x = torch.randn([int(s) for s in fast.input_shapes[0]], dtype=torch.float64)
+    want = tndiag.compile(graph, lowerings=())(x)
+    for route in fast.steps[0].routes or ("fused",):
+        assert_close(with_route(fast, route)(x) if fast.steps[0].routes else fast(x), want,
+                     route)
+
+
+@st.composite
+def window_problems(draw):
+    """A tensor shape, its summed axes' specs, and the count matrices from the definition."""
+    rank = draw(st.integers(1, 4))
+    shape = [draw(st.integers(1, 3)) for _ in range(rank)]
+    axes = sorted(draw(st.sets(st.integers(0, rank - 1), min_size=1, max_size=rank)))
+    specs, mats = [], []
+    for a in axes:
+        K, S, D = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        pl, pr = draw(st.integers(0, 2)), draw(st.integers(-1, 2))
+        low = max(1, D * (K - 1) + 1 - pl - pr)
+        I = shape[a] = draw(st.integers(low, low + 8))
+        O = (I + pl + pr - D * (K - 1) - 1) // S + 1
+        specs.append(window_spec(a, I, O, K, S, pl, D))
+        mats.append(counts(I, O, K, S, pl, D))
+    return WindowSums(tuple(shape), tuple(specs)), mats
+
+
+def _definition(x, spec, mats):
+    for w, m in zip(spec.axes, mats):
+        x = torch.tensordot(x, m, ([w.axis], [0])).movedim(-1, w.axis)
+    return x
+
+
+@settings(max_examples=80, deadline=None)
+@given(problem=window_problems(),
+       how=st.sampled_from(["plan", "taps", "classes", "matmul", "view"]),
+       chunk=st.booleans(), transpose=st.booleans())
+def test_every_stage_matches_the_count_matrices(problem, how, chunk, transpose):
+    """Each stage kind on every axis it applies to, in drawn order, on a (maybe
+    non-contiguous) input, whole or in one-row chunks."""
+    spec, mats = problem
+    x = torch.randn(spec.shape, dtype=torch.float64)
+    if transpose:  # a non-contiguous input with the same shape
+        x = x.transpose(0, -1).contiguous().transpose(0, -1)
+    want = _definition(x, spec, mats)
+    _, (shape, _, stages) = torch_native.fused_window_recipe(spec)
+    if how != "plan":
+        stages = tuple(_stage(how, w) for w in spec.axes)
+    free = [a for a in range(len(spec.shape)) if a not in {w.axis for w in spec.axes}]
+    plan = (free[0], 1) if chunk and free else None
+    got = kernels.run_window_sum((shape, plan, stages), [x])
+    assert_close(got, want, str(stages))
+
+
+def _stage(how, w):
+    if how == "view" and w.uniform:
+        return ("view", (torch_native._view_args(w),))
+    if how == "matmul":
+        return ("matmul", (w.axis, w.size, w.stride, w.windows))
+    if how == "classes" and all(first <= last for first, last in w.windows):
+        return ("classes", torch_native._classes_args(w))
+    return ("taps", torch_native._taps_args(w))
+
+
+def test_plan_per_layer_kind():
+    """Whole axes in one sum, strided views for non-overlapping taps, tap sums from the class
+    sums (one read) for padded layers, the most shrinking axis first."""
+    def plan(shape, kernel, **kw):
+        program = tndiag.compile(ops.kfac_reduce(shape, kernel, **kw))
+        return tuple(how for how, _ in window_plan(program.steps[0].info)[0])
+
+    assert plan((8, 64, 8, 8), (1, 1)) == ("view",)
+    assert plan((8, 64, 56, 56), (1, 1), stride=2) == ("view", "view")
+    assert plan((8, 64, 14, 14), (1, 1), stride=2) == ("view",)  # short rows: one view
+    assert plan((8, 3, 224, 224), (4, 4), stride=4) == ("view", "view")
+    assert plan((8, 64, 56, 56), (3, 3), padding=1)[0] == "taps"
+    info = tndiag.compile(ops.kfac_reduce((8, 768, 17, 17), (1, 7), padding=(0, 3))).steps[0].info
+    assert window_plan(info)[0][0] == ("view", (3,))  # the 1-tap axis first
+
+
+def test_large_input_is_sliced_into_small_intermediates():
+    """The SINGD layer (128×10×256×256, K = 5, S = 2, P = 1): no intermediate over 1 MiB."""
+    step = tndiag.compile(ops.kfac_reduce((128, 10, 256, 256), 5, stride=2, padding=1)).steps[0]
+    _, (shape, chunk, stages) = torch_native.window_sum_recipe(step)
+    axis, rows = chunk
+    assert shape == (128, 1, 10, 5, 5) and len(stages) == 2
+    assert rows * 10 * 5 * 256 <= torch_native.WINDOW_CHUNK
+
+
+def test_window_spec_properties():
+    w = WindowSpec(0, 9, 2, ((0, 6), (1, 7), (2, 8)))
+    assert w.lengths == (4, 4, 4) and w.uniform and w.borders == (1, 0, 1)
+    assert WindowSums((3, 9), (WindowSpec(1, 9, 2, w.windows),)).out_shape == (3, 3)
+
+
+def test_exported_fused_step_runs_the_same_kernel():
+    for diagram in (ops.kfac_reduce((2, 3, 8, 8), 2, stride=2),
+                    ops.kfac_reduce((2, 3, 7, 6), 3, padding=1)):
+        program = tndiag.compile(diagram)
+        source = tndiag.export(program)
+        assert "def run_window_sum(" in source and "window_taps" in source
+        namespace: dict = {}
+        exec(compile(source, "<exported>", "exec"), namespace)
+        x = torch.randn([int(v) for v in program.input_shapes[0]], dtype=torch.float64)
+        assert_close(namespace["forward"](x), program(x), "exported")
+
+
+def test_every_stage_kind_has_a_kernel_and_a_plan():
+    """The stage table is complete: each kind the plan can name has a kernel, and the
+    problems below make the plan name each kind."""
+    names = set()
+    for shape, kernel, kw in [((8, 64, 8, 8), (1, 1), {}), ((8, 3, 64, 64), (7, 7),
+                                                            dict(stride=2, padding=3)),
+                              ((8, 64, 56, 56), (3, 3), dict(padding=1))]:
+        info = tndiag.compile(ops.kfac_reduce(shape, kernel, **kw)).steps[0].info
+        names |= {how for how, _ in window_plan(info)[0]}
+    assert names == set(kernels.WINDOW_STAGES) == {"view", "taps", "classes", "matmul"}
