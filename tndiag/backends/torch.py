@@ -90,11 +90,10 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
                          runners[0], shape)
     plan = [_taker(step.positions) + (fn,) for step, fn in zip(program.steps, runners)]
     initial = [len(program.inputs) if i is None else i for i in slots]
-    pick = operator.itemgetter(*initial) if len(initial) > 1 else None
+    pick = operator.itemgetter(*initial, *initial[:1])  # a tuple even for one operand
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        current: List[Any] = (list(pick((*tensors, None))) if pick is not None
-                              else [(*tensors, None)[initial[0]]])
+        current: List[Any] = list(pick((*tensors, None)))[:-1]
         for n, planned in reshapes.items():
             current[n] = current[n].reshape(planned)
         for single, take, backwards, fn in plan:
@@ -110,11 +109,11 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     return run
 
 
-def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Optional[Callable], List[int]]:
+def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Callable, List[int]]:
     """(the position when a step takes one operand, else None; a getter of the operands it
-    takes; their positions from the last)."""
+    takes (used for two or more: a tuple); their positions from the last)."""
     if len(positions) == 1:
-        return positions[0], None, []
+        return positions[0], operator.itemgetter(positions[0]), []
     return None, operator.itemgetter(*positions), sorted(positions, reverse=True)
 
 
