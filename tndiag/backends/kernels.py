@@ -270,6 +270,16 @@ def _into(out, shape, like):
     return like.new_empty(shape) if out is None else out
 
 
+def sum_into(x, dims, out):
+    """``x.sum(dims)`` written into ``out`` (a new tensor when ``out`` is None; through a copy
+    when autograd records ``x``, which ``out=`` does not support)."""
+    if out is None:
+        return x.sum(dims)
+    if x.requires_grad and torch.is_grad_enabled():
+        return out.copy_(x.sum(dims))
+    return torch.sum(x, dims, out=out)
+
+
 def window_view(x, axes, out):
     """Axes whose taps all sum ``L`` positions from evenly spaced starts: ``(axis, first, L,
     K, S, D)`` each, one strided view ``[.., L, K, ..]`` of ``x`` summed over every ``L``."""
@@ -280,10 +290,7 @@ def window_view(x, axes, out):
         sizes[axis:axis + 1] = [length, taps]
         strides[axis:axis + 1] = [stride * st, step * st]
     dims = [axis + n for n, (axis, *_) in enumerate(sorted(axes))]
-    view = x.as_strided(sizes, strides, offset)
-    if out is None:
-        return view.sum(dims)
-    return torch.sum(view, dims, out=out)
+    return sum_into(x.as_strided(sizes, strides, offset), dims, out)
 
 
 def class_sums(x, axis, stride):
@@ -326,7 +333,7 @@ def window_taps(x, args, out):
             if last + stride < size:
                 dst.sub_(_strided(x, axis, last + stride, size, stride).sum(axis))
         elif how == "direct":
-            torch.sum(_strided(x, axis, first, last + 1, stride), axis, out=dst)
+            sum_into(_strided(x, axis, first, last + 1, stride), axis, dst)
         else:
             dst.zero_()
     return out

@@ -86,6 +86,11 @@ class WindowSums:
     axes: Tuple[WindowSpec, ...]
 
     @property
+    def sizes(self) -> Tuple[Tuple[str, Size], ...]:
+        """``(axis, size)`` of the tensor's axes: routes are priced only when all are ints."""
+        return tuple((str(a), s) for a, s in enumerate(self.shape))
+
+    @property
     def out_shape(self) -> Tuple[Size, ...]:
         """The result's shape.
 
