@@ -6,7 +6,10 @@ thread; the table gives microseconds per call, their ratio and the difference. F
 torch has no single call for compare with the shortest torch code computing the same thing.
 Results: docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 7] [--calls 2000]
+    .venv/bin/python benchmarks/overhead.py [--rounds 7] [--calls 2000] [--ops]
+
+``--ops`` prints, instead, the top-level aten operators one call of each runs (torch
+profiler), tndiag's beside torch's: where the time of a slow row goes.
 """
 
 import argparse
@@ -82,6 +85,24 @@ def per_call(fn, calls, clock):
     return (clock() - start) / calls
 
 
+def aten_ops(fn):
+    """Names of the top-level aten operators one (warm) call of ``fn`` runs."""
+    fn(), fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [e.name[len("aten::"):] for e in prof.events()
+            if e.cpu_parent is None and e.name.startswith("aten::")]
+
+
+def print_ops(table):
+    """One row per function: the aten operators of one call, tndiag's and torch's."""
+    print("| function | tndiag ops per call | torch ops per call |")
+    print("|---|---|---|")
+    for name, (ours, theirs) in table.items():
+        a, b = aten_ops(ours), aten_ops(theirs)
+        print(f"| {name} | {len(a)}: {', '.join(a)} | {len(b)}: {', '.join(b)} |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=7)
@@ -89,10 +110,14 @@ def main(argv=None):
     p.add_argument("--wall", action="store_true",
                    help="wall time instead of this thread's CPU time (which other processes "
                         "on a busy machine disturb less; one torch thread, so it is all)")
+    p.add_argument("--ops", action="store_true",
+                   help="print the aten operators of one call of each function instead")
     a = p.parse_args(argv)
     clock = time.perf_counter if a.wall else time.thread_time
     torch.set_num_threads(1)
     table = cases()
+    if a.ops:
+        return print_ops(table)
     for ours, theirs in table.values():
         ours(), theirs()  # compile, warm up
     samples = {name: ([], []) for name in table}

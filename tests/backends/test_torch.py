@@ -3,9 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
+import tndiag
 from tndiag import CompileError, InvalidArgumentError, ShapeError, UnknownNameError, compile, ops
-from tndiag.backends.torch import MATERIALIZERS, dense_reduced, run
+from tndiag.backends.torch import MATERIALIZERS, dense_reduced, run, run_checked
 from tndiag.backends.torch_native import PREPARERS, reduced_matrix
 from tndiag.codegen import plan
 from tndiag.codegen.lowering import LOWERINGS
@@ -165,3 +168,31 @@ def test_programs_hold_no_tensors_closures_or_graphs():
                 stack += list(obj)
         hash(prog)
     assert isinstance(compile(graph, memory_limit=int(full.peak_memory) * 2), SlicedProgram)
+
+
+@given(st.permutations("abcd"), st.integers(0, 3),
+       st.sampled_from([torch.float64, torch.int32, torch.complex128]))
+def test_one_operand_einsum_steps_match_torch_einsum(order, summed, dtype):
+    """A one-operand einsum step (sum, then permute) equals torch.einsum, dtype included."""
+    from tndiag.backends.torch_native import einsum_recipe
+    from tndiag.codegen.program import Step
+
+    out = "".join(order[summed:])
+    kernel, recipe = einsum_recipe(Step((0,), "abcd->" + out))
+    t = (torch.arange(120) % 7 - 3).view(2, 3, 4, 5).to(dtype)
+    got, want = kernel(recipe, [t]), torch.einsum("abcd->" + out, t)
+    assert got.dtype == want.dtype
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_single_step_programs_take_inputs_in_any_order_and_reshaped():
+    """The direct runner of one-step programs: positional inputs reordered for the step,
+    consumed patterns as None, an input reshaped to its planned shape (a fold's columns)."""
+    x = torch.randn(2, 18, 42, dtype=torch.float64)
+    prog = compile(ops.fold(tuple(x.shape), (6, 7), 3, padding=1))
+    torch.testing.assert_close(run(prog, x), F.fold(x, (6, 7), 3, padding=1))
+    v, w = torch.randn(2, 4, 5, dtype=torch.float64), torch.randn(4, 3, 3, dtype=torch.float64)
+    prog = compile(tndiag.vjp(ops.conv((2, 3, 7), (4, 3, 3)), wrt="X", vector="V"))
+    args = {"V": v, "W": w}
+    got = run_checked(prog, *(args[n] for n in prog.inputs))
+    torch.testing.assert_close(got, torch.nn.grad.conv1d_input((2, 3, 7), w, v))

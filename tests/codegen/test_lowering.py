@@ -1,5 +1,7 @@
 """Every structured lowering, forced on its own, against the dense fallback and torch (float64)."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,9 +9,11 @@ from corpus import CORPUS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tndiag import compile, ops
+import tndiag
+from tndiag import compile, export, ops
 from tndiag.bench import diagrams as bd
 from tndiag.codegen.lowering import LOWERINGS
+from tndiag.codegen.native import KERNELS
 from tndiag.ir import KIND_TABLE, Graph, Index, Role, reduced_pattern, variable
 
 DENSE = ()
@@ -67,6 +71,30 @@ def _oracles(layer):
     return inputs, {"forward": y.detach(), "input-vjp": gx, "weight-vjp": gw}
 
 
+def _with_kernel(prog, kernel):
+    """``prog`` with its native steps calling ``kernel`` (as if the cost model chose it)."""
+    steps = tuple(dataclasses.replace(s, info=dataclasses.replace(s.info, kernel=kernel))
+                  if s.kind == "native" else s for s in prog.steps)
+    return dataclasses.replace(prog, steps=steps)
+
+
+def test_every_native_role_has_a_kernel_row():
+    assert set(KERNELS) == {"conv", "transpose", "weight"}
+    assert all(choices[0] == "" for choices in KERNELS.values())
+
+
+def test_cost_model_picks_conv_transpose_for_tiny_input_vjps_only():
+    """conv_transpose{1,2,3}d where convolution_backward's fixed cost dominates; the export
+    makes the same call as the compiled program."""
+    tiny = tndiag.vjp(ops.conv((1, 2, 8, 8), (3, 2, 3, 3), padding=1), wrt="X", vector="V")
+    large = tndiag.vjp(ops.conv((32, 64, 56, 56), (64, 64, 3, 3), padding=1), wrt="X",
+                       vector="V")
+    assert [s.info.kernel for s in compile(tiny).steps] == [""]
+    assert [s.info.kernel for s in compile(large).steps] == ["input-grad"]
+    assert "run_conv_transpose(" in export(tiny).split("# the plan")[1]
+    assert "'input-grad'" in export(large).split("# the plan")[1]
+
+
 def _check_native(layer, op):
     inputs, want = _oracles(layer)
     graph = bd.DIAGRAMS[op](layer)
@@ -77,6 +105,9 @@ def _check_native(layer, op):
     args = {n: inputs[n] for n in prog.inputs}
     got = prog(**args)
     torch.testing.assert_close(got, want[op], rtol=1e-10, atol=1e-10)
+    for kernel in KERNELS[prog.steps[0].info.role]:  # every kernel the cost model may pick
+        torch.testing.assert_close(_with_kernel(prog, kernel)(**args), want[op], rtol=1e-10,
+                                   atol=1e-10)
     dense = compile(graph, lowerings=DENSE)(**args)
     torch.testing.assert_close(got, dense, rtol=1e-10, atol=1e-10)
 
@@ -331,3 +362,24 @@ def test_identity_pattern_input_vjp_goes_to_the_native_kernel():
     assert _labels(prog) == ["conv_transpose2d"]
     torch.testing.assert_close(prog(V=inputs["V"], W=inputs["W"]), want["input-vjp"],
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("wrt", ["X", "W"])
+def test_backward_kernels_with_large_placeholders_match_torch(wrt):
+    """convolution_backward's unread argument beyond ``PLACEHOLDER_ELEMENTS`` is one element
+    expanded (below, a cached contiguous tensor): both give torch's gradients."""
+    from tndiag.backends.kernels import PLACEHOLDER_ELEMENTS
+
+    x = torch.randn(1, 64, 33, 33, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(128, 64, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert min(x.numel(), w.numel()) > PLACEHOLDER_ELEMENTS
+    y = F.conv2d(x, w, None, 2, 1)
+    v = torch.randn_like(y)
+    want = torch.autograd.grad(y, x if wrt == "X" else w, v)[0]
+    prog = compile(tndiag.vjp(ops.conv(tuple(x.shape), tuple(w.shape), stride=2, padding=1),
+                              wrt=wrt, vector="V"))
+    if wrt == "X":
+        assert [s.info.kernel for s in prog.steps] == ["input-grad"]
+    args = {"X": x.detach(), "W": w.detach(), "V": v}
+    torch.testing.assert_close(prog(**{n: args[n] for n in prog.inputs}), want, rtol=1e-10,
+                               atol=1e-10)

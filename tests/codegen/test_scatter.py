@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tndiag import compile, ops
+from tndiag import compile, export, ops
+from tndiag.codegen.lowering import STRUCTURED
 from tndiag.ir import Graph, Index, pattern, variable
 
 
@@ -25,15 +26,25 @@ def _fold_case(I, K, S, P, D, batch=2, channels=3):
     return graph, torch.randn(batch, C, L)
 
 
+#: Every lowering but torch's kernels: the scatter kernel even where col2im would win.
+NO_NATIVE = tuple(name for name in STRUCTURED if name != "native")
+
+
 def _check_scatter(graph, x):
-    """Scatter, or the dense rewrite when the fold is a plain reshape (S = K, no padding)."""
-    prog = compile(graph)
-    lowerings = {op.lowering for op in prog.operands if op.tensor.kind.value == "pattern"}
-    assert lowerings <= {"scatter"}
-    assert ("scatter" in lowerings) == ("scatter" in [s.label for s in prog.steps])
-    got = prog(x)
-    torch.testing.assert_close(got, compile(graph, lowerings=())(x), rtol=1e-10, atol=1e-10)
-    return got
+    """Scatter (torch's fold, ``col2im``, where the cost model picks it; the per-tap adds
+    without torch's kernels), or the dense rewrite when the fold is a plain reshape (S = K,
+    no padding): each against the dense Π."""
+    dense = compile(graph, lowerings=())(x)
+    values = []
+    for prog in (compile(graph), compile(graph, lowerings=NO_NATIVE)):
+        lowerings = {op.lowering for op in prog.operands if op.tensor.kind.value == "pattern"}
+        labels = [s.label for s in prog.steps]
+        assert lowerings <= {"scatter"}
+        assert ("scatter" in lowerings) == bool({"scatter", "col2im"} & set(labels))
+        values.append(prog(x))
+        torch.testing.assert_close(values[-1], dense, rtol=1e-10, atol=1e-10)
+    assert "col2im" not in [s.label for s in prog.steps]  # the last: without torch's kernels
+    return values[0]
 
 
 GRID_2D = [  # (I, K, S, P, D)
@@ -52,7 +63,8 @@ def test_fold_2d_matches_torch(I, K, S, P, D):
     graph, x = _fold_case(I, K, S, P, D)
     got = _check_scatter(graph, x)
     dense_reshape = S == K and P == (0, 0) and D == (1, 1)
-    assert [s.label for s in compile(graph).steps][0] == ("einsum" if dense_reshape else "scatter")
+    label = [s.label for s in compile(graph).steps][0]
+    assert label == "einsum" if dense_reshape else label in ("scatter", "col2im")
     torch.testing.assert_close(got, F.fold(x, I, K, D, P, S), rtol=1e-10, atol=1e-10)
 
 
@@ -139,3 +151,28 @@ def test_scatter_with_o_legs_apart_matches_dense(stride, K):
     assert "scatter" in [s.label for s in prog.steps]
     x = torch.randn(4, K, 2, K, 3)
     torch.testing.assert_close(prog(x), compile(graph, lowerings=())(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_cost_model_picks_torch_fold_for_tiny_folds_only(ndim):
+    """col2im on a tiny fold (the per-tap adds' calls dominate), the scatter on a large one;
+    the exported code makes the same call."""
+    tiny, x = _fold_case([8] * ndim, [3] * ndim, [1] * ndim, [1] * ndim, [1] * ndim, batch=1)
+    large, _ = _fold_case([56] * ndim if ndim == 2 else [20000], [3] * ndim, [1] * ndim,
+                          [1] * ndim, [1] * ndim, batch=32, channels=64)
+    assert [s.label for s in compile(tiny).steps] == ["col2im"]
+    assert [s.label for s in compile(large).steps] == ["scatter"]
+    assert "run_col2im(" in export(tiny).split("# the plan")[1]
+    torch.testing.assert_close(compile(tiny)(x), compile(tiny, lowerings=())(x), rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_col2im_needs_torch_block_count_and_a_fold_output():
+    """Uneven padding that changes torch's block count, or a fold inside a larger network,
+    keep the scatter kernel."""
+    n, c, i, o, k = Index("n", 1), Index("c", 2), Index("i", 6), Index("o", 4), Index("k", 3)
+    p = pattern("P", i, o, k, stride=2, pad_left=1, pad_right=3, dilation=1)
+    graph = Graph.of([variable("X", [n, c, k, o]), p], [n, c, i])
+    assert [s.label for s in compile(graph).steps] == ["scatter"]
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(compile(graph)(x), compile(graph, lowerings=())(x))

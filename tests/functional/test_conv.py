@@ -104,11 +104,11 @@ def test_conv_accepts_lists_and_caches_program():
     x, w = torch.randn(1, 2, 6, 6), torch.randn(2, 2, 3, 3)
     first = conv(x, w, stride=[2, 1], padding=[1, 0])
     assert_matches(first, conv_reference(x, w, None, (2, 1), (1, 0), 1, 1))
-    from tndiag.functional.conv import _conv_program
+    from tndiag.functional.conv import _conv_call
 
-    before = _conv_program.cache_info().hits
+    before = _conv_call.cache_info().hits
     conv(x, w, stride=[2, 1], padding=[1, 0])
-    assert _conv_program.cache_info().hits == before + 1
+    assert _conv_call.cache_info().hits == before + 1
 
 
 @given(conv_configs())

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "cached", "arrange",
-           "native_operands", "run_native", "run_view", "run_gram", "symmetric_product",
-           "run_window_sum", "window_stages", "window_view", "window_taps", "window_matmul",
-           "count_matrix", "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES",
-           "run_scatter", "run_phase_scatter", "run_broadcast", "run_einsum", "finish",
-           "run_sum", "run_sliced"]
+           "placeholder", "native_operands", "run_native", "run_conv", "run_conv_transpose",
+           "run_view", "run_im2col", "run_gram", "symmetric_product", "run_window_sum",
+           "window_stages", "window_view", "window_taps", "window_matmul", "count_matrix",
+           "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES", "run_scatter",
+           "run_col2im", "run_phase_scatter", "run_broadcast", "run_arrange", "run_einsum",
+           "finish", "run_sum", "run_sliced"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -85,20 +86,43 @@ def conv_kernel(a, b, bias, ndim, stride, padding, dilation, groups):
     return CONVS[ndim](a, b, bias, stride, padding, dilation, groups)
 
 
+#: (dtype, device, shape) -> the argument whose values ``convolution_backward`` never reads
+#: (only its shape), made once per key.
+_PLACEHOLDERS: dict = {}
+#: Up to this many elements a placeholder is a contiguous (uninitialized) tensor; beyond, one
+#: element expanded. torch's kernel copies an expanded weight (a 256×256×3×3 weight
+#: gradient allocated 6 weight sizes instead of 2) and is 1–2 µs slower with it on tiny
+#: inputs; a cached contiguous one would hold a weight-sized buffer per shape for good.
+PLACEHOLDER_ELEMENTS = 65536
+
+
+def placeholder(like, shape):
+    """A tensor of ``shape`` (a tuple) with ``like``'s dtype and device whose values are
+    never read, cached per key (never written, never returned)."""
+    key = (like.dtype, like.device, shape)
+    found = _PLACEHOLDERS.get(key)
+    if found is None:
+        numel = 1
+        for s in shape:
+            numel *= s
+        small = numel <= PLACEHOLDER_ELEMENTS
+        found = like.new_empty(shape) if small else like.new_empty(1).expand(shape)
+        _PLACEHOLDERS[key] = found
+    return found
+
+
 def input_grad_kernel(a, b, bias, x_shape, stride, padding, dilation, groups):
     """The input gradient of a convolution: torch's own backward kernel."""
-    fake = a.new_empty(1).expand(x_shape)
     return torch.ops.aten.convolution_backward(
-        a, fake, b, None, stride, padding, dilation, False, [0] * len(stride), groups,
-        (True, False, False))[0]
+        a, placeholder(a, x_shape), b, None, stride, padding, dilation, False,
+        [0] * len(stride), groups, (True, False, False))[0]
 
 
 def weight_kernel(a, b, bias, w_shape, stride, padding, dilation, groups):
     """The weight gradient of a convolution (A the input, B the output gradient)."""
-    weight = b.new_empty(1).expand(w_shape)
     return torch.ops.aten.convolution_backward(
-        b, a, weight, None, stride, padding, dilation, False, [0] * len(stride), groups,
-        (False, True, False))[1]
+        b, a, placeholder(b, w_shape), None, stride, padding, dilation, False,
+        [0] * len(stride), groups, (False, True, False))[1]
 
 
 def transpose_kernel(a, b, bias, ndim, stride, pad_left, extra, groups, dilation, crop):
@@ -133,11 +157,13 @@ NATIVE_KERNELS = {"conv": conv_kernel, "input-grad": input_grad_kernel,
 
 
 def native_operands(taken, how_a, how_b, how_bias, pad):
-    """A, B and the bias of a convolution-family step, arranged (and A padded) for its kernel."""
-    a, b = arrange(taken[0], how_a), arrange(taken[1], how_b)
+    """A, B and the bias of a convolution-family step, arranged (and A padded) for its kernel
+    (a ``None`` recipe: the operand as it is)."""
+    a = taken[0] if how_a is None else arrange(taken[0], how_a)
+    b = taken[1] if how_b is None else arrange(taken[1], how_b)
     bias = None
     if how_bias is not None:
-        bias = arrange(taken[-1], how_bias[0])
+        bias = taken[-1] if how_bias[0] is None else arrange(taken[-1], how_bias[0])
         bias = bias if how_bias[1] == 1 else bias * how_bias[1]
     if pad is not None:
         a = F.pad(a, pad)
@@ -145,10 +171,25 @@ def native_operands(taken, how_a, how_b, how_bias, pad):
 
 
 def run_native(recipe, taken):
-    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape."""
+    """One convolution-family kernel call: arrange A, B (and the bias), pad, call, reshape
+    (``out_shape`` None: the kernel's result has the step's shape)."""
     kernel, how_a, how_b, how_bias, pad, out_shape, args = recipe
     y = NATIVE_KERNELS[kernel](*native_operands(taken, how_a, how_b, how_bias, pad), *args)
-    return y if y.shape == out_shape else y.reshape(out_shape)
+    return y if out_shape is None else y.reshape(out_shape)
+
+
+def run_conv(recipe, taken):
+    """``conv{1,2,3}d`` on the step's operands as they are (input, weight, bias last)."""
+    ndim, bias, stride, padding, dilation, groups = recipe
+    return CONVS[ndim](taken[0], taken[1], taken[-1] if bias else None, stride, padding,
+                       dilation, groups)
+
+
+def run_conv_transpose(recipe, taken):
+    """``conv_transpose{1,2,3}d`` on the step's operands as they are (bias last)."""
+    ndim, bias, stride, padding, output_padding, groups, dilation = recipe
+    return CONV_TRANSPOSES[ndim](taken[0], taken[1], taken[-1] if bias else None, stride,
+                                 padding, output_padding, groups, dilation)
 
 
 def run_view(recipe, taken):
@@ -158,6 +199,15 @@ def run_view(recipe, taken):
     for axis, size, stride in unfolds:
         t = t.unfold(axis, size, stride)
     return t[taps] if taps is not None else t
+
+
+def run_im2col(recipe, taken):
+    """torch's unfold (im2col) of a 2-d input (1-d: with a unit axis inserted): the step's
+    ``(N, C, K.., O..)`` in the layout ``(N, C·∏K, ∏O)`` (the step is a whole program, whose
+    output reshape takes it as it is)."""
+    unit, kernel_size, dilation, padding, stride = recipe
+    t = taken[0].unsqueeze(2) if unit else taken[0]
+    return F.unfold(t, kernel_size, dilation, padding, stride)
 
 
 def symmetric_product(m, blocks):
@@ -362,6 +412,13 @@ def run_scatter(recipe, taken):
     return out
 
 
+def run_col2im(recipe, taken):
+    """torch's fold (col2im) of the step's ``(N, C, K.., O..)`` operand: ``(N, C, I..)``
+    (1-d: ``(N, C, 1, I)``; the step is a whole program, whose output reshape takes it)."""
+    shape, output_size, kernel_size, dilation, padding, stride = recipe
+    return F.fold(taken[0].reshape(shape), output_size, kernel_size, dilation, padding, stride)
+
+
 def run_phase_scatter(recipe, taken):
     """col2im into a phase-major buffer (contiguous adds), interleaved by one copy."""
     buffer, moves, perm, merged, crop = recipe
@@ -381,18 +438,29 @@ def run_broadcast(recipe, taken):
     return x.reshape(view).expand(shape)
 
 
+def run_arrange(recipe, taken):
+    """A one-operand einsum without repeated letters: sum ``dims`` (integers promoted to
+    int64, as einsum does), then permute (a view)."""
+    dims, perm = recipe
+    t = taken[0].sum(dims) if dims else taken[0]
+    return t if perm is None else t.permute(perm)
+
+
 def run_einsum(equation, taken):
     """A plain einsum step (one or two operands: no path search at run time)."""
     return torch.einsum(equation, *taken)
 
 
 def finish(result, scale, fresh, own, shape):
-    """A program's result: scaled (in place when ``fresh``), copied when ``own`` asks for a
-    tensor no input shares, reshaped to ``shape``."""
+    """A program's result: scaled (in place when ``fresh``), reshaped to ``shape``, copied
+    when ``own`` asks for a tensor no input shares (unless the reshape copied already: a
+    permuted view is copied once, not twice)."""
     if scale != 1:
         result = result.mul_(scale) if fresh else result * scale
     elif own and not fresh:
-        result = result.clone()
+        out = result if result.shape == shape else result.reshape(shape)
+        copied = out is not result and out.data_ptr() != result.data_ptr()
+        return out if copied else out.clone()
     return result if result.shape == shape else result.reshape(shape)
 
 

@@ -8,6 +8,7 @@ operand: a program whose last step is a view returns a copy.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,7 +30,7 @@ from tndiag.codegen.program import (
 )
 from tndiag.errors import CompileError, InvalidArgumentError, ShapeError, UnknownNameError
 
-__all__ = ["run", "run_checked", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern",
+__all__ = ["run", "run_checked", "runner", "MATERIALIZERS", "FROM_POSITIONS", "dense_pattern",
            "dense_reduced"]
 
 
@@ -71,25 +72,76 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     consumed by steps and whose last step allocates its result (see :func:`run_checked`)."""
     scale = program.scale
     slots: List[Optional[int]] = []
-    for op in program.operands:
-        if op.lowering is LoweringKind.INPUT and tuple(op.shape) == tuple(op.tensor.shape):
+    reshapes: Dict[int, Tuple[int, ...]] = {}  # operand position -> its planned shape
+    for n, op in enumerate(program.operands):
+        if op.lowering is LoweringKind.INPUT:
             slots.append(program.inputs.index(op.name))
+            if tuple(op.shape) != tuple(op.tensor.shape):
+                reshapes[n] = tuple(int(v) for v in op.shape)
         elif op.lowering.consumed:
             slots.append(None)
         else:
             return None
-    plan = [(step.positions, sorted(step.positions, reverse=True), fn)
-            for step, fn in zip(program.steps, runners)]
     shape = tuple(int(v) for v in program.output_shape)
+    if not slots:
+        return None
+    if len(runners) == 1 and scale == 1:
+        return _one_step(program.steps[0].positions, slots, reshapes, len(program.inputs),
+                         runners[0], shape)
+    plan = [_taker(step.positions) + (fn,) for step, fn in zip(program.steps, runners)]
+    initial = [len(program.inputs) if i is None else i for i in slots]
+    pick = operator.itemgetter(*initial, *initial[:1])  # a tuple even for one operand
 
     def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        current: List[Any] = [None if i is None else tensors[i] for i in slots]
-        for positions, backwards, fn in plan:
-            taken = [current[p] for p in positions]
+        current: List[Any] = list(pick((*tensors, None)))[:-1]
+        for n, planned in reshapes.items():
+            current[n] = current[n].reshape(planned)
+        for single, take, backwards, fn in plan:
+            if single is not None:  # one operand: popped
+                current.append(fn((current.pop(single),)))
+                continue
+            taken = take(current)
             for p in backwards:
                 del current[p]
             current.append(fn(taken))
         result = current[-1] if scale == 1 else current[-1].mul_(scale)
+        return result if result.shape == shape else result.reshape(shape)
+    return run
+
+
+def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Callable, List[int]]:
+    """(the position when a step takes one operand, else None; a getter of the operands it
+    takes (used for two or more: a tuple); their positions from the last)."""
+    if len(positions) == 1:
+        return positions[0], operator.itemgetter(positions[0]), []
+    return None, operator.itemgetter(*positions), sorted(positions, reverse=True)
+
+
+def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
+              reshapes: Dict[int, Tuple[int, ...]], inputs: int, fn: Callable,
+              shape: Tuple[int, ...]) -> Callable:
+    """The runner of a one-step program: the step on the inputs it takes (None for an operand
+    the step consumes, e.g. a pattern inside a convolution; inputs reshaped to their planned
+    shapes), its result reshaped when needed."""
+    order = [inputs if i is None else i for i in (slots[p] for p in positions)]
+    planned = [(j, reshapes[p]) for j, p in enumerate(positions) if p in reshapes]
+    if len(order) == 1:
+        only, to = order[0], planned[0][1] if planned else None
+
+        def run_one(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+            t = tensors[only]
+            result = fn((t if to is None else t.reshape(to),))
+            return result if result.shape == shape else result.reshape(shape)
+        return run_one
+    pick = operator.itemgetter(*order)
+
+    def run(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        taken = pick((*tensors, None))
+        if planned:
+            taken = list(taken)
+            for j, to in planned:
+                taken[j] = taken[j].reshape(to)
+        result = fn(taken)
         return result if result.shape == shape else result.reshape(shape)
     return run
 
@@ -265,6 +317,8 @@ def _operand_tensors(program: Program, state: _Prepared, bound: Dict[str, Any]) 
 
 def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Tensor:
     state = _prepared(program)
+    if state.direct is not None:  # a fresh result, whatever ``own`` asks
+        return state.direct(tuple(bound[name] for name in program.inputs))
     current = _operand_tensors(program, state, bound)
     for step, fn in zip(program.steps, state.steps):
         positions = step.positions
@@ -278,6 +332,24 @@ def _run_program(program: Program, bound: Dict[str, Any], own: bool) -> torch.Te
     return finish(current[-1], program.scale, state.fresh, own, program.output_shape)
 
 
+def runner(program: AnyProgram) -> Callable[[Sequence[torch.Tensor]], torch.Tensor]:
+    """The function :func:`run_checked` calls for ``program``: it takes a sequence of tensors
+    already checked (positional, in ``program.inputs`` order, of the planned shapes, one
+    dtype and device), so a caller that keeps it skips the lookup on every call.
+
+    >>> import torch
+    >>> from tndiag import compile, ops
+    >>> run = runner(compile(ops.conv((1, 1, 4), (1, 1, 2))))
+    >>> run((torch.ones(1, 1, 4), torch.ones(1, 1, 2))).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    if type(program) is Program:
+        direct = _prepared(program).direct
+        if direct is not None:
+            return direct
+    return lambda tensors: _run_any(program, dict(zip(program.inputs, tensors)), True)
+
+
 def run_checked(program: AnyProgram, *tensors: torch.Tensor) -> torch.Tensor:
     """:func:`run` for a caller that has checked the tensors already: positional, in
     ``program.inputs`` order, of the planned shapes, one dtype and device (as
@@ -289,8 +361,4 @@ def run_checked(program: AnyProgram, *tensors: torch.Tensor) -> torch.Tensor:
     ...             torch.ones(1, 1, 2)).tolist()
     [[[2.0, 2.0, 2.0]]]
     """
-    if type(program) is Program:
-        direct = _prepared(program).direct
-        if direct is not None:
-            return direct(tensors)
-    return _run_any(program, dict(zip(program.inputs, tensors)), True)
+    return runner(program)(tensors)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
@@ -92,16 +92,17 @@ def _kernel_args(s: NativeConv) -> Tuple[str, tuple, bool]:
     symmetric = all(lo == hi and lo >= 0 for lo, hi in pads)
     padding = [lo for lo, _ in pads] if symmetric else [0] * s.ndim
     stride, dilation = list(s.stride), list(s.dilation)
-    if s.role == "transpose" and symmetric and _is_input_gradient(s) and not s.bias:
-        x_shape = [int(s.size(s.a_free)), G * int(s.size(s.b_free)),
-                   *[int(s.size(c)) for c in s.out_spatial]]
+    if (s.role == "transpose" and s.kernel == "input-grad" and symmetric
+            and _is_input_gradient(s) and not s.bias):
+        x_shape = (int(s.size(s.a_free)), G * int(s.size(s.b_free)),
+                   *[int(s.size(c)) for c in s.out_spatial])
         return "input-grad", (x_shape, stride, padding, dilation, G), False
     if s.role == "transpose":
         return "transpose", _transpose_args(s, G), False
     if s.role == "conv":
         return "conv", (s.ndim, stride, padding, dilation, G), not symmetric
-    w_shape = [G * int(s.size(s.b_free)), int(s.size(s.a_free)),
-               *[int(s.size(c)) for c in s.out_spatial]]
+    w_shape = (G * int(s.size(s.b_free)), int(s.size(s.a_free)),
+               *[int(s.size(c)) for c in s.out_spatial])
     return "weight", (w_shape, stride, padding, dilation, G), not symmetric
 
 
@@ -114,19 +115,48 @@ def native_recipe(step: Step) -> Recipe:
     bias = None
     if s.bias:
         channels = s.group + s.b_free
-        bias = (_how(s.bias, "", channels, [s.size(channels)]), s.bias_scale)
-    how_a = _how(s.a_letters, s.a_sum, a_order, a_shape)
-    how_b = _how(s.b_letters, s.b_sum, b_order, b_shape)
+        bias = (_as_is(s, s.bias, _how(s.bias, "", channels, [s.size(channels)])),
+                s.bias_scale)
+    how_a = _as_is(s, s.a_letters, _how(s.a_letters, s.a_sum, a_order, a_shape))
+    how_b = _as_is(s, s.b_letters, _how(s.b_letters, s.b_sum, b_order, b_shape))
     out_shape = tuple(int(s.size(c)) for c in s.result)
     if step.route not in ("", "native"):  # a re-expression (tndiag.codegen.routes)
         return native_route_recipe(step.route, s, how_a, how_b, bias, out_shape)
+    same = out_shape == _kernel_shape(s)
+    as_is = how_a is None and how_b is None and not padded and same
+    if as_is and (bias is None or (bias[0] is None and bias[1] == 1)):
+        if kernel == "conv":
+            return kernels.run_conv, (args[0], bias is not None, *args[1:])
+        if kernel == "transpose" and args[-1] is None:
+            return kernels.run_conv_transpose, (args[0], bias is not None, *args[1:-1])
     return kernels.run_native, (kernel, how_a, how_b, bias, pad if padded else None,
-                                out_shape, args)
+                                None if same else out_shape, args)
+
+
+def _as_is(s: NativeConv, letters: str, how: tuple) -> Optional[tuple]:
+    """``None`` when the arrangement ``how`` leaves the operand (one axis per letter) as it
+    is: nothing summed, no permutation, the same shape."""
+    dims, perm, shape = how
+    unchanged = not dims and perm is None and shape == tuple(int(s.size(c)) for c in letters)
+    return None if unchanged else how
+
+
+def _kernel_shape(s: NativeConv) -> tuple:
+    """The shape torch's kernel returns: batch, channels (groups fused), spatial sizes."""
+    G, spatial = int(s.size(s.group)), [int(s.size(c)) for c in s.out_spatial]
+    if s.role == "weight":
+        return (G * int(s.size(s.b_free)), int(s.size(s.a_free)), *spatial)
+    return (int(s.size(s.a_free)), G * int(s.size(s.b_free)), *spatial)
 
 
 def view_recipe(step: Step) -> Recipe:
     """Zero-pad the viewed axes once, then unfold each (see :class:`ViewSpec`)."""
     v: ViewSpec = step.info
+    if v.im2col:  # torch's unfold, 1-d as 2-d with a unit leading axis
+        lead = 2 - len(v.axes)
+        two = lambda values, fill: (fill,) * lead + tuple(int(x) for x in values)  # noqa: E731
+        return kernels.run_im2col, (lead == 1, two(v.kernels, 1), two(v.dilations, 1),
+                                    two((lo for lo, _ in v.pads), 0), two(v.strides, 1))
     pads = [(0, 0)] * v.ndim
     for axis, lr in zip(v.axes, v.pads):
         pads[axis] = lr
@@ -306,6 +336,8 @@ def scatter_recipe(step: Step) -> Recipe:
     """col2im (see :class:`ScatterSpec`): adds into strided slices of a zero output; with a
     stride and at least two taps per output phase, into a phase-major buffer instead."""
     sc: ScatterSpec = step.info
+    if sc.col2im:  # torch's fold
+        return kernels.run_col2im, sc.col2im[:-1]
     kept = [a for a in range(sc.ndim) if a not in sc.k_axes]
     sizes = dict(zip(sc.o_axes, (int(s) for s in sc.sizes)))
     phases, taps = _numel(sc.strides), _numel(len(t) for t in sc.taps)
@@ -342,8 +374,16 @@ def broadcast_recipe(step: Step) -> Recipe:
 
 
 def einsum_recipe(step: Step) -> Recipe:
-    """A plain einsum step."""
-    return kernels.run_einsum, step.equation
+    """A plain einsum step; one operand without repeated letters is summed and permuted
+    directly (``run_arrange``: torch.einsum's Python entry costs more than the work on
+    small tensors)."""
+    lhs, out = step.equation.split("->")
+    if "," in lhs or len(set(lhs)) != len(lhs):
+        return kernels.run_einsum, step.equation
+    dims = tuple(n for n, ch in enumerate(lhs) if ch not in out)
+    rest = [ch for ch in lhs if ch in out]
+    perm = tuple(rest.index(ch) for ch in out)
+    return kernels.run_arrange, (dims, None if perm == tuple(range(len(perm))) else perm)
 
 
 def _pattern(op: Operand) -> Recipe:

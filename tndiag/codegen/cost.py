@@ -24,8 +24,8 @@ import sympy
 
 from tndiag.ir.sizes import Size
 
-__all__ = ["prod", "smax", "einsum_flops", "native_flops", "pattern_memory", "peak_memory",
-           "route_seconds", "window_plan"]
+__all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
+           "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -83,6 +83,51 @@ def native_flops(spec) -> Size:
     return 2 * spec.size("".join(sorted(channels))) * spec.size("".join(sorted(non_i)))
 
 
+def native_kernel(spec) -> str:
+    """The torch kernel of a native step, by modelled seconds (see :data:`BACKWARD_CALL`):
+    for a transposed convolution ``"input-grad"`` (``convolution_backward``'s input gradient)
+    or ``""`` (``conv_transpose{1,2,3}d``); ``""`` for the other roles and symbolic sizes.
+
+    >>> from tndiag.codegen.native import match_native
+    >>> m = match_native(["ndo", "iok", "dck"], [False, True, False], "nci",
+    ...                  {"n": 2, "c": 3, "i": 8, "o": 6, "k": 3, "d": 4}, {1: (1, 0, 0, 1)})
+    >>> m[0][1].role, native_kernel(m[0][1])  # tiny: torch's fixed cost decides
+    ('transpose', '')
+    """
+    flops = native_flops(spec)
+    if spec.role != "transpose" or not isinstance(flops, int):
+        return ""
+    backward = flops / FLOP_RATE + BACKWARD_CALL
+    transpose = flops / (FLOP_RATE * TRANSPOSE_EFFICIENCY) + CALL
+    return "input-grad" if backward < transpose else ""
+
+
+def im2col_wins(elements: int, padded: int, ndim: int, itemsize: int = 4) -> bool:
+    """Whether torch's unfold (im2col, ``elements`` written at :data:`IM2COL_EFFICIENCY` of
+    the bandwidth, one call) is cheaper than the strided view (a ``padded``-element zero-pad
+    copy, the permuting copy of the result, ``3 + ndim`` calls).
+
+    >>> im2col_wins(1152, 200, 2), im2col_wins(32 * 576 * 3136, 32 * 64 * 3364, 2)
+    (True, False)
+    """
+    kernel = elements * itemsize / (BANDWIDTH * IM2COL_EFFICIENCY) + CALL
+    view = (padded + elements) * itemsize / BANDWIDTH + (3 + ndim) * CALL
+    return kernel < view
+
+
+def col2im_wins(elements: int, taps: int, itemsize: int = 4) -> bool:
+    """Whether torch's fold (col2im, reading ``elements`` at :data:`COL2IM_EFFICIENCY` of the
+    bandwidth, one call) is cheaper than the scatter (per tap an add of a slice: about three
+    passes over the input, three calls per tap).
+
+    >>> col2im_wins(1152, 9), col2im_wins(32 * 576 * 3136, 9)
+    (True, False)
+    """
+    kernel = elements * itemsize / (BANDWIDTH * COL2IM_EFFICIENCY) + CALL
+    scatter = 3 * elements * itemsize / BANDWIDTH + 3 * taps * CALL
+    return kernel < scatter
+
+
 def pattern_memory(lowering: str, I: Size, O: Size, K: Size) -> Size:
     """Elements a pattern operand occupies under ``lowering``.
 
@@ -126,6 +171,18 @@ def peak_memory(operand_memory: Sequence[Size], steps, result_sizes: Sequence[Si
 FLOP_RATE = 15e9
 BANDWIDTH = 8e9
 CALL = 5e-6
+#: Fixed seconds of one ``convolution_backward`` input-gradient call (26 µs on a 2×8×8
+#: input with a 3×3 kernel, against 7.8 µs for ``conv_transpose2d``), and the fraction of its
+#: rate ``conv_transpose{1,2,3}d`` reaches on large steps (the slowest layer measured: a 1×1
+#: kernel, 128 channels, 1.18× the backward kernel's time; 3×3 layers ran 0.5–0.9×). A
+#: transposed step calls ``conv_transpose`` when the fixed cost dominates.
+BACKWARD_CALL = 20e-6
+TRANSPOSE_EFFICIENCY = 0.85
+#: Fractions of :data:`BANDWIDTH` torch's unfold (im2col) and fold (col2im) reach: on the
+#: benchmark layers the strided view ran at 0.22× ``F.unfold``'s time and the scatter at
+#: 0.30× ``F.fold``'s (docs/benchmarks.md); they win only where the per-call cost dominates.
+IM2COL_EFFICIENCY = 0.25
+COL2IM_EFFICIENCY = 0.1
 #: Fraction of :data:`FLOP_RATE` torch's kernels reach on the shapes they handle poorly:
 #: 3-d kernels with more than one depth tap, and transposed (input-gradient) kernels whose
 #: result has at most two channels per group (e.g. a 1-channel signal's input gradient).

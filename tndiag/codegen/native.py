@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tndiag.ir.sizes import Size
 
-__all__ = ["NativeConv", "match_native"]
+__all__ = ["NativeConv", "match_native", "KERNELS"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class NativeConv:
         bias: letters of a bias operand on the output channels (``group + b_free`` in some
             order) handed to the kernel, ``""`` for none (:mod:`tndiag.codegen.fuse`);
             ``bias_scale`` multiplies it.
+        kernel: for ``transpose``, the torch kernel the cost model chose
+            (:func:`tndiag.codegen.cost.native_kernel`): ``"input-grad"`` (the input gradient
+            of ``convolution_backward``, where the geometry is a convolution's adjoint) or
+            ``""`` (``conv_transpose{1,2,3}d``); ``""`` for the other roles.
     """
 
     role: str
@@ -59,6 +63,7 @@ class NativeConv:
     sizes: Tuple[Tuple[str, Size], ...]
     bias: str = ""
     bias_scale: float = 1.0
+    kernel: str = ""
 
     @property
     def result(self) -> str:
@@ -80,6 +85,15 @@ class NativeConv:
             out = out * table[ch]
         return out
 
+
+#: Role -> the torch kernels its step may call (``NativeConv.kernel``; ``""`` is the role's
+#: kernel of the module table, the default); the cost model chooses
+#: (:func:`tndiag.codegen.cost.native_kernel`).
+KERNELS: Dict[str, Tuple[str, ...]] = {
+    "conv": ("",),
+    "transpose": ("", "input-grad"),
+    "weight": ("",),
+}
 
 _ROLES = {  # role -> (leg of Π on A, leg on B, leg in the result); legs: 0=i, 1=o, 2=k
     "conv": (0, 2, 1),

@@ -168,8 +168,10 @@ class Step:
 
     @property
     def allocates(self) -> bool:
-        """Whether the result is a new tensor, never a view of an operand."""
-        return self.kind.allocates or (self.kind is StepKind.EINSUM and len(self.positions) > 1)
+        """Whether the result is a new tensor, never a view of an operand (also a view step
+        that torch's unfold computes: its description says so)."""
+        return (self.kind.allocates or (self.kind is StepKind.EINSUM and len(self.positions) > 1)
+                or bool(getattr(self.info, "allocates", False)))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Hashable, Optional, Sequence, Tuple
 
 import torch
 
-from tndiag.backends.torch import run_checked
+from tndiag.backends.torch import runner
 from tndiag.codegen import compile
 from tndiag.codegen.lowering import STRUCTURED
 from tndiag.codegen.program import AnyProgram
@@ -22,8 +22,9 @@ from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.ir import Diagram
 from tndiag.ops.hyper import is_int
 
-__all__ = ["hashable", "check_tensors", "batched", "weight_ndim", "lowerings_for",
-           "program_cache", "compile_for", "run_program", "empty_batch", "pad_batch"]
+__all__ = ["hashable", "check_tensors", "agree", "batched", "weight_ndim", "lowerings_for",
+           "program_cache", "compile_for", "Call", "prepare_call", "run_program", "empty_batch",
+           "pad_batch"]
 
 
 def hashable(value: object, name: str) -> Hashable:
@@ -70,6 +71,17 @@ def check_tensors(*, optional: Sequence[str] = (), **tensors: object) -> None:
         if t.device != r.device:
             raise InvalidArgumentError(f"{name} is on device {t.device} but {first} is on "
                                        f"{r.device}; expected {name}.device == {first}.device")
+
+
+def agree(first: object, second: object) -> bool:
+    """Whether both are torch tensors of one dtype and device: the common case, tested before
+    :func:`check_tensors` (which then names what is wrong).
+
+    >>> agree(torch.ones(1), torch.zeros(2)), agree(torch.ones(1), torch.ones(1).double())
+    (True, False)
+    """
+    return (isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor)
+            and first.dtype == second.dtype and first.device == second.device)
 
 
 def weight_ndim(weight_shape: Sequence[int]) -> int:
@@ -131,20 +143,44 @@ def _physical_memory() -> Optional[int]:
         return None
 
 
+#: A prepared call of a program: ``call(dtype, tensors)`` runs it on checked positional tensors.
+Call = Callable[[torch.dtype, Sequence[torch.Tensor]], torch.Tensor]
+
+
+def prepare_call(program: AnyProgram, what: str) -> Call:
+    """``call(dtype, tensors)`` running ``program`` on tensors checked by the caller; it
+    refuses a plan whose intermediates at ``dtype``'s element size exceed the physical
+    memory. Made once per program (the functions cache it with the program), so a call
+    costs one comparison before the backend's runner. The result never aliases an input.
+
+    >>> from tndiag import compile, ops
+    >>> call = prepare_call(compile(ops.conv((1, 1, 4), (1, 1, 2))), "conv")
+    >>> call(torch.float32, (torch.ones(1, 1, 4), torch.ones(1, 1, 2))).tolist()
+    [[[2.0, 2.0, 2.0]]]
+    """
+    peak, limit = getattr(program, "peak_memory", 0), _physical_memory() or 0
+    checked = limit > 0 and isinstance(peak, int) and peak > 0
+    most = limit // peak if checked else 0  # the largest element size that fits
+    run = runner(program)
+
+    def call(dtype: torch.dtype, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        if checked and dtype.itemsize > most:
+            raise InvalidArgumentError(
+                f"{what}: the sizes and hyper-parameters need "
+                f"{peak * dtype.itemsize / 2**30:.1f} GiB of intermediates, more than this "
+                f"computer's memory ({limit / 2**30:.1f} GiB); check stride, padding, "
+                f"dilation and the shapes")
+        return run(tensors)
+    return call
+
+
 def run_program(program: AnyProgram, what: str, dtype: torch.dtype, *args: torch.Tensor,
                 **kwargs: torch.Tensor) -> torch.Tensor:
-    """Run ``program``; refuse a plan whose intermediates exceed the physical memory. The
-    result never aliases an input: the backend copies a result that would be a view."""
-    peak, limit = getattr(program, "peak_memory", 0), _physical_memory()
-    itemsize = dtype.itemsize
-    if limit is not None and isinstance(peak, int) and peak * itemsize > limit:
-        raise InvalidArgumentError(
-            f"{what}: the sizes and hyper-parameters need {peak * itemsize / 2**30:.1f} GiB of "
-            f"intermediates, more than this computer's memory ({limit / 2**30:.1f} GiB); "
-            f"check stride, padding, dilation and the shapes")
+    """Run ``program`` once (see :func:`prepare_call`, which repeated calls should keep);
+    keyword tensors are taken in ``program.inputs`` order."""
     if kwargs:
         args = tuple(kwargs[name] for name in program.inputs)
-    return run_checked(program, *args)  # the backend's results never alias an input
+    return prepare_call(program, what)(dtype, args)
 
 
 def pad_batch(t: torch.Tensor) -> torch.Tensor:

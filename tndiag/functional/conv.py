@@ -1,7 +1,8 @@
 """``conv`` and ``conv_transpose`` with torch's signatures, evaluated as compiled diagrams.
 
-The diagram (with its bias term, when given) is built and compiled once per shapes and
-hyper-parameters; later calls with the same key only look the program up and run it.
+The diagram (with its bias term, when given) is built and compiled once per shapes,
+hyper-parameters and dtype; later calls with the same key only look the prepared call up
+and run it.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from tndiag import ops
-from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
 from tndiag.functional._common import (
+    Call,
+    agree,
     batched,
     check_tensors,
     compile_for,
     empty_batch,
     hashable,
     lowerings_for,
+    prepare_call,
     program_cache,
-    run_program,
     weight_ndim,
 )
 
@@ -60,16 +62,16 @@ def conv(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     >>> torch.allclose(y, torch.nn.functional.conv2d(x, w, None, 2, 1, 1, 2), atol=1e-5)
     True
     """
-    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    if not (agree(input, weight) and (bias is None or agree(input, bias))):
+        check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
-           hashable(dilation, "dilation"), hashable(groups, "groups"),
-           lowerings_for(input.dtype, "conv"))
+           hashable(dilation, "dilation"), hashable(groups, "groups"), input.dtype)
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv(x, weight, bias, stride, padding, dilation, groups),
                            input)
-    program, has_batch = _conv_program(
+    call, has_batch = _conv_call(
         input.shape, weight.shape, None if bias is None else bias.shape, *key)
-    return _run(program, "conv", has_batch, input, weight, bias)
+    return _run(call, has_batch, input, weight, bias)
 
 
 def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
@@ -102,24 +104,25 @@ def conv_transpose(input: torch.Tensor, weight: torch.Tensor,
     >>> torch.allclose(y, torch.nn.functional.conv_transpose1d(x, w, None, 2, 0, 1), atol=1e-5)
     True
     """
-    check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
+    if not (agree(input, weight) and (bias is None or agree(input, bias))):
+        check_tensors(input=input, weight=weight, bias=bias, optional=("bias",))
     key = (hashable(stride, "stride"), hashable(padding, "padding"),
            hashable(output_padding, "output_padding"), hashable(groups, "groups"),
-           hashable(dilation, "dilation"), lowerings_for(input.dtype, "conv_transpose"))
+           hashable(dilation, "dilation"), input.dtype)
     if input.dim() >= 2 and input.shape[0] == 0 and input.dim() == weight.dim():
         return empty_batch(lambda x: conv_transpose(x, weight, bias, stride, padding,
                                                     output_padding, groups, dilation), input)
-    program, has_batch = _conv_transpose_program(
+    call, has_batch = _conv_transpose_call(
         input.shape, weight.shape, None if bias is None else bias.shape, *key)
-    return _run(program, "conv_transpose", has_batch, input, weight, bias)
+    return _run(call, has_batch, input, weight, bias)
 
 
-def _run(program: AnyProgram, what: str, has_batch: bool, input: torch.Tensor,
-         weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    x = input if has_batch else input.unsqueeze(0)
-    args = (x, weight) if bias is None else (x, weight, bias)
-    y = run_program(program, what, input.dtype, *args)
-    return y if has_batch else y.squeeze(0)
+def _run(call: Call, has_batch: bool, input: torch.Tensor, weight: torch.Tensor,
+         bias: Optional[torch.Tensor]) -> torch.Tensor:
+    if has_batch:
+        return call(input.dtype, (input, weight) if bias is None else (input, weight, bias))
+    x = input.unsqueeze(0)
+    return call(input.dtype, (x, weight) if bias is None else (x, weight, bias)).squeeze(0)
 
 
 def _check_bias(bias_shape: Optional[Sequence[int]], out_channels: int) -> None:
@@ -134,24 +137,25 @@ def _with_batch(input_shape: Sequence[int], ndim: int, what: str) -> Tuple[tuple
 
 
 @program_cache(1024)
-def _conv_program(input_shape, weight_shape, bias_shape, stride, padding, dilation,
-                  groups, lowerings) -> Tuple[AnyProgram, bool]:
+def _conv_call(input_shape, weight_shape, bias_shape, stride, padding, dilation,
+               groups, dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "conv")
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv")
     diagram = ops.conv(shape, tuple(weight_shape), stride=stride, padding=padding,
                        dilation=dilation, groups=groups, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[0])
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "conv"), has_batch
 
 
 @program_cache(1024)
-def _conv_transpose_program(input_shape, weight_shape, bias_shape, stride, padding,
-                            output_padding, groups, dilation,
-                            lowerings) -> Tuple[AnyProgram, bool]:
+def _conv_transpose_call(input_shape, weight_shape, bias_shape, stride, padding,
+                         output_padding, groups, dilation, dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "conv_transpose")
     ndim = weight_ndim(weight_shape)
     shape, has_batch = _with_batch(input_shape, ndim, "conv_transpose")
     diagram = ops.conv_transpose(shape, tuple(weight_shape), stride=stride, padding=padding,
                                  output_padding=output_padding, groups=groups,
                                  dilation=dilation, bias=bias_shape is not None)
     _check_bias(bias_shape, weight_shape[1] * groups)
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "conv_transpose"), has_batch

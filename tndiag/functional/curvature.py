@@ -15,13 +15,15 @@ from tndiag import ops
 from tndiag.codegen.program import AnyProgram
 from tndiag.errors import InvalidArgumentError, ShapeError
 from tndiag.functional._common import (
+    Call,
+    agree,
     check_tensors,
     compile_for,
     hashable,
     lowerings_for,
     pad_batch,
+    prepare_call,
     program_cache,
-    run_program,
     weight_ndim,
 )
 from tndiag.functional.dropout import approximate_weight_vjp, check_sample
@@ -33,6 +35,8 @@ __all__ = ["conv_input_vjp", "conv_weight_vjp", "kfc", "kfac_reduce", "weight_gg
 
 
 def _shape(size, what: str) -> Tuple[int, ...]:
+    if type(size) is torch.Size:  # the common case (``x.shape``): ints only
+        return tuple(size)
     key = hashable(size, what) if isinstance(size, (tuple, list)) else None
     if isinstance(key, tuple) and all(isinstance(s, int) for s in key):
         return key
@@ -89,10 +93,11 @@ def conv_input_vjp(input_size: Sequence[int], weight: torch.Tensor, grad_output:
     >>> torch.allclose(g, torch.nn.grad.conv1d_input((2, 3, 7), w, v, stride=2), atol=1e-6)
     True
     """
-    check_tensors(grad_output=grad_output, weight=weight)
+    if not agree(grad_output, weight):
+        check_tensors(grad_output=grad_output, weight=weight)
     in_shape = _shape(input_size, "input_size")
     return _vjp("input", in_shape, tuple(weight.shape), grad_output,
-                (stride, padding, dilation, groups), W=weight)
+                (stride, padding, dilation, groups), weight)
 
 
 def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output: torch.Tensor,
@@ -120,12 +125,15 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
     >>> conv_weight_vjp(x, (4, 3, 3), v, keep=0.5, sample="channel", generator=gen).shape
     torch.Size([4, 3, 3])
     """
-    check_tensors(input=input, grad_output=grad_output)
+    if not agree(input, grad_output):
+        check_tensors(input=input, grad_output=grad_output)
     w_shape = _shape(weight_size, "weight_size")
-    keep, sample = check_keep(keep), check_sample(sample)
+    if not (type(keep) is float and keep == 1.0):  # the exact gradient needs no check
+        keep = check_keep(keep)
+    sample = check_sample(sample)
     hyper = (stride, padding, dilation, groups)
     if keep == 1.0 or input.shape[:1] == (0,):  # exact (an empty batch: zeros, as torch)
-        return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, X=input)
+        return _vjp("weight", tuple(input.shape), w_shape, grad_output, hyper, input)
     args = _hyper(hyper)
     if input.dim() != len(w_shape) or weight_ndim(w_shape) < 1:
         raise ShapeError(f"conv_weight_vjp with keep < 1 needs a batched input of rank "
@@ -136,12 +144,17 @@ def conv_weight_vjp(input: torch.Tensor, weight_size: Sequence[int], grad_output
 
 
 def _hyper(hyper) -> tuple:
-    return tuple(hashable(v, name) for v, name in
-                 zip(hyper, ("stride", "padding", "dilation", "groups"), strict=True))
+    stride, padding, dilation, groups = hyper
+    return (hashable(stride, "stride"), hashable(padding, "padding"),
+            hashable(dilation, "dilation"), hashable(groups, "groups"))
 
 
-def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tensors
-         ) -> torch.Tensor:
+#: Which VJP -> the function's name in messages.
+_WHAT = {"input": "conv_input_vjp", "weight": "conv_weight_vjp"}
+
+
+def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper,
+         other: torch.Tensor) -> torch.Tensor:
     """Validate the weight rank and ``grad_output``'s shape, then run the cached VJP program.
 
     An empty batch (N = 0) runs one zero sample: the weight VJP sums it away (zeros, as
@@ -149,22 +162,32 @@ def _vjp(which: str, in_shape, w_shape, grad_output: torch.Tensor, hyper, **tens
     """
     weight_ndim(w_shape)
     args = _hyper(hyper)
-    lowerings = lowerings_for(grad_output.dtype, f"conv_{which}_vjp")
+    lowerings = lowerings_for(grad_output.dtype, _WHAT[which])
     empty = len(in_shape) == len(w_shape) and in_shape[0] == 0
     if empty:
         in_shape = (1, *in_shape[1:])
-        tensors = {k: pad_batch(t) if k == "X" else t for k, t in tensors.items()}
+        other = pad_batch(other) if which == "weight" else other  # the input X
         grad_output = pad_batch(grad_output) if grad_output.shape[:1] == (0,) else grad_output
-    _check_shape(grad_output, _output_shape(in_shape, w_shape, *args), "grad_output")
-    program = _vjp_program(which, in_shape, w_shape, *args, lowerings)
-    y = run_program(program, f"conv_{which}_vjp", grad_output.dtype, V=grad_output, **tensors)
+    call, v_first = _vjp_call(which, in_shape, w_shape, grad_output.shape, *args, lowerings)
+    y = call(grad_output.dtype, (grad_output, other) if v_first else (other, grad_output))
     return y[:0] if empty and which == "input" else y
 
 
 @program_cache(256)
-def _factor_program(reduce: bool, *key) -> AnyProgram:
+def _vjp_call(which: str, input_shape, weight_shape, v_shape, *key) -> Tuple[Call, bool]:
+    """The prepared VJP program, once ``grad_output``'s shape ``v_shape`` is checked; whether
+    it takes ``grad_output`` first."""
+    want = _output_shape(input_shape, weight_shape, *key[:-1])
+    if tuple(v_shape) != tuple(want):
+        raise ShapeError(f"grad_output has shape {list(v_shape)}, expected {list(want)}")
+    program = _vjp_program(which, input_shape, weight_shape, *key)
+    return prepare_call(program, _WHAT[which]), program.inputs[0] == "V"
+
+
+@program_cache(256)
+def _factor_call(reduce: bool, *key) -> Call:
     build = ops.kfac_reduce if reduce else ops.kfc
-    return compile_for(build(*key), None)
+    return prepare_call(compile_for(build(*key), None), "kfac_reduce" if reduce else "kfc")
 
 
 def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups, transposed,
@@ -180,7 +203,7 @@ def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups,
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"), check_flag(transposed, "transposed"),
            hashable(output_padding, "output_padding"))
-    return run_program(_factor_program(reduce, *key), what, input.dtype, X=input)
+    return _factor_call(reduce, *key)(input.dtype, (input,))
 
 
 def kfc(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
@@ -215,9 +238,11 @@ def kfac_reduce(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=
 
 
 @program_cache(256)
-def _ggn_program(kind: str, *key) -> AnyProgram:
+def _ggn_call(kind: str, *key) -> Tuple[Call, bool]:
+    """The prepared GGN program; whether it takes the input first."""
     build = ops.weight_ggn_diag if kind == "diag" else ops.weight_ggn_gram
-    return compile_for(build(*key), None)
+    program = compile_for(build(*key), None)
+    return prepare_call(program, f"weight_ggn_{kind}"), program.inputs[0] == "X"
 
 
 def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dilation, groups):
@@ -236,8 +261,9 @@ def _ggn(kind: str, input, grad_output_factor, kernel_size, stride, padding, dil
            hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"))
-    return run_program(_ggn_program(kind, *key), what, input.dtype, X=input,
-                       S=grad_output_factor)
+    call, x_first = _ggn_call(kind, *key)
+    pair = (input, grad_output_factor) if x_first else (grad_output_factor, input)
+    return call(input.dtype, pair)
 
 
 def weight_ggn_diag(input: torch.Tensor, grad_output_factor: torch.Tensor, kernel_size,

@@ -7,16 +7,16 @@ from typing import Sequence, Tuple
 import torch
 
 from tndiag import ops
-from tndiag.codegen.program import AnyProgram
 from tndiag.errors import ShapeError
 from tndiag.functional._common import (
+    Call,
     check_tensors,
     compile_for,
     empty_batch,
     hashable,
     lowerings_for,
+    prepare_call,
     program_cache,
-    run_program,
     weight_ndim,
 )
 from tndiag.ops.hyper import ntuple
@@ -53,15 +53,16 @@ def unfold(input: torch.Tensor, kernel_size, dilation=1, padding=0, stride=1) ->
     >>> unfold(torch.randn(2, 3, 10), (4,), stride=2).shape
     torch.Size([2, 12, 4])
     """
-    check_tensors(input=input)
+    if not isinstance(input, torch.Tensor):
+        check_tensors(input=input)
     key = (hashable(kernel_size, "kernel_size"), hashable(dilation, "dilation"),
            hashable(padding, "padding"), hashable(stride, "stride"))
     if input.dtype == torch.bool:  # every entry is one input entry or zero: exact in uint8
         return unfold(input.to(torch.uint8), kernel_size, dilation, padding, stride).bool()
-    program, has_batch = _unfold_program(input.shape, *key, lowerings_for(input.dtype, "unfold"))
+    call, has_batch = _unfold_call(input.shape, *key, input.dtype)
     if has_batch and input.shape[0] == 0:
         return empty_batch(lambda x: unfold(x, kernel_size, dilation, padding, stride), input)
-    return _run(program, "unfold", has_batch, input)
+    return _run(call, has_batch, input)
 
 
 def fold(input: torch.Tensor, output_size, kernel_size, dilation=1, padding=0,
@@ -92,18 +93,19 @@ def fold(input: torch.Tensor, output_size, kernel_size, dilation=1, padding=0,
     ...                torch.nn.functional.fold(cols, 8, 3, padding=1), atol=1e-5)
     True
     """
-    check_tensors(input=input)
+    if not isinstance(input, torch.Tensor):
+        check_tensors(input=input)
     key = (hashable(output_size, "output_size"), hashable(kernel_size, "kernel_size"),
            hashable(dilation, "dilation"), hashable(padding, "padding"),
            hashable(stride, "stride"))
     if input.dtype == torch.bool:  # torch adds overlapping blocks as a logical or
         return fold(input.to(torch.int32), output_size, kernel_size, dilation, padding,
                     stride) != 0
-    program, has_batch = _fold_program(input.shape, *key, lowerings_for(input.dtype, "fold"))
+    call, has_batch = _fold_call(input.shape, *key, input.dtype)
     if has_batch and input.shape[0] == 0:
         return empty_batch(lambda x: fold(x, output_size, kernel_size, dilation, padding,
                                           stride), input)
-    return _run(program, "fold", has_batch, input)
+    return _run(call, has_batch, input)
 
 
 def unfold_kernel(weight: torch.Tensor, input_size, stride=1, padding=0, dilation=1,
@@ -131,17 +133,17 @@ def unfold_kernel(weight: torch.Tensor, input_size, stride=1, padding=0, dilatio
     True
     """
     check_tensors(weight=weight)
-    program = _unfold_kernel_program(
+    call = _unfold_kernel_call(
         weight.shape, hashable(input_size, "input_size"), hashable(stride, "stride"),
         hashable(padding, "padding"), hashable(dilation, "dilation"), hashable(groups, "groups"),
         lowerings_for(weight.dtype, "unfold_kernel"))
-    return run_program(program, "unfold_kernel", weight.dtype, weight)
+    return call(weight.dtype, (weight,))
 
 
-def _run(program: AnyProgram, what: str, has_batch: bool, input: torch.Tensor) -> torch.Tensor:
+def _run(call: Call, has_batch: bool, input: torch.Tensor) -> torch.Tensor:
     if has_batch:
-        return run_program(program, what, input.dtype, input)
-    return run_program(program, what, input.dtype, input.unsqueeze(0)).squeeze(0)
+        return call(input.dtype, (input,))
+    return call(input.dtype, (input.unsqueeze(0),)).squeeze(0)
 
 
 def _spatial_ndim(size_arg: object, others: Sequence[object], ints_ndim: int) -> int:
@@ -155,8 +157,9 @@ def _spatial_ndim(size_arg: object, others: Sequence[object], ints_ndim: int) ->
 
 
 @program_cache(1024)
-def _unfold_program(input_shape, kernel_size, dilation, padding, stride,
-                    lowerings) -> Tuple[AnyProgram, bool]:
+def _unfold_call(input_shape, kernel_size, dilation, padding, stride,
+                 dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "unfold")
     rank = len(input_shape)
     ndim = _spatial_ndim(kernel_size, (dilation, padding, stride),
                          2 if rank in (3, 4) else rank - 2)
@@ -172,12 +175,13 @@ def _unfold_program(input_shape, kernel_size, dilation, padding, stride,
     shape = (max(shape[0], 1), *shape[1:])  # an empty batch runs one zero sample
     kernel_size = ntuple(kernel_size, ndim, "kernel_size", 1)
     diagram = ops.unfold(shape, kernel_size, dilation=dilation, padding=padding, stride=stride)
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "unfold"), has_batch
 
 
 @program_cache(1024)
-def _fold_program(input_shape, output_size, kernel_size, dilation, padding, stride,
-                  lowerings) -> Tuple[AnyProgram, bool]:
+def _fold_call(input_shape, output_size, kernel_size, dilation, padding, stride,
+               dtype) -> Tuple[Call, bool]:
+    lowerings = lowerings_for(dtype, "fold")
     ndim = _spatial_ndim(output_size, (kernel_size, dilation, padding, stride), 2)
     if len(input_shape) not in (2, 3):
         raise ShapeError(f"fold: expected input of rank 3 (N, C*prod(kernel_size), L) or 2 "
@@ -189,14 +193,14 @@ def _fold_program(input_shape, output_size, kernel_size, dilation, padding, stri
     kernel_size = ntuple(kernel_size, ndim, "kernel_size", 1)
     diagram = ops.fold(shape, output_size, kernel_size, dilation=dilation, padding=padding,
                        stride=stride)
-    return compile_for(diagram, lowerings), has_batch
+    return prepare_call(compile_for(diagram, lowerings), "fold"), has_batch
 
 
 @program_cache(1024)
-def _unfold_kernel_program(weight_shape, input_size, stride, padding, dilation, groups,
-                           lowerings) -> AnyProgram:
+def _unfold_kernel_call(weight_shape, input_size, stride, padding, dilation, groups,
+                        lowerings) -> Call:
     ndim = weight_ndim(weight_shape)
     input_size = ntuple(input_size, ndim, "input_size", 1)
     diagram = ops.unfold_kernel(tuple(weight_shape), input_size, stride=stride, padding=padding,
                                 dilation=dilation, groups=groups)
-    return compile_for(diagram, lowerings)
+    return prepare_call(compile_for(diagram, lowerings), "unfold_kernel")

@@ -10,7 +10,7 @@ torch (and tndiag names for annotations), so :func:`tndiag.export` writes their 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from tndiag.backends.routes.conv import geometry, run_routed
 from tndiag.backends.routes.window import classes_recipe, matmul_recipe
@@ -22,7 +22,8 @@ __all__ = ["WINDOW_RECIPES", "native_route_recipe"]
 WINDOW_RECIPES: Dict[str, Callable] = {"classes": classes_recipe, "matmul": matmul_recipe}
 
 
-def native_route_recipe(route: str, s: NativeConv, how_a: tuple, how_b: tuple, bias,
+def native_route_recipe(route: str, s: NativeConv, how_a: Optional[tuple],
+                        how_b: Optional[tuple], bias,
                         out_shape: tuple) -> Tuple[Callable, tuple]:
     """``(run_routed, literal)`` of a native step along ``route``; the arrangements of A, B
     and the bias are those of torch's kernel (:func:`~tndiag.backends.kernels.run_native`)."""

@@ -2,11 +2,14 @@
 one torch kernel call (the structure is recognised by :mod:`tndiag.codegen.native`).
 
 The step is priced by :func:`tndiag.codegen.cost.native_flops`; the driver keeps the einsum
-route when that is cheaper.
+route when that is cheaper. Which torch kernel a transposed convolution calls is the cost
+model's choice too (:func:`tndiag.codegen.cost.native_kernel`), kept in the step's
+description.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import List
 
 from tndiag.codegen import cost
@@ -36,7 +39,8 @@ def label(spec: NativeConv) -> str:
 def _apply(state: State, match: Match) -> None:
     for u in match.uids[2:]:
         state.relower(u, LoweringKind.NATIVE)
-    state.push(match.uids, match.result, StepKind.NATIVE, match.info, label(match.info),
+    info = dataclasses.replace(match.info, kernel=cost.native_kernel(match.info))
+    state.push(match.uids, match.result, StepKind.NATIVE, info, label(info),
                _cost(state, match))
 
 

@@ -1,13 +1,20 @@
 """``scatter``: patterns whose ``o`` and ``k`` legs lie on one other tensor alone and whose
 ``i`` leg is open only (col2im, fold) become one step per tensor: per kernel tap, a slice of
 the tensor added into a strided slice of a zero output. No Π, no padded buffer.
+
+When the scatter is the whole network on a ``N, C, K.., O..`` tensor of a 1-d or 2-d fold,
+torch's kernels are allowed (the ``native`` lowering) and the cost model
+(:func:`tndiag.codegen.cost.col2im_wins`) prefers it, the step calls
+``torch.nn.functional.fold`` instead (``col2im``: one call instead of one add per tap).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tndiag.codegen import cost
 from tndiag.codegen.lowerings.base import (
     EntryKind,
     Match,
@@ -30,7 +37,10 @@ class ScatterSpec:
     becomes the ``I = sizes[j]`` positions in place) and its ``k`` leg from ``k_axes[j]``
     (removed). ``taps[j]`` lists, per kernel tap that reaches the output,
     ``(k, first o, last o, first i)``; the i positions step by ``strides[j]`` (empty while
-    sizes are symbolic: such a plan prints its costs but does not run).
+    sizes are symbolic: such a plan prints its costs but does not run). ``col2im``, when not
+    empty, holds the arguments of ``torch.nn.functional.fold`` computing the same sum
+    (``(input shape, output_size, kernel_size, dilation, padding, stride, result shape)``,
+    a 1-d fold as a 2-d one with a unit leading axis).
     """
 
     ndim: int
@@ -39,6 +49,7 @@ class ScatterSpec:
     sizes: Tuple[Size, ...]
     strides: Tuple[int, ...]
     taps: Tuple[Tuple[Tuple[int, int, int, int], ...], ...]
+    col2im: Tuple[Tuple[int, ...], ...] = ()
 
 
 def _taps(S: int, pl: int, D: int, I: Size, O: Size, K: Size):
@@ -98,16 +109,47 @@ def _match(state: State) -> List[Match]:
         return []
     holder, pats = next(iter(by_holder.items()))
     base, entries = state.stack[holder], [state.stack[p] for p in pats]
-    spec, result = scatter_spec(base.letters, [p.letters for p in entries],
-                                [pattern_params(state, p.uid) for p in entries],
+    params = [pattern_params(state, p.uid) for p in entries]
+    spec, result = scatter_spec(base.letters, [p.letters for p in entries], params,
                                 [tuple(state.sizes[ch] for ch in p.letters) for p in entries])
+    fold = _col2im(state, base.letters, [p.letters for p in entries], params, result)
+    if fold:
+        spec = dataclasses.replace(spec, col2im=fold)
     return [Match((base.uid, *(p.uid for p in entries)), result, spec)]
+
+
+def _col2im(state: State, letters: str, patterns: Sequence[str], params: Sequence[tuple],
+            result: str) -> Tuple[Tuple[int, ...], ...]:
+    """``torch.nn.functional.fold``'s arguments for this scatter (see the module docstring),
+    else ``()``: it is all that is left, on ``N, C, K.., O..`` of a 1-d or 2-d fold into the
+    output, left padding >= 0, torch's block count equal to ``O``, sizes concrete, and the
+    cost model prefers the kernel."""
+    nd = len(patterns)
+    if "native" not in state.allowed or nd not in (1, 2) or len(letters) != 2 + 2 * nd:
+        return ()
+    ks, os = "".join(p[2] for p in patterns), "".join(p[1] for p in patterns)
+    if len(state.active()) != 1 + nd or letters[2:] != ks + os or state.out != result:
+        return ()
+    sizes = [state.sizes[ch] for ch in letters + "".join(p[0] for p in patterns)]
+    if not all(isinstance(v, int) for v in sizes):
+        return ()
+    n, c, K, O, I = sizes[0], sizes[1], sizes[2:2 + nd], sizes[2 + nd:2 + 2 * nd], sizes[-nd:]
+    for (S, pl, _, D), i, o, k in zip(params, I, O, K):
+        if pl < 0 or (i + 2 * pl - D * (k - 1) - 1) // S + 1 != o:
+            return ()
+    if not cost.col2im_wins(int(cost.prod(sizes[:2 + 2 * nd])), int(cost.prod(K))):
+        return ()
+    two = lambda values, fill: (fill,) * (2 - nd) + tuple(int(v) for v in values)  # noqa: E731
+    return ((n, c * int(cost.prod(K)), int(cost.prod(O))), two(I, 1), two(K, 1),
+            two((q[3] for q in params), 1), two((q[1] for q in params), 0),
+            two((q[0] for q in params), 1), (n, c, *I))
 
 
 def _apply(state: State, match: Match) -> None:
     for u in match.uids[1:]:
         state.relower(u, LoweringKind.SCATTER)
-    state.push(match.uids, match.result, StepKind.SCATTER, match.info, "scatter",
+    label = "col2im" if match.info.col2im else "scatter"
+    state.push(match.uids, match.result, StepKind.SCATTER, match.info, label,
                _cost(state, match))
 
 
