@@ -7,6 +7,7 @@ import torch
 
 import tndiag
 from tndiag import ops
+from tndiag.backends.torch_export import EMITTERS
 from tndiag.cli import main
 from tndiag.codegen import tuning
 from tndiag.codegen.routes import ROUTES
@@ -42,10 +43,14 @@ def test_compile_prints_the_route_and_the_measured_alternatives(kind, tmp_path, 
                      f"{times}") == len(steps)
 
 
-def test_export_command_writes_the_routed_kernel(tmp_path, capsys):
+@pytest.mark.parametrize("kind", sorted(ROUTED))
+def test_export_command_writes_the_routed_kernel(kind, tmp_path, capsys):
     path = tmp_path / "d.tnd"
-    path.write_text(tndiag.to_text(ROUTED["window-sum"]))
+    path.write_text(tndiag.to_text(ROUTED[kind]))
     assert main(["export", str(path)]) == 0
     source = capsys.readouterr().out
-    routes = {s.route for s in tndiag.compile(ROUTED["window-sum"]).steps if s.route}
-    assert routes and all(f"run_{r}(_R" in source for r in routes - {"direct"})
+    steps = [s for s in tndiag.compile(ROUTED[kind]).steps if s.kind.value == kind]
+    assert steps and all(s.route for s in steps)
+    for step in steps:  # the kernel the backend runs for the chosen route, called in the plan
+        kernel, _ = EMITTERS[step.kind](step)
+        assert f"def {kernel.__name__}(" in source and f"{kernel.__name__}(_R" in source
