@@ -238,7 +238,7 @@ def program_functions(program: AnyProgram, args: Mapping[str, str]) -> Tuple[str
     >>> from tndiag import compile, ops
     >>> text, expr = program_functions(compile(ops.conv((1, 2, 5), (3, 2, 3))),
     ...                                {"X": "X", "W": "W"})
-    >>> expr, "run_native(_R0, [_x0, _x2, _x1])" in text
+    >>> expr, "run_conv(_R0, [_x0, _x2, _x1])" in text
     ('_p0(X, W, True)', True)
     """
     w = _Writer()
