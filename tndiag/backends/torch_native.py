@@ -27,9 +27,8 @@ from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
 from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import LoweringKind, Operand, Step, StepKind
 
-__all__ = ["PREPARERS", "STEPS", "MATERIALIZERS", "prepare_native", "prepare_view", "prepare_gram",
-           "prepare_einsum", "prepare_broadcast", "prepare_scatter", "prepare_window_sum",
-           "reduced_matrix", "symmetric_blocks", "symmetric_product", "GRAM_BLOCK"]
+__all__ = ["PREPARERS", "STEPS", "MATERIALIZERS", "prepare", "reduced_matrix", "symmetric_blocks",
+           "symmetric_product", "GRAM_BLOCK"]
 
 Recipe = Tuple[Callable[..., Any], Any]
 
@@ -422,49 +421,11 @@ STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
     StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe}
 
 
-def _bound(recipe: Recipe) -> Callable[[List[Any]], Any]:
-    kernel, args = recipe
+def prepare(step: Step) -> Callable[[List[Any]], Any]:
+    """The runner of ``step``: its kind's kernel bound to the step's recipe (``STEPS``)."""
+    kernel, args = STEPS[step.kind](step)
     return functools.partial(kernel, args)
 
 
-def prepare_native(step: Step) -> Callable:
-    """The runner of a native convolution step."""
-    return _bound(native_recipe(step))
-
-
-def prepare_view(step: Step) -> Callable:
-    """The runner of a view step."""
-    return _bound(view_recipe(step))
-
-
-def prepare_gram(step: Step) -> Callable:
-    """The runner of a Gram step."""
-    return _bound(gram_recipe(step))
-
-
-def prepare_window_sum(step: Step) -> Callable:
-    """The runner of a window-sum step."""
-    return _bound(window_sum_recipe(step))
-
-
-def prepare_scatter(step: Step) -> Callable:
-    """The runner of a scatter step."""
-    return _bound(scatter_recipe(step))
-
-
-def prepare_broadcast(step: Step) -> Callable:
-    """The runner of a broadcast step."""
-    return _bound(broadcast_recipe(step))
-
-
-def prepare_einsum(step: Step) -> Callable:
-    """The runner of an einsum step."""
-    return _bound(einsum_recipe(step))
-
-
-#: Step kind -> preparer returning the step's runner.
-PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {
-    StepKind.EINSUM: prepare_einsum, StepKind.NATIVE: prepare_native, StepKind.VIEW: prepare_view,
-    StepKind.GRAM: prepare_gram, StepKind.WINDOW_SUM: prepare_window_sum,
-    StepKind.BROADCAST: prepare_broadcast, StepKind.SCATTER: prepare_scatter,
-    StepKind.GATHER: lambda step: _bound(gather_recipe(step))}
+#: Step kind -> preparer returning the step's runner (one for every kind in ``STEPS``).
+PREPARERS: Dict[StepKind, Callable[[Step], Callable]] = {kind: prepare for kind in STEPS}
