@@ -16,11 +16,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
+from tndiag.backends.routes.patch_gram import run_patch_gram
 from tndiag.backends.routes.window import edges, run_axes
 from tndiag.backends.torch_gather import gather_recipe
-from tndiag.codegen.cost import window_plan
+from tndiag.codegen.cost import gram_blocks, window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
+from tndiag.codegen.lowerings.patch_gram import shifted_recipe, unfold_recipe
 from tndiag.codegen.lowerings.scatter import ScatterSpec
 from tndiag.codegen.lowerings.view import ViewSpec
 from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
@@ -199,6 +201,18 @@ def gram_recipe(step: Step) -> Recipe:
     identity = g.out_perm == tuple(range(len(g.out_perm)))
     return kernels.run_gram, (g.perm, (batch, kept, summed), shape, tuple(blocks),
                               None if identity else g.out_perm)
+
+
+def patch_gram_recipe(step: Step) -> Recipe:
+    """The Gram of a tensor's patches (see :mod:`tndiag.backends.routes.patch_gram`):
+    ``unfold`` (the default) or ``shifted``."""
+    spec = step.info
+    if step.route == "shifted":
+        return run_patch_gram, shifted_recipe(spec)
+    rows = int(spec.c) * int(spec.taps)
+    count = gram_blocks(rows, int(spec.columns))
+    edges = [round(rows * j / count) for j in range(count + 1)]
+    return run_patch_gram, unfold_recipe(spec, tuple(zip(edges[:-1], edges[1:])))
 
 
 def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
@@ -418,7 +432,8 @@ STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
     StepKind.EINSUM: einsum_recipe, StepKind.NATIVE: native_recipe,
     StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe,
     StepKind.WINDOW_SUM: window_sum_recipe, StepKind.BROADCAST: broadcast_recipe,
-    StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe}
+    StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe,
+    StepKind.PATCH_GRAM: patch_gram_recipe}
 
 
 def prepare(step: Step) -> Callable[[List[Any]], Any]:

@@ -25,7 +25,8 @@ import sympy
 from tndiag.ir.sizes import Size
 
 __all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
-           "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan"]
+           "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan",
+           "patch_gram_seconds", "gram_blocks"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -205,6 +206,8 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
     """
     if step.kind.value == "window-sum":
         return _window_seconds(step, route, itemsize)
+    if step.kind.value == "patch-gram":
+        return patch_gram_seconds(step.info, route, itemsize)
     s = step.info
     flops = int(native_flops(s))
     a, b, y = (int(s.size(x)) for x in (s.a_letters, s.b_letters, s.result))
@@ -369,3 +372,104 @@ def _window_seconds(step, route: str, itemsize: int) -> float:
         seconds += 2 * CALL  # the tap axis moved back into place, the next axis' result
         elements = elements * len(w.windows) // w.size
     return seconds
+
+
+#: Smallest row block of the symmetric product (smaller blocks make GEMMs inefficient) and
+#: the most blocks it is split into.
+GRAM_BLOCK = 128
+GRAM_MOST_BLOCKS = 6
+
+
+def gram_blocks(rows: int, columns: int) -> int:
+    """How many row blocks :func:`~tndiag.backends.kernels.symmetric_product` splits a
+    ``[rows, columns]`` matrix into (its blocks below the diagonal are mirrored; with a short
+    summed leg the product is memory-bound and one block is best).
+
+    >>> gram_blocks(576, 25088), gram_blocks(576, 64), gram_blocks(100, 10000)
+    (4, 1, 1)
+    """
+    if columns < GRAM_BLOCK:
+        return 1
+    return max(1, min(GRAM_MOST_BLOCKS, rows // GRAM_BLOCK))
+
+
+#: Rate of the BLAS GEMMs of a ``patch-gram`` step (measured single-threaded here: 61–76
+#: GFLOP/s on ``[64..512, ≥ 2000]`` operands, 17 GFLOP/s with 8 rows, 12 with 1) and the
+#: fixed cost of one of its small calls (a slab, a GEMM on it: about 50 µs per derived block
+#: of a 3-channel layer, measured).
+GRAM_FLOP_RATE = 60e9
+GRAM_CALL = 6e-6
+
+
+def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) -> float:
+    """A batched ``[rows, length] x [length, cols]`` product accumulated into its result:
+    slower with few rows or columns (down to 0.18 of the rate, measured) or a short summed
+    leg (the result is read and written once per call)."""
+    flops = 2 * batch * rows * cols * length
+    efficiency = max(0.18, min(1.0, (rows * cols) ** 0.5 / 32)) * min(1.0, length / 128)
+    written = 2 * batch * rows * cols * itemsize
+    return flops / (GRAM_FLOP_RATE * efficiency) + written / BANDWIDTH + GRAM_CALL
+
+
+#: Fraction of :data:`BANDWIDTH` the ``shifted`` route's phase-major copy reaches (it moves
+#: the batch leg innermost: a transposing copy).
+LAYOUT_EFFICIENCY = 0.5
+
+
+def patch_gram_seconds(spec, route: str, itemsize: int = 4) -> float:
+    """Modelled seconds of a ``patch-gram`` step (concrete sizes) along ``route``:
+    ``unfold`` — the padded input's unfolded copy (written and read) and the blocks of the
+    symmetric product on and above the diagonal; ``shifted`` — the phase-major copy, one band
+    GEMM (and one GEMM per gap level, of copied runs) per base block, two thin-slab GEMMs per
+    derived block (its slabs copied once each), and the blocks written into the result.
+
+    >>> from tndiag import ops
+    >>> from tndiag.functional._common import compile_for
+    >>> (s,) = compile_for(ops.kfc((8, 64, 56, 56), 3, 1, 1, 1, 1, False, 0), None).steps
+    >>> patch_gram_seconds(s.info, "shifted") < patch_gram_seconds(s.info, "unfold")
+    True
+    """
+    G, C, N = int(spec.g), int(spec.c), int(spec.n)
+    taps, columns = int(spec.taps), int(spec.columns)
+    elements = N * G * C * int(prod(int(a[0]) for a in spec.axes))
+    if route != "shifted":
+        rows = C * taps
+        b = gram_blocks(rows, columns)
+        unfolded = G * rows * columns
+        seconds = (elements + 3 * unfolded) * itemsize / BANDWIDTH + 4 * GRAM_CALL
+        for n in range(b):
+            seconds += (b - n) * _gemm_seconds(G, rows // b, rows // b, columns, itemsize)
+        return seconds + b * (b - 1) * GRAM_CALL
+    return _shifted_seconds(spec, elements, itemsize)
+
+
+def _shifted_seconds(spec, elements: int, itemsize: int) -> float:
+    from tndiag.codegen.lowerings.patch_gram import geometry, shifted_plan
+
+    G, C, N = int(spec.g), int(spec.c), int(spec.n)
+    Q, O, _, spans, gaps, _ = geometry(spec)
+    blocks, base, derived = shifted_plan(spec)
+    phases = 1 + max(max(b[-2 if b[0] == "base" else 4][0], b[-1 if b[0] == "base" else 5][0])
+                     for b in blocks)  # the phase-major copy holds every phase in use
+    layout = G * C * int(prod(Q)) * N * phases
+    seconds = (elements + 2 * layout / LAYOUT_EFFICIENCY) * itemsize / BANDWIDTH
+    seconds += base * _gemm_seconds(G, C, C, spans[0], itemsize)
+    for level, run in gaps:
+        length = int(prod(O[:level])) * (O[level] - 1) * run
+        seconds += base * (_gemm_seconds(G, C, C, length, itemsize)
+                           + 4 * G * C * length * itemsize / BANDWIDTH + 4 * GRAM_CALL)
+    box = int(prod(O)) * N
+    copied = set()
+    for block in blocks:
+        if block[0] == "derive":
+            axis, tau = block[6], block[7]
+            slab = box // O[axis] * tau
+            seconds += 2 * _gemm_seconds(G, C, C, slab, itemsize) + 4 * GRAM_CALL
+            if any(O[x] > 1 for x in range(len(O) - 1) if x != axis) or (axis < len(O) - 1
+                                                                       and tau > 1):
+                for (p, a) in block[4:6]:  # the slabs of both boxes, each copied once
+                    for lo in (a[axis], a[axis] + O[axis]):
+                        copied.add((p, axis, a[:axis] + (lo,) + a[axis + 1:], tau))
+    for _, axis, _, tau in copied:
+        seconds += 2 * G * C * box // O[axis] * tau * itemsize / BANDWIDTH + 2 * GRAM_CALL
+    return seconds + (base + derived) * 3 * G * C * C * itemsize / BANDWIDTH + 12 * GRAM_CALL

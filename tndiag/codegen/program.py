@@ -124,6 +124,7 @@ class StepKind(str, enum.Enum):
     BROADCAST = "broadcast"
     SCATTER = "scatter"
     GATHER = "gather"
+    PATCH_GRAM = "patch-gram"
 
     @property
     def allocates(self) -> bool:

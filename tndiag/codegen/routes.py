@@ -15,6 +15,8 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
 | window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
+| patch-gram | ``unfold`` | every step | the unfolded copy + ``M Mᵀ`` (blocks on and above the diagonal) |
+| patch-gram | ``shifted`` | every step | one GEMM per class of translated blocks + thin-slab corrections |
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
         ("classes", _nonempty),
         ("matmul", lambda w: True),
     ),
+    StepKind.PATCH_GRAM: (
+        ("unfold", lambda p: True),
+        ("shifted", lambda p: True),
+    ),
 }
 
 #: Step kind -> its default route.
@@ -55,7 +61,7 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()
-    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul')
+    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'unfold', 'shifted')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 

@@ -17,6 +17,7 @@ from tndiag.codegen.lowerings import (
     gather,
     gram,
     native,
+    patch_gram,
     scatter,
     view,
     window_sum,
@@ -28,8 +29,9 @@ from tndiag.codegen.program import Program, StepKind
 __all__ = ["RULES", "TERM_RULES", "STEP_RULES"]
 
 #: Rules on the operands of one graph, in the order the driver applies them.
-RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, gram.RULE, native.RULE,
-                                      window_sum.RULE, view.RULE, scatter.RULE)
+RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, patch_gram.RULE,
+                                      gram.RULE, native.RULE, window_sum.RULE, view.RULE,
+                                      scatter.RULE)
 
 #: Rules on the compiled terms of a sum, in order.
 TERM_RULES: Tuple[StepRule[List[Program]], ...] = (broadcast.RULE, bias.RULE)
