@@ -14,7 +14,8 @@ from tndiag.codegen.routes import ROUTES
 
 #: Step kind with routes -> a diagram with such a step (completeness checked below).
 ROUTED = {"native": ops.conv((1, 1, 40), (4, 1, 10), stride=5),
-          "window-sum": ops.kfac_reduce((2, 3, 8, 8), 3, padding=1)}
+          "window-sum": ops.kfac_reduce((2, 3, 8, 8), 3, padding=1),
+          "patch-gram": ops.kfc((2, 3, 8, 8), 3, padding=1)}
 
 
 def test_every_routed_kind_has_a_diagram():

@@ -272,16 +272,21 @@ def test_unknown_lowering_name_is_rejected():
 
 
 def test_kfc_mirror_halves_use_one_unfold_and_a_blocked_symmetric_product():
-    """Only one copy of X is viewed (the other is its mirror); F = 288 takes 2 blocks."""
+    """Only one copy of X is viewed (the other is its mirror); F = 288 takes 2 blocks. All
+    of it is one ``patch-gram`` step; without that rule, ``view`` and ``gram`` steps."""
+    from tndiag.codegen.lowering import STRUCTURED
+
     layer = _layer(2, batch=2, c_in=32, c_out=4, I=5, K=3, padding=1)
     graph = bd.kfc(layer)
     x = torch.randn(layer.x_shape)
-    prog, _ = _same_as_dense(graph, args=[x])
-    lowerings = [op.lowering for op in prog.operands]
-    assert lowerings.count("mirror") == 3 and lowerings.count("view") == 2
-    assert _labels(prog)[-1] == "gram"
     want = _kfc_reference(layer, x, reduce=False)
-    torch.testing.assert_close(prog(x).reshape(want.shape), want, rtol=1e-10, atol=1e-10)
+    for allowed, last in ((None, "patch-gram"),
+                          (tuple(n for n in STRUCTURED if n != "patch-gram"), "gram")):
+        prog, _ = _same_as_dense(graph, lowerings=allowed, args=[x])
+        lowerings = [op.lowering for op in prog.operands]
+        assert lowerings.count("mirror") == 3 and lowerings.count("view") == 2
+        assert _labels(prog)[-1] == last
+        torch.testing.assert_close(prog(x).reshape(want.shape), want, rtol=1e-10, atol=1e-10)
 
 
 def test_split_halves_rejects_asymmetric_networks():

@@ -406,7 +406,7 @@ def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) 
     slower with few rows or columns (down to 0.18 of the rate, measured) or a short summed
     leg (the result is read and written once per call)."""
     flops = 2 * batch * rows * cols * length
-    efficiency = max(0.18, min(1.0, (rows * cols) ** 0.5 / 32)) * min(1.0, length / 128)
+    efficiency = max(0.18, min(1.0, (rows * cols) ** 0.5 / 32)) * min(1.0, max(1, length) / 128)
     written = 2 * batch * rows * cols * itemsize
     return flops / (GRAM_FLOP_RATE * efficiency) + written / BANDWIDTH + GRAM_CALL
 

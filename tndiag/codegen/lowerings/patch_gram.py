@@ -297,7 +297,7 @@ def geometry(spec: PatchGram) -> tuple:
     for x in reversed(range(len(Q))):
         spans[x] = (O[x] - 1) * strides[x] + spans[x + 1]
     gaps = tuple((x, strides[x] - spans[x + 1]) for x in range(len(Q) - 1)
-                 if strides[x] > spans[x + 1])
+                 if strides[x] > spans[x + 1] and O[x] > 1)
     return Q, O, tuple(strides), tuple(spans), gaps, int(spec.taps)
 
 
