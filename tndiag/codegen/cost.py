@@ -399,6 +399,9 @@ def gram_blocks(rows: int, columns: int) -> int:
 #: of a 3-channel layer, measured).
 GRAM_FLOP_RATE = 60e9
 GRAM_CALL = 6e-6
+#: Bandwidth of a GEMM streaming its operands (a product with one or a few rows is bound by
+#: it: 43–49 GB/s measured on cached ``[144, 1, 26912]`` operands, less beyond the cache).
+GRAM_BANDWIDTH = 20e9
 
 
 def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) -> float:
@@ -408,7 +411,9 @@ def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) 
     flops = 2 * batch * rows * cols * length
     efficiency = max(0.18, min(1.0, (rows * cols) ** 0.5 / 32)) * min(1.0, max(1, length) / 128)
     written = 2 * batch * rows * cols * itemsize
-    return flops / (GRAM_FLOP_RATE * efficiency) + written / BANDWIDTH + GRAM_CALL
+    read = batch * (rows + cols) * length * itemsize
+    return max(flops / (GRAM_FLOP_RATE * efficiency), read / GRAM_BANDWIDTH) \
+        + written / BANDWIDTH + GRAM_CALL
 
 
 #: Fraction of :data:`BANDWIDTH` the ``shifted`` route's phase-major copy reaches (it moves

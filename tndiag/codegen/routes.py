@@ -15,8 +15,8 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
 | window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
-| patch-gram | ``unfold`` | every step | the unfolded copy + ``M Mᵀ`` (blocks on and above the diagonal) |
-| patch-gram | ``shifted`` | every step | one GEMM per class of translated blocks + thin-slab corrections |
+| patch-gram | ``unfold`` | every step | the unfolded copy + ``M Mᵀ`` (upper blocks) |
+| patch-gram | ``shifted`` | every step | a GEMM per class of translated blocks + thin slabs |
 """
 
 from __future__ import annotations

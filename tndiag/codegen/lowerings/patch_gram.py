@@ -27,8 +27,8 @@ from tndiag.codegen.lowerings.gram import mirror_key, split_halves
 from tndiag.codegen.program import LoweringKind, StepKind
 from tndiag.ir.sizes import Size
 
-__all__ = ["RULE", "PatchGram", "flops", "shifted_flops", "unfold_recipe", "shifted_recipe", "shifted_plan",
-           "geometry"]
+__all__ = ["RULE", "PatchGram", "flops", "shifted_flops", "unfold_recipe", "shifted_recipe",
+           "shifted_plan", "geometry"]
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def unfold_recipe(spec: PatchGram, blocks: Tuple[Tuple[int, int], ...]) -> tuple
 def _phases(spec: PatchGram) -> List[tuple]:
     """Per axis ``(Q, first phase, phases used, [(phase, q) of each tap])``."""
     out = []
-    for I, O, K, S, P, D in spec.axes:
+    for _, O, K, S, _, D in spec.axes:
         at = [((k * D) % S, (k * D) // S) for k in range(int(K))]
         first = min(r for r, _ in at)
         used = max(r for r, _ in at) - first + 1
