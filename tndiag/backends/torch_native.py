@@ -30,7 +30,7 @@ from tndiag.codegen.native import NativeConv
 from tndiag.codegen.program import LoweringKind, Operand, Step, StepKind
 
 __all__ = ["PREPARERS", "STEPS", "MATERIALIZERS", "prepare", "reduced_matrix", "symmetric_blocks",
-           "symmetric_product", "GRAM_BLOCK"]
+           "symmetric_product"]
 
 Recipe = Tuple[Callable[..., Any], Any]
 
@@ -169,17 +169,13 @@ def view_recipe(step: Step) -> Recipe:
                               taps if any(d > 1 for d in v.dilations) else None)
 
 
-#: Smallest block of the symmetric product (smaller blocks make GEMMs inefficient).
-GRAM_BLOCK = 128
+def symmetric_blocks(n: int, count: int) -> List[Tuple[int, int]]:
+    """Row ranges splitting ``n`` rows into ``count`` blocks (the cost model's choice,
+    :func:`tndiag.codegen.cost.gram_blocks`).
 
-
-def symmetric_blocks(n: int, block: int = GRAM_BLOCK, most: int = 6) -> List[Tuple[int, int]]:
-    """Row ranges splitting ``n`` into at most ``most`` blocks of at least ``block`` rows.
-
-    >>> symmetric_blocks(100), symmetric_blocks(600)
+    >>> symmetric_blocks(100, 1), symmetric_blocks(600, 4)
     ([(0, 100)], [(0, 150), (150, 300), (300, 450), (450, 600)])
     """
-    count = max(1, min(most, n // block))
     edges = [round(n * j / count) for j in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
@@ -196,8 +192,7 @@ def gram_recipe(step: Step) -> Recipe:
     g: GramSpec = step.info
     batch, kept, summed = _numel(g.batch), _numel(g.kept), int(g.summed)
     shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
-    # with a short summed leg the product is memory-bound: mirrored blocks would only add copies
-    blocks = symmetric_blocks(kept) if summed >= GRAM_BLOCK else [(0, kept)]
+    blocks = symmetric_blocks(kept, gram_blocks(kept, summed, batch))
     identity = g.out_perm == tuple(range(len(g.out_perm)))
     return kernels.run_gram, (g.perm, (batch, kept, summed), shape, tuple(blocks),
                               None if identity else g.out_perm)
@@ -210,9 +205,8 @@ def patch_gram_recipe(step: Step) -> Recipe:
     if step.route == "shifted":
         return run_patch_gram, shifted_recipe(spec)
     rows = int(spec.c) * int(spec.taps)
-    count = gram_blocks(rows, int(spec.columns))
-    edges = [round(rows * j / count) for j in range(count + 1)]
-    return run_patch_gram, unfold_recipe(spec, tuple(zip(edges[:-1], edges[1:])))
+    blocks = symmetric_blocks(rows, gram_blocks(rows, int(spec.columns), int(spec.g)))
+    return run_patch_gram, unfold_recipe(spec, tuple(blocks))
 
 
 def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:

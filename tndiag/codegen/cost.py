@@ -26,7 +26,7 @@ from tndiag.ir.sizes import Size
 
 __all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
            "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan",
-           "patch_gram_seconds", "gram_blocks"]
+           "patch_gram_seconds", "gram_blocks", "symmetric_seconds"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -374,23 +374,43 @@ def _window_seconds(step, route: str, itemsize: int) -> float:
     return seconds
 
 
-#: Smallest row block of the symmetric product (smaller blocks make GEMMs inefficient) and
-#: the most blocks it is split into.
+#: The symmetric product: a summed leg shorter than ``GRAM_BLOCK`` is memory-bound (one
+#: block); at most ``GRAM_MOST_BLOCKS`` row blocks, each at least ``GRAM_MIN_ROWS`` rows (a
+#: GEMM with fewer runs below its rate: measured on ``[rows, 2048..8192]`` matrices, 2 blocks
+#: of 96 rows beat 1 of 192 by 16% and 3 of 64 rows lost again).
 GRAM_BLOCK = 128
 GRAM_MOST_BLOCKS = 6
+GRAM_MIN_ROWS = 96
 
 
-def gram_blocks(rows: int, columns: int) -> int:
+def symmetric_seconds(batch: int, rows: int, columns: int, blocks: int,
+                      itemsize: int = 4) -> float:
+    """Modelled seconds of ``M Mᵀ`` for ``M [batch, rows, columns]`` in ``blocks`` row
+    blocks: the ``b(b+1)/2`` block products on and above the diagonal, each block below it a
+    transposed copy of one above.
+
+    >>> symmetric_seconds(1, 192, 2048, 2) < symmetric_seconds(1, 192, 2048, 1)
+    True
+    """
+    size = rows // blocks
+    seconds = blocks * (blocks + 1) // 2 * _gemm_seconds(batch, size, size, columns, itemsize)
+    mirrored = blocks * (blocks - 1) // 2
+    return seconds + mirrored * (2 * batch * size * size * itemsize / BANDWIDTH + 2 * GRAM_CALL)
+
+
+def gram_blocks(rows: int, columns: int, batch: int = 1) -> int:
     """How many row blocks :func:`~tndiag.backends.kernels.symmetric_product` splits a
-    ``[rows, columns]`` matrix into (its blocks below the diagonal are mirrored; with a short
-    summed leg the product is memory-bound and one block is best).
+    ``[batch, rows, columns]`` matrix into: the cheapest by :func:`symmetric_seconds` with
+    blocks of at least :data:`GRAM_MIN_ROWS` rows (one when the summed leg is shorter than
+    :data:`GRAM_BLOCK`: the product is memory-bound).
 
-    >>> gram_blocks(576, 25088), gram_blocks(576, 64), gram_blocks(100, 10000)
-    (4, 1, 1)
+    >>> gram_blocks(576, 25088), gram_blocks(192, 2048), gram_blocks(576, 64), gram_blocks(72, 9000)
+    (6, 2, 1, 1)
     """
     if columns < GRAM_BLOCK:
         return 1
-    return max(1, min(GRAM_MOST_BLOCKS, rows // GRAM_BLOCK))
+    counts = range(1, 1 + max(1, min(GRAM_MOST_BLOCKS, rows // GRAM_MIN_ROWS)))
+    return min(counts, key=lambda b: symmetric_seconds(batch, rows, columns, b))
 
 
 #: Rate of the BLAS GEMMs of a ``patch-gram`` step (measured single-threaded here: 61–76
@@ -406,10 +426,13 @@ GRAM_BANDWIDTH = 20e9
 
 def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) -> float:
     """A batched ``[rows, length] x [length, cols]`` product accumulated into its result:
-    slower with few rows or columns (down to 0.18 of the rate, measured) or a short summed
-    leg (the result is read and written once per call)."""
+    slower with few rows or columns (down to 0.18 of the rate, measured; full rate from
+    :data:`GRAM_MIN_ROWS` on) or a short summed leg (the result is read and written once per
+    call)."""
     flops = 2 * batch * rows * cols * length
-    efficiency = max(0.18, min(1.0, (rows * cols) ** 0.5 / 32)) * min(1.0, max(1, length) / 128)
+    square = (rows * cols) ** 0.5
+    efficiency = max(0.18, min(1.0, square / 32, 0.75 + 0.25 * square / GRAM_MIN_ROWS)) \
+        * min(1.0, max(1, length) / 128)
     written = 2 * batch * rows * cols * itemsize
     read = batch * (rows + cols) * length * itemsize
     return max(flops / (GRAM_FLOP_RATE * efficiency), read / GRAM_BANDWIDTH) \
@@ -439,12 +462,10 @@ def patch_gram_seconds(spec, route: str, itemsize: int = 4) -> float:
     elements = N * G * C * int(prod(int(a[0]) for a in spec.axes))
     if route != "shifted":
         rows = C * taps
-        b = gram_blocks(rows, columns)
         unfolded = G * rows * columns
         seconds = (elements + 3 * unfolded) * itemsize / BANDWIDTH + 4 * GRAM_CALL
-        for n in range(b):
-            seconds += (b - n) * _gemm_seconds(G, rows // b, rows // b, columns, itemsize)
-        return seconds + b * (b - 1) * GRAM_CALL
+        return seconds + symmetric_seconds(G, rows, columns, gram_blocks(rows, columns, G),
+                                           itemsize)
     return _shifted_seconds(spec, elements, itemsize)
 
 

@@ -4,7 +4,9 @@ A routed step runs as a recipe, like every step of the backend
 (:mod:`tndiag.backends.torch_native`): :func:`native_route_recipe` for a native convolution
 step (run by :func:`~tndiag.backends.routes.conv.run_routed`, the route kernels keyed by
 name in :data:`~tndiag.backends.routes.conv.ROUTE_KERNELS`), :data:`WINDOW_RECIPES` for a
-window-sum step (:mod:`tndiag.backends.routes.window`). The kernel modules import only
+window-sum step (:mod:`tndiag.backends.routes.window`); a patch-gram step (KFC) runs
+:func:`~tndiag.backends.routes.patch_gram.run_patch_gram` with the route's kernel from
+:data:`~tndiag.backends.routes.patch_gram.PATCH_GRAM_ROUTES`. The kernel modules import only
 torch (and tndiag names for annotations), so :func:`tndiag.export` writes their text.
 """
 
