@@ -52,9 +52,8 @@ def _prod(values) -> int:
 
 def unfold_route(x, recipe):
     """``[G, C·∏K, C·∏K]`` through the unfolded copy and :func:`symmetric_product`."""
-    _, _, pad, unfolds, taps, blocks, _ = recipe
-    if pad is not None:
-        x = F.pad(x, pad)
+    _, _, padding, unfolds, taps, blocks, _ = recipe
+    x = _padded(x, padding)
     for axis, size, stride in unfolds:
         x = x.unfold(axis, size, stride)
     if taps is not None:
@@ -67,10 +66,17 @@ def unfold_route(x, recipe):
     return symmetric_product(m, blocks)
 
 
-def _layout(x, pad, views, phases):
-    """The padded input phase-major and flat: ``[P, G, C, ∏Q·N]`` (contiguous)."""
+def _padded(x, padding):
+    """``x`` zero-padded (``F.pad``) and cropped (a slice) as the recipe says."""
+    pad, crop = padding
     if pad is not None:
         x = F.pad(x, pad)
+    return x if crop is None else x[crop]
+
+
+def _layout(x, padding, views, phases):
+    """The padded input phase-major and flat: ``[P, G, C, ∏Q·N]`` (contiguous)."""
+    x = _padded(x, padding)
     N, G, C = x.shape[:3]
     D = len(views)
     x = x.reshape(N, G, C, *[v for qs in views for v in qs])
@@ -146,9 +152,9 @@ def _derive(prev, y, boxes, slabs, geometry, pa, a, pb, b, axis, tau):
 
 def shifted_route(x, recipe):
     """``R[G, C, ∏K, C, ∏K]`` from class bases and slab corrections (no unfolded copy)."""
-    _, _, pad, views, phases, geometry, blocks, (rows, cols, above), _ = recipe
+    _, _, padding, views, phases, geometry, blocks, (rows, cols, above), _ = recipe
     Q, gaps, taps = geometry[0], geometry[4], geometry[5]
-    y = _layout(x, pad, views, phases)
+    y = _layout(x, padding, views, phases)
     P, G, C, _ = y.shape
     boxes = y.view(P, G, C, *Q, -1)
     slabs: Dict[tuple, torch.Tensor] = {}

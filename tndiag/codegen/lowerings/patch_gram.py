@@ -195,16 +195,28 @@ def _finish(spec: PatchGram) -> tuple:
 
 def unfold_recipe(spec: PatchGram, blocks: Tuple[Tuple[int, int], ...]) -> tuple:
     """The ``unfold`` route's literal: arrangement, padding, unfolds, symmetric blocks."""
-    pads, unfolds = [], []
-    for axis, (I, O, K, S, P, D) in enumerate(spec.axes):
-        right = (int(O) - 1) * S + D * (int(K) - 1) + 1 - P - int(I)
-        pads.append((P, right))
+    extents, unfolds = [], []
+    for axis, (_, O, K, S, _, D) in enumerate(spec.axes):
+        extents.append((int(O) - 1) * S + D * (int(K) - 1) + 1)
         unfolds.append((3 + axis, D * (int(K) - 1) + 1, S))
-    flat = [p for lr in reversed(pads) for p in lr]
     dilated = tuple(D for *_, D in spec.axes)
     taps = (Ellipsis,) + tuple(slice(None, None, d) for d in dilated)
-    return ("unfold", _arrange(spec), flat if any(flat) else None, tuple(unfolds),
+    return ("unfold", _arrange(spec), _padding(spec, extents), tuple(unfolds),
             taps if any(d > 1 for d in dilated) else None, tuple(blocks), _finish(spec))
+
+
+def _padding(spec: PatchGram, extents: List[int]) -> tuple:
+    """``(F.pad list or None, crop index or None)`` taking each spatial axis of ``X`` to
+    ``extents`` positions: zeros added on the left and where the extent runs past the
+    input, positions beyond it sliced off (a view, not a copy)."""
+    pads, crop = [], [slice(None)] * 3
+    for (I, _, _, _, P, _), extent in zip(spec.axes, extents):
+        right = extent - P - int(I)
+        pads.append((P, max(0, right)))
+        crop.append(slice(0, extent))
+    flat = [p for lr in reversed(pads) for p in lr]
+    short = any(extent < P + int(I) for (I, _, _, _, P, _), extent in zip(spec.axes, extents))
+    return flat if any(flat) else None, tuple(crop) if short else None
 
 
 def _phases(spec: PatchGram) -> List[tuple]:
@@ -303,16 +315,15 @@ def geometry(spec: PatchGram) -> tuple:
 
 def shifted_recipe(spec: PatchGram) -> tuple:
     """The ``shifted`` route's literal: arrangement, padding, phase layout, geometry, plan."""
-    pads, views, phases = [], [], []
-    for (Q, first, used, _), (I, _, _, S, P, _) in zip(_phases(spec), spec.axes):
-        pads.append((P, S * Q - P - int(I)))
+    extents, views, phases = [], [], []
+    for (Q, first, used, _), (_, _, _, S, _, _) in zip(_phases(spec), spec.axes):
+        extents.append(S * Q)
         views.append((Q, S))
         phases.append((first, used))
-    flat = [p for lr in reversed(pads) for p in lr]
     blocks = tuple(shifted_plan(spec)[0])
     rows, cols = tuple(b[1] for b in blocks), tuple(b[2] for b in blocks)
     above = tuple(n for n, b in enumerate(blocks) if b[1] != b[2])
-    return ("shifted", _arrange(spec), flat if any(flat) else None, tuple(views),
+    return ("shifted", _arrange(spec), _padding(spec, extents), tuple(views),
             tuple(phases), geometry(spec), blocks, (rows, cols, above), _finish(spec))
 
 
