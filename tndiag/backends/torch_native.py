@@ -22,6 +22,7 @@ from tndiag.codegen.cost import window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
 from tndiag.codegen.lowerings.scatter import ScatterSpec
+from tndiag.codegen.lowerings.square import SquareSpec
 from tndiag.codegen.lowerings.view import ViewSpec
 from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
 from tndiag.codegen.native import NativeConv
@@ -199,6 +200,12 @@ def gram_recipe(step: Step) -> Recipe:
     identity = g.out_perm == tuple(range(len(g.out_perm)))
     return kernels.run_gram, (g.perm, (batch, kept, summed), shape, tuple(blocks),
                               None if identity else g.out_perm)
+
+
+def square_recipe(step: Step) -> Recipe:
+    """``Σ T ⊙ T`` over the summed axes of one tensor."""
+    spec: SquareSpec = step.info
+    return kernels.run_square, (spec.summed, spec.out_perm)
 
 
 def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
@@ -416,7 +423,7 @@ MATERIALIZERS: Dict[LoweringKind, Callable[[Operand], Recipe]] = {
 #: Step kind -> ``(kernel, recipe)`` of a step (every kind the engine emits has one).
 STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
     StepKind.EINSUM: einsum_recipe, StepKind.NATIVE: native_recipe,
-    StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe,
+    StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe, StepKind.SQUARE: square_recipe,
     StepKind.WINDOW_SUM: window_sum_recipe, StepKind.BROADCAST: broadcast_recipe,
     StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe}
 

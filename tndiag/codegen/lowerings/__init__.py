@@ -18,6 +18,7 @@ from tndiag.codegen.lowerings import (
     gram,
     native,
     scatter,
+    square,
     view,
     window_sum,
 )
@@ -28,8 +29,8 @@ from tndiag.codegen.program import Program, StepKind
 __all__ = ["RULES", "TERM_RULES", "STEP_RULES"]
 
 #: Rules on the operands of one graph, in the order the driver applies them.
-RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, gram.RULE, native.RULE,
-                                      window_sum.RULE, view.RULE, scatter.RULE)
+RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, gram.RULE, square.RULE,
+                                      native.RULE, window_sum.RULE, view.RULE, scatter.RULE)
 
 #: Rules on the compiled terms of a sum, in order.
 TERM_RULES: Tuple[StepRule[List[Program]], ...] = (broadcast.RULE, bias.RULE)
