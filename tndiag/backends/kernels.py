@@ -17,7 +17,7 @@ __all__ = ["dense_pattern", "reduced_matrix", "delta_tensor", "fill_tensor", "ca
            "window_stages", "window_view", "window_taps", "window_matmul", "count_matrix",
            "class_sums", "window_classes", "literal_tensor", "WINDOW_STAGES", "run_scatter",
            "run_col2im", "run_phase_scatter", "run_broadcast", "run_arrange", "run_einsum",
-           "finish", "run_sum", "run_sliced"]
+           "finish", "run_sum", "run_sliced", "run_square"]
 
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -495,3 +495,17 @@ def run_sliced(inputs, chunks, whole, own, axes, per, out_axis, out_per, out_sha
             result = value.new_empty(out_shape)
         result.narrow(out_axis, start * out_per, (stop - start) * out_per).copy_(value)
     return result
+
+
+def run_square(recipe, taken):
+    """``Σ T ⊙ T`` over the axes ``summed`` of the one operand, the rest permuted by
+    ``out_perm``.
+
+    >>> run_square(((0,), None), [torch.tensor([[1.0, 2.0], [3.0, 4.0]])]).tolist()
+    [10.0, 20.0]
+    """
+    summed, out_perm = recipe
+    t = taken[0]
+    r = torch.mul(t, t)
+    r = r.sum(summed) if summed else r
+    return r if out_perm is None else r.permute(out_perm)

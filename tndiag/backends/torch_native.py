@@ -24,6 +24,7 @@ from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
 from tndiag.codegen.lowerings.patch_gram import shifted_recipe, unfold_recipe
 from tndiag.codegen.lowerings.scatter import ScatterSpec
+from tndiag.codegen.lowerings.square import SquareSpec
 from tndiag.codegen.lowerings.view import ViewSpec
 from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
 from tndiag.codegen.native import NativeConv
@@ -207,6 +208,12 @@ def patch_gram_recipe(step: Step) -> Recipe:
     rows = int(spec.c) * int(spec.taps)
     blocks = symmetric_blocks(rows, gram_blocks(rows, int(spec.columns), int(spec.g)))
     return run_patch_gram, unfold_recipe(spec, tuple(blocks))
+
+
+def square_recipe(step: Step) -> Recipe:
+    """``Σ T ⊙ T`` over the summed axes of one tensor."""
+    spec: SquareSpec = step.info
+    return kernels.run_square, (spec.summed, spec.out_perm)
 
 
 def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
@@ -424,7 +431,7 @@ MATERIALIZERS: Dict[LoweringKind, Callable[[Operand], Recipe]] = {
 #: Step kind -> ``(kernel, recipe)`` of a step (every kind the engine emits has one).
 STEPS: Dict[StepKind, Callable[[Step], Recipe]] = {
     StepKind.EINSUM: einsum_recipe, StepKind.NATIVE: native_recipe,
-    StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe,
+    StepKind.VIEW: view_recipe, StepKind.GRAM: gram_recipe, StepKind.SQUARE: square_recipe,
     StepKind.WINDOW_SUM: window_sum_recipe, StepKind.BROADCAST: broadcast_recipe,
     StepKind.SCATTER: scatter_recipe, StepKind.GATHER: gather_recipe,
     StepKind.PATCH_GRAM: patch_gram_recipe}

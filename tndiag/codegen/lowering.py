@@ -17,7 +17,8 @@ First ``compile`` applies the diagram rewrites of :mod:`tndiag.codegen.rewrite`
 (``sum-out``, ``dense``). Then the structured lowerings (one rule module each under
 :mod:`tndiag.codegen.lowerings`, applied by :mod:`tndiag.codegen.engine`) replace parts of
 the network by steps chosen by the structure of the letters, never by tensor names:
-``fold-constant``, ``gram`` (mirrored halves), ``gather`` (sliced patterns), ``native``,
+``fold-constant``, ``gram`` (mirrored halves), ``square`` (mirrored halves keeping no leg
+apart: one half squared), ``gather`` (sliced patterns), ``native``,
 ``window-sum``, ``view``,
 ``scatter``, and on the terms of a sum ``broadcast`` and ``bias``. A pattern whose
 subscripts repeat a letter (a δ joining two of its legs) gets no structured lowering.

@@ -120,6 +120,7 @@ class StepKind(str, enum.Enum):
     NATIVE = "native"
     VIEW = "view"
     GRAM = "gram"
+    SQUARE = "square"
     WINDOW_SUM = "window-sum"
     BROADCAST = "broadcast"
     SCATTER = "scatter"

@@ -78,8 +78,10 @@ def weight_ggn_diag(layer: Layer, x: torch.Tensor, S: torch.Tensor,
     """GGN diagonal of the weight, shaped like it, from ``S`` of shape ``[Z, N, C, *O]``.
 
     The weight-GGN-diagonal diagram is two identical copies of the per-sample weight VJP
-    joined over ``z``, ``n`` and the weight legs; the compiled plan would contract each copy
-    separately, so one copy is compiled and squared (in chunks over ``z``).
+    joined over ``z``, ``n`` and the weight legs; its compiled plan (the ``square`` rule)
+    contracts one copy and squares it, but forms every per-sample gradient at once. Here the
+    per-sample VJP is compiled alone and squared in chunks over ``z`` (at most
+    :data:`PER_SAMPLE_BUDGET` elements at a time).
     """
     W = layer.module.weight
     chunk = max(1, PER_SAMPLE_BUDGET // max(1, S.shape[1] * W.numel()))

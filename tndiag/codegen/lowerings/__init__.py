@@ -19,6 +19,7 @@ from tndiag.codegen.lowerings import (
     native,
     patch_gram,
     scatter,
+    square,
     view,
     window_sum,
 )
@@ -30,8 +31,8 @@ __all__ = ["RULES", "TERM_RULES", "STEP_RULES"]
 
 #: Rules on the operands of one graph, in the order the driver applies them.
 RULES: Tuple[StepRule[State], ...] = (fold_constant.RULE, gather.RULE, patch_gram.RULE,
-                                      gram.RULE, native.RULE, window_sum.RULE, view.RULE,
-                                      scatter.RULE)
+                                      gram.RULE, square.RULE, native.RULE, window_sum.RULE,
+                                      view.RULE, scatter.RULE)
 
 #: Rules on the compiled terms of a sum, in order.
 TERM_RULES: Tuple[StepRule[List[Program]], ...] = (broadcast.RULE, bias.RULE)

@@ -118,7 +118,9 @@ def value_key(op: Operand) -> object:
 class State:
     """The planning state of one graph: operands, the runtime stack, steps emitted so far.
 
-    ``deferred`` holds actions run after the contraction path (a mirrored half's Gram step).
+    ``deferred`` holds actions run after the contraction path (a mirrored half's Gram step);
+    with ``any_order`` the contraction may leave ``out``'s letters in any order (the deferred
+    step reads them as they come).
     """
 
     ops: List[Operand]
@@ -132,6 +134,7 @@ class State:
     scale: float = 1.0
     deferred: List[Callable[["State"], None]] = field(default_factory=list)
     uid: int = 0
+    any_order: bool = False
 
     @classmethod
     def of(cls, operands: Sequence[Operand], out: str, allowed: Tuple[str, ...]) -> "State":

@@ -63,7 +63,8 @@ def _component_out(state: State, entries: Sequence[Entry]) -> str:
 
 def _match(state: State) -> List[Match]:
     active = state.active()
-    if len(active) == 1 and active[0].letters == state.out:
+    if len(active) == 1 and (active[0].letters == state.out or state.any_order
+                             and sorted(active[0].letters) == sorted(state.out)):
         return []
     parts = components([e.letters for e in active])
     pieces: Tuple[Tuple[Tuple[int, ...], Tuple[Tuple[int, ...], ...]], ...]

@@ -10,7 +10,7 @@ graph found by networkx (VF2): an involution that moves every operand.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from tndiag.codegen import cost
 from tndiag.codegen.lowerings.base import (
@@ -25,7 +25,8 @@ from tndiag.codegen.lowerings.base import (
 from tndiag.codegen.program import LoweringKind, Operand, Step, StepKind
 from tndiag.ir.sizes import Size
 
-__all__ = ["RULE", "GramSpec", "gram_spec", "split_halves", "pairwise"]
+__all__ = ["RULE", "GramSpec", "gram_spec", "split_halves", "pairwise", "mirror_key",
+           "half_cost", "contract_one_half"]
 
 #: Automorphisms tried before giving up on a mirror (symmetric diagrams have few).
 MOST_AUTOMORPHISMS = 64
@@ -164,41 +165,58 @@ def _match(state: State) -> List[Match]:
     return [Match(uids, state.out, (len(first), t_letters, b_letters, spec))]
 
 
-def _cost(state: State, match: Match):
-    """One half contracted to T (nominal sizes), then the Gram product."""
+def half_cost(state: State, uids, t_letters: str) -> int:
+    """FLOPs of contracting the entries ``uids`` (one mirrored half) to ``t_letters``, along
+    one path at nominal sizes."""
     import opt_einsum
 
-    half, t_letters, b_letters, _ = match.info
-    subs = [state.entry(u).letters for u in match.uids[:half]]
+    subs = [state.entry(u).letters for u in uids]
     shapes = [tuple(nominal(state.sizes[ch]) for ch in s) for s in subs]
     _, info = opt_einsum.contract_path(",".join(subs) + "->" + t_letters, *shapes,
                                        shapes=True, optimize=PATH_OPTIMIZER)
-    return int(info.opt_cost) + nominal(cost.einsum_flops(
+    return int(info.opt_cost)
+
+
+def _cost(state: State, match: Match):
+    """One half contracted to T (nominal sizes), then the Gram product."""
+    half, t_letters, b_letters, _ = match.info
+    return half_cost(state, match.uids[:half], t_letters) + nominal(cost.einsum_flops(
         t_letters + "," + b_letters + "->" + state.out, state.sizes))
+
+
+def contract_one_half(state: State, mirrored: Sequence[int], t_letters: str,
+                      last: Callable[[State, Entry, str], Step], any_order: bool = False) -> None:
+    """Mark the entries ``mirrored`` (the second half) as never contracted, have the first
+    half contracted to ``t_letters`` (in any order with ``any_order``), and defer the last
+    step: ``last(state, T's entry, result letters)``, which reads T once."""
+    final_out = state.out
+    for u in mirrored:
+        state.relower(u, LoweringKind.MIRROR)
+        entry = state.entry(u)
+        entry.kind, entry.letters = EntryKind.MIRROR, ""
+    state.out, state.any_order = t_letters, any_order
+
+    def finish(st: State) -> None:
+        (t,) = st.active()
+        st.out, st.any_order = final_out, False
+        step = last(st, t, final_out)
+        st.steps.append(step)
+        st.results.append(step.memory)
+        st.temps.append(st.size(t.letters))
+        st.stack.pop(step.positions[0])
+        st.stack.append(Entry(st.uid, final_out, EntryKind.TENSOR, None))
+        st.uid += 1
+    state.deferred.append(finish)
 
 
 def _apply(state: State, match: Match) -> None:
     half, t_letters, b_letters, spec = match.info
-    final_out = state.out
-    for u in match.uids[half:]:
-        state.relower(u, LoweringKind.MIRROR)
-        entry = state.entry(u)
-        entry.kind, entry.letters = EntryKind.MIRROR, ""
-    state.out = t_letters
 
-    def finish(st: State) -> None:
-        (t,) = st.active()
-        st.out = final_out
-        equation = t.letters + "," + b_letters + "->" + final_out
-        positions = st.positions([t.uid])
-        st.steps.append(Step(positions, equation, StepKind.GRAM, spec, "gram",
-                             cost.einsum_flops(equation, st.sizes), st.size(final_out)))
-        st.results.append(st.size(final_out))
-        st.temps.append(st.size(t.letters))
-        st.stack.pop(positions[0])
-        st.stack.append(Entry(st.uid, final_out, EntryKind.TENSOR, None))
-        st.uid += 1
-    state.deferred.append(finish)
+    def last(st: State, t: Entry, out: str) -> Step:
+        equation = t.letters + "," + b_letters + "->" + out
+        return Step(st.positions([t.uid]), equation, StepKind.GRAM, spec, "gram",
+                    cost.einsum_flops(equation, st.sizes), st.size(out))
+    contract_one_half(state, match.uids[half:], t_letters, last)
 
 
 def pairwise(state: State, taken: Sequence[Entry], result: str) -> Optional[GramSpec]:
