@@ -107,8 +107,8 @@ def test_plan_computes_each_upper_block_once_from_earlier_ones(axes):
     assert base + derived == len(blocks)
 
 
-SAVES_NOTHING = ["all-cnn-c/conv8_1x1", "resnet18/layer2.shortcut", "mobilenetv2/pw_expand",
-                 "convnext-base/stem", "convnext-base/downsample"]
+SAVES_NOTHING = ["all-cnn-c/conv8_1x1", "resnet18/layer2.shortcut", "convnext-base/stem",
+                 "convnext-base/downsample"]
 SHIFTED = ["resnet18/layer1.conv", "resnext101/layer1.conv2", "mobilenetv2/dw3x3",
            "convnext-base/dwconv7", "alexnet/conv2", "inceptionv3/conv7x1"]
 
@@ -120,6 +120,17 @@ def test_model_keeps_unfold_where_classes_save_nothing(name):
     assert step.route == ("unfold" if name in SAVES_NOTHING else "shifted")
     faster = patch_gram_seconds(step.info, "shifted") < patch_gram_seconds(step.info, "unfold")
     assert faster == (name in SHIFTED)
+
+
+def test_one_by_one_layers_offer_the_batched_route():
+    """1×1, stride 1, no padding: ``X_n X_nᵀ`` without a copy, where the model finds it
+    cheaper (few channels, long rows: MobileNetV2's expansion) — not with many channels."""
+    (pw,) = [layer_from_json(x) for x in LAYERS if x["name"] == "pw_expand"]
+    step = _step(bench_kfc(pw))
+    assert step.routes == ("unfold", "shifted", "batched") and step.route == "batched"
+    assert _step(ops.kfc((8, 1024, 14, 14), 1)).route == "unfold"
+    assert "batched" not in _step(ops.kfc((8, 24, 9, 9), 1, stride=2)).routes
+    assert "batched" not in _step(ops.kfc((8, 24, 9, 9), 1, padding=1)).routes
 
 
 def test_tiny_kfc_keeps_the_unfold_route():

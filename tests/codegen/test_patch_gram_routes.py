@@ -6,7 +6,8 @@ definition — the input unfolded by a torch convolution with identity weights, 
 ``test_routes.py`` (N = 1, 2, 3, stride, 'same' and asymmetric padding, dilation, groups,
 depthwise), extra cases (several phases, dilation larger than the stride, 1×1, S ≥ K·D) and
 hypothesis-drawn configurations; the exported module runs the same kernel along the same
-route. A transposed convolution's KFC is not a ``patch-gram`` step: no route is offered.
+route. ``batched`` is offered exactly where the patches are the input (1×1, stride 1, no padding). A
+transposed convolution's KFC is not a ``patch-gram`` step: no route is offered.
 """
 
 import builtins
@@ -44,6 +45,20 @@ def _diagram(case):
     return ops.kfc(case["x_shape"], case["w_shape"][2:], **kw)
 
 
+def _tuple(value):
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
+def _unpadded(case):
+    """Whether ``case`` pads nothing (1×1 kernels: 'same' pads nothing)."""
+    padding = case["padding"]
+    if isinstance(padding, str):
+        return True
+    flat = [padding] if isinstance(padding, int) else [
+        v for p in padding for v in ((p,) if isinstance(p, int) else p)]
+    return all(v == 0 for v in flat)
+
+
 def _load(source):
     namespace: dict = {}
     exec(builtins.compile(source, "<exported>", "exec"), namespace)
@@ -57,10 +72,14 @@ def check_patch_gram_routes(case, exported=False):
     want = reference_kfc(x, case)
     dense = tndiag.compile(diagram, lowerings=())(x)
     assert_close(dense, want, "dense KFC")
-    for route in PATCH_ROUTES:
+    (chosen,) = [s for s in steps_of(tndiag.compile(diagram)) if s.kind is StepKind.PATCH_GRAM]
+    one_by_one = all(k == 1 for k in case["w_shape"][2:]) and all(
+        s == 1 for s in _tuple(case["stride"])) and _unpadded(case)
+    assert chosen.routes == PATCH_ROUTES[:2] + (("batched",) if one_by_one else ())
+    for route in chosen.routes:
         program = tndiag.compile(diagram, route=route)
         (step,) = [s for s in steps_of(program) if s.kind is StepKind.PATCH_GRAM]
-        assert step.route == route and step.routes == PATCH_ROUTES
+        assert step.route == route
         got = program(x)
         assert_close(got, want, f"KFC along {route}")
         torch.testing.assert_close(got, dense, rtol=1e-10, atol=1e-10)
@@ -82,6 +101,8 @@ EXTRA = {
                                     dilation=(3, 1), groups=1),
     "2d-one-by-one-strided": dict(transposed=False, x_shape=(2, 4, 7, 6), w_shape=(1, 4, 1, 1),
                                   stride=(2, 3), padding=0, dilation=(1, 1), groups=1),
+    "2d-one-by-one": dict(transposed=False, x_shape=(3, 4, 5, 6), w_shape=(1, 2, 1, 1),
+                          stride=(1, 1), padding=0, dilation=(1, 2), groups=2),
     "2d-patchify": dict(transposed=False, x_shape=(1, 2, 8, 12), w_shape=(1, 2, 4, 4),
                         stride=(4, 4), padding=0, dilation=(1, 1), groups=1),
     "1d-long-depthwise": dict(transposed=False, x_shape=(3, 4, 30), w_shape=(4, 1, 7),
@@ -95,7 +116,8 @@ CASES = {**{n: c for n, c in GRID.items() if not c["transposed"]}, **EXTRA}
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_patch_gram_routes_grid(name):
-    check_patch_gram_routes(CASES[name], exported=name in ("2d-depthwise-strided", "3d-cube"))
+    check_patch_gram_routes(CASES[name], exported=name in ("2d-depthwise-strided", "3d-cube",
+                                                           "2d-one-by-one"))
 
 
 @settings(max_examples=40, deadline=None)
@@ -132,7 +154,7 @@ def test_measured_route_is_one_of_the_routes(tmp_path, monkeypatch):
     x = _double(case["x_shape"])
     program = tndiag.compile(_diagram(case), tune=True)
     (step,) = program.steps
-    assert step.tune and step.routes == PATCH_ROUTES
+    assert step.tune and step.routes == ("unfold", "shifted")
     assert_close(program(x), reference_kfc(x, case), "tuned KFC")
     assert "measured (" in str(program)
 

@@ -22,7 +22,7 @@ from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.cost import gram_blocks, window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
 from tndiag.codegen.lowerings.gram import GramSpec
-from tndiag.codegen.lowerings.patch_gram import shifted_recipe, unfold_recipe
+from tndiag.codegen.lowerings.patch_gram import batched_recipe, shifted_recipe, unfold_recipe
 from tndiag.codegen.lowerings.scatter import ScatterSpec
 from tndiag.codegen.lowerings.square import SquareSpec
 from tndiag.codegen.lowerings.view import ViewSpec
@@ -201,10 +201,12 @@ def gram_recipe(step: Step) -> Recipe:
 
 def patch_gram_recipe(step: Step) -> Recipe:
     """The Gram of a tensor's patches (see :mod:`tndiag.backends.routes.patch_gram`):
-    ``unfold`` (the default) or ``shifted``."""
+    ``unfold`` (the default), ``shifted`` or ``batched``."""
     spec = step.info
     if step.route == "shifted":
         return run_patch_gram, shifted_recipe(spec)
+    if step.route == "batched":
+        return run_patch_gram, batched_recipe(spec)
     rows = int(spec.c) * int(spec.taps)
     blocks = symmetric_blocks(rows, gram_blocks(rows, int(spec.columns), int(spec.g)))
     return run_patch_gram, unfold_recipe(spec, tuple(blocks))

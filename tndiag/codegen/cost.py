@@ -447,7 +447,8 @@ LAYOUT_EFFICIENCY = 0.5
 def patch_gram_seconds(spec, route: str, itemsize: int = 4) -> float:
     """Modelled seconds of a ``patch-gram`` step (concrete sizes) along ``route``:
     ``unfold`` — the padded input's unfolded copy (written and read) and the blocks of the
-    symmetric product on and above the diagonal; ``shifted`` — the phase-major copy, one band
+    symmetric product on and above the diagonal; ``batched`` — ``X_n X_nᵀ`` per sample with
+    no copy, then the sum over samples; ``shifted`` — the phase-major copy, one band
     GEMM (and one GEMM per gap level, of copied runs) per base block, two thin-slab GEMMs per
     derived block (its slabs copied once each), and the blocks written into the result.
 
@@ -460,6 +461,9 @@ def patch_gram_seconds(spec, route: str, itemsize: int = 4) -> float:
     G, C, N = int(spec.g), int(spec.c), int(spec.n)
     taps, columns = int(spec.taps), int(spec.columns)
     elements = N * G * C * int(prod(int(a[0]) for a in spec.axes))
+    if route == "batched":  # one GEMM per sample and group, summed over the samples
+        return _gemm_seconds(N * G, C, C, columns // N, itemsize) \
+            + 2 * N * G * C * C * itemsize / BANDWIDTH + GRAM_CALL
     if route != "shifted":
         rows = C * taps
         unfolded = G * rows * columns

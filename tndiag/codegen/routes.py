@@ -17,6 +17,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
 | patch-gram | ``unfold`` | every step | the unfolded copy + ``M Mᵀ`` (upper blocks) |
 | patch-gram | ``shifted`` | every step | a GEMM per class of translated blocks + thin slabs |
+| patch-gram | ``batched`` | 1×1, S = 1, no padding | ``X_n X_nᵀ`` per sample, summed: no copy |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
     StepKind.PATCH_GRAM: (
         ("unfold", lambda p: True),
         ("shifted", lambda p: True),
+        ("batched", lambda p: p.unfolded_is_input),
     ),
 }
 
@@ -60,8 +62,9 @@ DEFAULT: Dict[StepKind, str] = {kind: table[0][0] for kind, table in ROUTES.item
 def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
-    >>> all_routes()
-    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'unfold', 'shifted')
+    >>> all_routes()  # doctest: +NORMALIZE_WHITESPACE
+    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'unfold',
+     'shifted', 'batched')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 

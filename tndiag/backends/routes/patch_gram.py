@@ -40,7 +40,8 @@ import torch.nn.functional as F
 
 from tndiag.backends.kernels import symmetric_product
 
-__all__ = ["run_patch_gram", "unfold_route", "shifted_route", "PATCH_GRAM_ROUTES"]
+__all__ = ["run_patch_gram", "unfold_route", "shifted_route", "batched_route",
+           "PATCH_GRAM_ROUTES"]
 
 
 def _prod(values) -> int:
@@ -175,9 +176,18 @@ def shifted_route(x, recipe):
     return r.permute(2, 3, 0, 4, 1)
 
 
+def batched_route(x, recipe):
+    """``Σ_n X_n X_nᵀ`` per group: one batched GEMM over samples and groups, then the sum
+    over samples (``X`` is its own patches: 1×1, stride 1, no padding)."""
+    N, G, C = x.shape[:3]
+    m = x.reshape(N, G, C, -1)
+    return torch.matmul(m, m.transpose(2, 3)).sum(0)
+
+
 #: Route name -> kernel ``(arranged input, recipe) -> R`` (``R``: ``[G, C·∏K, C·∏K]`` or
 #: ``[G, C, ∏K, C, ∏K]``, the same elements).
-PATCH_GRAM_ROUTES = {"unfold": unfold_route, "shifted": shifted_route}
+PATCH_GRAM_ROUTES = {"unfold": unfold_route, "shifted": shifted_route,
+                     "batched": batched_route}
 
 
 def run_patch_gram(recipe, taken):

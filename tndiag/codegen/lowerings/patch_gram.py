@@ -28,7 +28,7 @@ from tndiag.codegen.program import LoweringKind, StepKind
 from tndiag.ir.sizes import Size
 
 __all__ = ["RULE", "PatchGram", "flops", "shifted_flops", "unfold_recipe", "shifted_recipe",
-           "shifted_plan", "geometry"]
+           "batched_recipe", "shifted_plan", "geometry"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class PatchGram:
     def taps(self) -> Size:
         """Kernel taps ``∏K``."""
         return cost.prod(a[2] for a in self.axes)
+
+    @property
+    def unfolded_is_input(self) -> bool:
+        """Whether the patches are ``X`` itself (every axis one tap, stride 1, no padding)."""
+        return all(K == 1 and S == 1 and P == 0 and O == I for I, O, K, S, P, _ in self.axes)
 
     @property
     def columns(self) -> Size:
@@ -293,6 +298,11 @@ def _phase_index(phases: tuple, used: List[int]) -> int:
     for r, u in zip(phases, used):
         n = n * u + r
     return n
+
+
+def batched_recipe(spec: PatchGram) -> tuple:
+    """The ``batched`` route's literal: arrangement and result (``X`` is its own patches)."""
+    return ("batched", _arrange(spec), _finish(spec))
 
 
 def geometry(spec: PatchGram) -> tuple:
