@@ -413,25 +413,26 @@ def gram_blocks(rows: int, columns: int, batch: int = 1) -> int:
     return min(counts, key=lambda b: symmetric_seconds(batch, rows, columns, b))
 
 
-#: Rate of the BLAS GEMMs of a ``patch-gram`` step (measured single-threaded here: 61–76
-#: GFLOP/s on ``[64..512, ≥ 2000]`` operands, 17 GFLOP/s with 8 rows, 12 with 1) and the
-#: fixed cost of one of its small calls (a slab, a GEMM on it: about 50 µs per derived block
-#: of a 3-channel layer, measured).
-GRAM_FLOP_RATE = 60e9
+#: Rate of the BLAS GEMMs of a ``patch-gram`` step (measured single-threaded: 64–70
+#: GFLOP/s on ``[≥ 96 rows, ≥ 2000]`` operands; batched ``[32, r, 6688]`` products ran at
+#: 15, 26, 44 GFLOP/s for r = 8, 16, 32, 12 with one row) and the fixed cost of one of its
+#: small calls (a slab, a GEMM on it: about 50 µs per derived block of a 3-channel layer).
+GRAM_FLOP_RATE = 70e9
 GRAM_CALL = 6e-6
 #: Bandwidth of a GEMM streaming its operands (a product with one or a few rows is bound by
-#: it: 43–49 GB/s measured on cached ``[144, 1, 26912]`` operands, less beyond the cache).
-GRAM_BANDWIDTH = 20e9
+#: it: 43–49 GB/s measured on cached ``[144, 1, 26912]`` operands, 10–15 GB/s on bands of
+#: tens of MB, beyond the cache).
+GRAM_BANDWIDTH = 12e9
 
 
 def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) -> float:
     """A batched ``[rows, length] x [length, cols]`` product accumulated into its result:
-    slower with few rows or columns (down to 0.18 of the rate, measured; full rate from
-    :data:`GRAM_MIN_ROWS` on) or a short summed leg (the result is read and written once per
-    call)."""
+    slower with few rows or columns (``(r / 96)^0.55`` of the rate for ``r`` rows, fitted to
+    the measurements above, at least 0.18) or a short summed leg (the result is read and
+    written once per call)."""
     flops = 2 * batch * rows * cols * length
     square = (rows * cols) ** 0.5
-    efficiency = max(0.18, min(1.0, square / 32, 0.75 + 0.25 * square / GRAM_MIN_ROWS)) \
+    efficiency = max(0.18, min(1.0, (square / GRAM_MIN_ROWS) ** 0.55)) \
         * min(1.0, max(1, length) / 128)
     written = 2 * batch * rows * cols * itemsize
     read = batch * (rows + cols) * length * itemsize
@@ -439,8 +440,9 @@ def _gemm_seconds(batch: int, rows: int, cols: int, length: int, itemsize: int) 
         + written / BANDWIDTH + GRAM_CALL
 
 
-#: Fraction of :data:`BANDWIDTH` the ``shifted`` route's phase-major copy reaches (it moves
-#: the batch leg innermost: a transposing copy).
+#: Fraction of :data:`BANDWIDTH` the ``shifted`` route's phase-major copy of the input
+#: reaches (it moves the batch leg innermost: a transposing copy; the zeros it lands in are
+#: written at the full bandwidth).
 LAYOUT_EFFICIENCY = 0.5
 
 
@@ -482,7 +484,7 @@ def _shifted_seconds(spec, elements: int, itemsize: int) -> float:
     phases = 1 + max(max(b[-2 if b[0] == "base" else 4][0], b[-1 if b[0] == "base" else 5][0])
                      for b in blocks)  # the phase-major copy holds every phase in use
     layout = G * C * int(prod(Q)) * N * phases
-    seconds = (elements + 2 * layout / LAYOUT_EFFICIENCY) * itemsize / BANDWIDTH
+    seconds = (layout + 2 * elements / LAYOUT_EFFICIENCY) * itemsize / BANDWIDTH
     seconds += base * _gemm_seconds(G, C, C, spans[0], itemsize)
     for level, run in gaps:
         length = int(prod(O[:level])) * (O[level] - 1) * run

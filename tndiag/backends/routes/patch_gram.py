@@ -75,19 +75,18 @@ def _padded(x, padding):
     return x if crop is None else x[crop]
 
 
-def _layout(x, padding, views, phases):
-    """The padded input phase-major and flat: ``[P, G, C, ∏Q·N]`` (contiguous)."""
-    x = _padded(x, padding)
+def _layout(x, layout):
+    """The padded input phase-major and flat, ``[P, G, C, ∏Q·N]``: zeros, then each phase's
+    input positions (a strided slice of ``x``) copied into place, batch leg last (one pass
+    over ``x``, no padded copy first)."""
+    phases, Q, moves = layout
     N, G, C = x.shape[:3]
-    D = len(views)
-    x = x.reshape(N, G, C, *[v for qs in views for v in qs])
-    index: List[Any] = [slice(None)] * (3 + 2 * D)
-    for axis, (first, used) in enumerate(phases):
-        index[4 + 2 * axis] = slice(first, first + used)
-    x = x[tuple(index)]
-    perm = (*range(4, 3 + 2 * D, 2), 1, 2, *range(3, 3 + 2 * D, 2), 0)
-    y = x.permute(perm).contiguous()
-    return y.reshape(-1, G, C, N * _prod(q for q, _ in views))
+    y = x.new_zeros(*phases, G, C, *Q, N)
+    perm = (1, 2, *range(3, 3 + len(Q)), 0)
+    for phase, source, target in moves:
+        y[(*phase, slice(None), slice(None), *target)] = x[(slice(None),) * 3 + source] \
+            .permute(perm)
+    return y.reshape(-1, G, C, N * _prod(Q))
 
 
 def _offset(q, strides) -> int:
@@ -153,9 +152,9 @@ def _derive(prev, y, boxes, slabs, geometry, pa, a, pb, b, axis, tau):
 
 def shifted_route(x, recipe):
     """``R[G, C, ∏K, C, ∏K]`` from class bases and slab corrections (no unfolded copy)."""
-    _, _, padding, views, phases, geometry, blocks, (rows, cols, above), _ = recipe
+    _, _, layout, geometry, blocks, (rows, cols, above), _ = recipe
     Q, gaps, taps = geometry[0], geometry[4], geometry[5]
-    y = _layout(x, padding, views, phases)
+    y = _layout(x, layout)
     P, G, C, _ = y.shape
     boxes = y.view(P, G, C, *Q, -1)
     slabs: Dict[tuple, torch.Tensor] = {}

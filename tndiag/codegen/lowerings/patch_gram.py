@@ -325,16 +325,33 @@ def geometry(spec: PatchGram) -> tuple:
 
 def shifted_recipe(spec: PatchGram) -> tuple:
     """The ``shifted`` route's literal: arrangement, padding, phase layout, geometry, plan."""
-    extents, views, phases = [], [], []
-    for (Q, first, used, _), (_, _, _, S, _, _) in zip(_phases(spec), spec.axes):
-        extents.append(S * Q)
-        views.append((Q, S))
-        phases.append((first, used))
     blocks = tuple(shifted_plan(spec)[0])
     rows, cols = tuple(b[1] for b in blocks), tuple(b[2] for b in blocks)
     above = tuple(n for n, b in enumerate(blocks) if b[1] != b[2])
-    return ("shifted", _arrange(spec), _padding(spec, extents), tuple(views),
-            tuple(phases), geometry(spec), blocks, (rows, cols, above), _finish(spec))
+    return ("shifted", _arrange(spec), _layout(spec), geometry(spec), blocks,
+            (rows, cols, above), _finish(spec))
+
+
+def _layout(spec: PatchGram) -> tuple:
+    """``(phases per axis, Q per axis, moves)`` of the phase-major copy: per combination of
+    phases, the strided slices of ``X``'s spatial axes (positions ``i`` with ``i + P ≡ r``
+    mod ``S``) and where they land (``q = (i + P) div S``), empty combinations left out."""
+    per_axis = []
+    for (Q, first, used, _), (I, _, _, S, P, _) in zip(_phases(spec), spec.axes):
+        moves = []
+        for r in range(used):
+            i0 = max(0, -P)
+            i0 += (first + r - i0 - P) % S
+            q0 = (i0 + P) // S
+            count = max(0, min(-(-(int(I) - i0) // S), Q - q0))
+            if count:
+                moves.append((r, slice(i0, i0 + S * (count - 1) + 1, S),
+                              slice(q0, q0 + count)))
+        per_axis.append(moves)
+    combos = tuple((tuple(m[0] for m in c), tuple(m[1] for m in c), tuple(m[2] for m in c))
+                   for c in itertools.product(*per_axis))
+    phases = tuple(used for _, _, used, _ in _phases(spec))
+    return phases, tuple(q for q, _, _, _ in _phases(spec)), combos
 
 
 RULE = StepRule("patch-gram", StepKind.PATCH_GRAM, _match, _apply, _cost,
