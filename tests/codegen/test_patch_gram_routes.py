@@ -163,7 +163,7 @@ def test_functional_kfc_matches_the_unfold_oracle():
     """``tndiag.functional.kfc`` on a layer whose model picks ``shifted``, in float64."""
     from tndiag.functional import kfc
 
-    case = dict(transposed=False, x_shape=(4, 16, 32, 32), w_shape=(1, 16, 3, 3), stride=(1, 1),
+    case = dict(transposed=False, x_shape=(2, 32, 40, 40), w_shape=(1, 32, 3, 3), stride=(1, 1),
                 padding=1, dilation=(1, 1), groups=1)
     (step,) = tndiag.compile(_diagram(case)).steps
     assert step.route == "shifted"

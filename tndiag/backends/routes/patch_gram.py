@@ -84,8 +84,8 @@ def _layout(x, layout):
     y = x.new_zeros(*phases, G, C, *Q, N)
     perm = (1, 2, *range(3, 3 + len(Q)), 0)
     for phase, source, target in moves:
-        y[(*phase, slice(None), slice(None), *target)] = x[(slice(None),) * 3 + source] \
-            .permute(perm)
+        y[tuple(phase) + (slice(None), slice(None)) + tuple(target)] = \
+            x[(slice(None),) * 3 + tuple(source)].permute(perm)
     return y.reshape(-1, G, C, N * _prod(Q))
 
 
