@@ -1,4 +1,4 @@
-"""The Gram matrix of a tensor's patches (KFC's input factor) along two routes.
+"""The Gram matrix of a tensor's patches (KFC's input factor) along three routes.
 
 The step (:class:`~tndiag.codegen.lowerings.patch_gram.PatchGram`) computes, for an input
 ``X[N, G, C, *I]`` arranged from the operand, ``R[g, c, k, c', k'] = Σ_{n, o} Xp[n, g, c,
@@ -12,7 +12,7 @@ Routes (their applicability and cost live in :mod:`tndiag.codegen.routes` and
   ``[G, C·∏K, N·∏O]`` columns, then ``M Mᵀ`` by
   :func:`~tndiag.backends.kernels.symmetric_product` (the row blocks on and above the
   diagonal);
-- ``shifted`` — no unfolded copy. The padded input is copied once, phase-major, into
+- ``shifted`` — no unfolded copy. The input is copied once, phase-major, into zeros
   ``Y[phase, G, C, Q_1, ..., Q_D, N]`` (position ``k·D + o·S = r + S·q`` lies in phase
   ``r`` at ``q``), so a tap's box of positions is a box of one phase array. The block of taps
   ``(k, k')`` sums over the positions of box ``k`` against those of box ``k'``; blocks with
@@ -22,11 +22,14 @@ Routes (their applicability and cost live in :mod:`tndiag.codegen.routes` and
   of the band's gap runs (the positions between the box's rows, copied: thin). Every other
   block of the class is its neighbour's plus the slab its boxes gain minus the slab they
   lose along one axis (two thin-slab GEMMs). Blocks below the diagonal are the transposes
-  of those above it.
+  of those above it;
+- ``batched`` — where the patches are ``X`` itself (1×1, stride 1, no padding): one batched
+  GEMM ``X_n X_nᵀ`` over samples and groups, then the sum over samples (no copy).
 
 The plans are literals computed once per step by codegen
 (:func:`tndiag.codegen.lowerings.patch_gram.unfold_recipe`,
-:func:`~tndiag.codegen.lowerings.patch_gram.shifted_recipe`); :func:`run_patch_gram` is the
+:func:`~tndiag.codegen.lowerings.patch_gram.shifted_recipe`,
+:func:`~tndiag.codegen.lowerings.patch_gram.batched_recipe`); :func:`run_patch_gram` is the
 step kernel (the backend's runner and the exported call). This module imports only torch
 and another kernel module, so :func:`tndiag.export` writes its text into exported modules.
 """
@@ -190,7 +193,17 @@ PATCH_GRAM_ROUTES = {"unfold": unfold_route, "shifted": shifted_route,
 
 
 def run_patch_gram(recipe, taken):
-    """The step kernel: arrange the operand, run the route, shape and permute the result."""
+    """The step kernel: arrange the operand, run the route, shape and permute the result.
+
+    >>> import tndiag
+    >>> from tndiag import ops
+    >>> x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    >>> u = torch.nn.functional.unfold(x, 3, padding=1)
+    >>> want = torch.einsum("nil,njl->ij", u, u) / 2
+    >>> all(torch.allclose(tndiag.compile(ops.kfc(x.shape, 3, padding=1), route=r)(x)[0],
+    ...                    want) for r in ("unfold", "shifted"))
+    True
+    """
     route, (perm, shape) = recipe[0], recipe[1]
     x = taken[0]
     if perm is not None:

@@ -7,8 +7,11 @@ k'] = Σ_{n, o} X[n, g, c, o·S + k·D − P] X[n, g, c', o·S + k'·D − P]``.
 are summed (``n``: fixed by the mirror, not kept), batch legs (``g``: fixed, kept) or channels
 (``c``: moved, kept). The step runs along a route of :data:`tndiag.codegen.routes.ROUTES`:
 ``unfold`` (the padded input's unfolded copy and ``M Mᵀ``, what the ``view`` and ``gram``
-rules give) or ``shifted`` (one GEMM per class of translated blocks, thin-slab corrections for
-the rest; :mod:`tndiag.backends.routes.patch_gram`).
+rules give), ``shifted`` (one GEMM per class of translated blocks, thin-slab corrections for
+the rest) or, where the patches are ``X`` itself, ``batched`` (``X_n X_nᵀ`` summed; kernels in
+:mod:`tndiag.backends.routes.patch_gram`). The plans are data computed here:
+:func:`unfold_recipe`, :func:`shifted_recipe` (with :func:`shifted_plan`) and
+:func:`batched_recipe`.
 
 A transposed convolution's KFC has its patterns the other way round (``X``'s legs on their
 ``o`` legs): it does not match, and keeps the ``gram`` rule's program.
@@ -144,14 +147,20 @@ def _spec(state: State, x: str, spatial: list, sigma: dict) -> Optional[PatchGra
 
 def flops(spec: PatchGram) -> Size:
     """FLOPs of the whole Gram product ``2·G·(C·∏K)²·N·∏O`` (what the ``gram`` rule's step
-    would count; the routes compute less: :func:`tndiag.codegen.cost.route_seconds`)."""
+    would count; the routes compute less: :func:`tndiag.codegen.cost.route_seconds`).
+
+    >>> spec = PatchGram((0, 1, 2, 3), 2, 1, 4, ((8, 8, 3, 1, 1, 1),), (1, 4, 3, 4, 3),
+    ...                  tuple(range(5)))
+    >>> flops(spec), shifted_flops(spec)  # 2·(4·3)²·16; 3 bases of 16 + 3 slab pairs of 2
+    (4608, 1920)
+    """
     rows = spec.c * spec.taps
     return 2 * spec.g * rows * rows * spec.columns
 
 
 def shifted_flops(spec: PatchGram) -> int:
     """FLOPs of the ``shifted`` route (concrete sizes): the base blocks' band and gap GEMMs
-    and the derived blocks' slab GEMMs."""
+    and the derived blocks' slab GEMMs (an example: :func:`flops`)."""
     _, O, _, spans, gaps, _ = geometry(spec)
     blocks, base, _ = shifted_plan(spec)
     per = 2 * int(spec.g) * int(spec.c) ** 2  # per summed element of one block
