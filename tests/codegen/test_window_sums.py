@@ -6,6 +6,7 @@ transposed layers and random diagrams, and the count matrix built entry by entry
 ``Π[i, o, k] = [i = o·S + k·D − P_l]`` for each kernel stage.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -17,13 +18,13 @@ from hypothesis import strategies as st
 import tndiag
 from tndiag import ops
 from tndiag.backends import kernels, torch_native
-from tndiag.codegen.cost import window_plan
+from tndiag.codegen.cost import kron_applies, window_plan
 from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums, window_spec
-from tndiag.codegen.program import StepKind
+from tndiag.codegen.program import Step, StepKind
 from tndiag.codegen.routes import with_route
 from tndiag.ir import Graph, Index, reduced_pattern, variable
 
-ROUTES = ("fused", "direct", "classes", "matmul")
+ROUTES = ("fused", "direct", "classes", "matmul", "kron")
 
 
 def counts(I, O, K, S, P, D):
@@ -79,8 +80,9 @@ def test_kfac_reduce_is_one_window_sum_then_gram(name, route):
 def test_small_chunks_give_the_same_window_sums(name, monkeypatch):
     """Slicing a leading axis (to keep intermediates small) does not change the sums."""
     shape, kernel, stride, padding, dilation, groups = LAYERS[name]
-    step = tndiag.compile(ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
-                                          dilation=dilation, groups=groups)).steps[0]
+    step = with_route(tndiag.compile(ops.kfac_reduce(
+        shape, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)),
+        "fused").steps[0]
     x = torch.randn(step.info.shape, dtype=torch.float64)
     run, whole = torch_native.window_sum_recipe(step)
     monkeypatch.setattr(torch_native, "WINDOW_CHUNK", 1)
@@ -146,13 +148,23 @@ def test_random_multi_axis_window_sums_equal_the_dense_evaluator(graph):
     assert [s.kind for s in fast.steps].count(StepKind.WINDOW_SUM) == 1, str(fast)
     x = torch.randn([int(s) for s in fast.input_shapes[0]], dtype=torch.float64)
     want = tndiag.compile(graph, lowerings=())(x)
-    assert fast.steps[0].routes == ROUTES or not _nonempty(fast.steps[0].info)
+    info = fast.steps[0].info
+    want_routes = tuple(r for r in ROUTES if (r != "classes" or _nonempty(info))
+                        and (r != "kron" or _trailing(info)))
+    assert fast.steps[0].routes == want_routes
     for route in fast.steps[0].routes:
         assert_close(with_route(fast, route)(x), want, route)
 
 
 def _nonempty(spec):
     return all(first <= last for w in spec.axes for first, last in w.windows)
+
+
+def _trailing(spec):
+    """Whether the summed axes are the tensor's last ones (the ``kron`` route's condition;
+    the drawn sizes keep its matrix small)."""
+    n = len(spec.shape)
+    return sorted(w.axis for w in spec.axes) == list(range(n - len(spec.axes), n))
 
 
 @st.composite
@@ -182,22 +194,47 @@ def _definition(x, spec, mats):
 @settings(max_examples=80, deadline=None)
 @given(problem=window_problems(),
        how=st.sampled_from(["plan", "taps", "classes", "matmul", "view"]),
-       chunk=st.booleans(), transpose=st.booleans())
-def test_every_stage_matches_the_count_matrices(problem, how, chunk, transpose):
+       chunk=st.booleans(), transpose=st.booleans(), scale=st.sampled_from([1.0, 0.375]))
+def test_every_stage_matches_the_count_matrices(problem, how, chunk, transpose, scale):
     """Each stage kind on every axis it applies to, in drawn order, on a (maybe
-    non-contiguous) input, whole or in one-row chunks."""
+    non-contiguous) input, whole or in one-row chunks, times the step's scale."""
     spec, mats = problem
     x = torch.randn(spec.shape, dtype=torch.float64)
     if transpose:  # a non-contiguous input with the same shape
         x = x.transpose(0, -1).contiguous().transpose(0, -1)
-    want = _definition(x, spec, mats)
-    _, (shape, _, stages) = torch_native.fused_window_recipe(spec)
+    want = _definition(x, spec, mats) * scale
+    _, (shape, _, stages, factor) = torch_native.fused_window_recipe(
+        dataclasses.replace(spec, scale=scale))
+    assert factor == scale
     if how != "plan":
         stages = tuple(_stage(how, w) for w in spec.axes)
     free = [a for a in range(len(spec.shape)) if a not in {w.axis for w in spec.axes}]
     plan = (free[0], 1) if chunk and free else None
-    got = kernels.run_window_sum((shape, plan, stages), [x])
+    got = kernels.run_window_sum((shape, plan, stages, factor), [x])
     assert_close(got, want, str(stages))
+
+
+@settings(max_examples=80, deadline=None)
+@given(problem=window_problems(), transpose=st.booleans(),
+       scale=st.sampled_from([1.0, 0.375]), flat=st.booleans())
+def test_kron_route_matches_the_count_matrices(problem, transpose, scale, flat):
+    """One GEMM with the scaled Kronecker product of the count matrices (the summed axes
+    moved last first), on a (maybe non-contiguous, maybe unreshaped) input."""
+    spec, mats = problem
+    summed = [w.axis for w in spec.axes]
+    order = [a for a in range(len(spec.shape)) if a not in summed] + summed
+    moved = WindowSums(tuple(spec.shape[a] for a in order), tuple(
+        dataclasses.replace(w, axis=order.index(w.axis)) for w in spec.axes), scale)
+    x = torch.randn(moved.shape, dtype=torch.float64)
+    if transpose:
+        x = x.transpose(0, -1).contiguous().transpose(0, -1)
+    step = Step((0,), "", StepKind.WINDOW_SUM, moved, routes=ROUTES, route="kron")
+    run, recipe = torch_native.window_sum_recipe(step)
+    assert run is kernels.run_kron and kron_applies(moved)
+    want = _definition(x, moved, mats) * scale
+    free = len(order) - len(summed)
+    got = run(recipe, [x.flatten(0, free - 1) if flat and free else x])
+    assert_close(got, want, str(moved))
 
 
 def _stage(how, w):
@@ -229,7 +266,7 @@ def test_plan_per_layer_kind():
 def test_large_input_is_sliced_into_small_intermediates():
     """The SINGD layer (128×10×256×256, K = 5, S = 2, P = 1): no intermediate over 1 MiB."""
     step = tndiag.compile(ops.kfac_reduce((128, 10, 256, 256), 5, stride=2, padding=1)).steps[0]
-    _, (shape, chunk, stages) = torch_native.window_sum_recipe(step)
+    _, (shape, chunk, stages, _) = torch_native.window_sum_recipe(step)
     axis, rows = chunk
     assert shape == (128, 1, 10, 5, 5) and len(stages) == 2
     assert rows * 10 * 5 * 256 <= torch_native.WINDOW_CHUNK
