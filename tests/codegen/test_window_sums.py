@@ -316,17 +316,130 @@ def test_symbolic_batch_plans_without_pricing_routes():
     assert step.kind is StepKind.WINDOW_SUM and step.flops == 8 * N and step.route == ""
 
 
+@pytest.mark.parametrize("route", ["fused", "kron"])
 @pytest.mark.parametrize("name", ["1x1", "1x1-stride2", "patchify", "3x3-same", "1x7",
                                   "k5-s2-p1", "1d-framing", "3d"])
-def test_gradient_through_the_fused_step_matches_the_dense_evaluator(name):
+def test_gradient_through_the_fused_step_matches_the_dense_evaluator(name, route):
     """An input that requires grad (a layer's activation in a hook) is differentiated through
-    every stage like the dense einsum program."""
+    every stage (and the one GEMM of ``kron``) like the dense einsum program."""
     shape, kernel, stride, padding, dilation, groups = LAYERS[name]
     diagram = ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
                               dilation=dilation, groups=groups)
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    fast, dense = tndiag.compile(diagram), tndiag.compile(diagram, lowerings=())
+    fast, dense = tndiag.compile(diagram, route=route), tndiag.compile(diagram, lowerings=())
     v = torch.randn(fast(x).shape, dtype=torch.float64)
     (got,) = torch.autograd.grad(fast(x), x, v)
     (want,) = torch.autograd.grad(dense(x), x, v)
     assert_close(got, want, name)
+
+
+def test_kron_route_is_chosen_where_calls_dominate():
+    """The cost model runs the one-GEMM route on small inputs with several taps and on 1×1
+    layers (a GEMV), the staged ``fused`` route on large inputs; a non-trailing summed axis
+    offers no ``kron`` route."""
+    def route(shape, kernel, **kw):
+        return tndiag.compile(ops.kfac_reduce(shape, kernel, **kw)).steps[0].route
+
+    assert route((1, 2, 8, 8), (3, 3), padding=1) == "kron"
+    assert route((32, 1, 28, 28), (5, 5), padding="same") == "kron"
+    assert route((32, 192, 8, 8), (1, 1)) == "kron"
+    assert route((8, 64, 56, 56), (3, 3), padding=1) == "fused"
+    assert route((8, 3, 224, 224), (4, 4), stride=4) == "fused"
+    n, i, k = Index("n", 2), Index("i", 8), Index("k", 3)
+    graph = Graph.of([variable("X", [i, n]), reduced_pattern("R", i, k, 8, 1, 1, 1, 1)], [n, k])
+    assert "kron" not in tndiag.compile(graph).steps[0].routes
+
+
+@pytest.mark.parametrize("name", ["1x1", "3x3-same", "asymmetric-dilated-grouped", "1d-same", "3d"])
+def test_scale_is_folded_into_the_window_sums_before_their_gram(name):
+    """KFAC-reduce's 1/(N·O²) becomes √ of it on the window-sum step (printed there), the
+    program has no scaling pass left, and the value is the definition's."""
+    shape, kernel, stride, padding, dilation, groups = LAYERS[name]
+    diagram = ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
+    x = torch.randn(shape, dtype=torch.float64)
+    want = reference(x, kernel, stride, padding, dilation, groups)
+    for route in ROUTES:
+        program = tndiag.compile(diagram, route=route)
+        step = program.steps[0]
+        assert program.scale == 1 and step.info.scale != 1, str(program)
+        assert f"scale: {step.info.scale} (folded into this step)" in str(program)
+        dense = tndiag.compile(diagram, lowerings=())
+        assert math.isclose(step.info.scale ** 2, dense.scale, rel_tol=1e-12)
+        assert_close(program(x).reshape(want.shape), want, f"{name}, route {route}")
+
+
+def _window_then_gram(factor):
+    """``factor · Σ_n ū ūᵀ`` with ū the window sums of X over one axis: a constant in the
+    diagram, which the compiler turns into the program's scale."""
+    from tndiag.ir import constant
+
+    n, c, i, k = Index("n", 3), Index("c", 2), Index("i", 7), Index("k", 3)
+    c2, k2 = Index("c2", 2), Index("k2", 3)
+    i2 = Index("i2", 7)
+    return Graph.of([variable("X", [n, c, i]), reduced_pattern("R", i, k, 7, 1, 1, 1, 1),
+                     variable("X", [n, c2, i2]), reduced_pattern("R2", i2, k2, 7, 1, 1, 1, 1),
+                     constant("s", factor)], [c, k, c2, k2])
+
+
+@pytest.mark.parametrize("factor", [0.25, -0.25, 1.0])
+def test_scale_is_folded_only_when_positive(factor):
+    """A negative factor (no real √) or 1 stays the program's; the value is the dense
+    evaluator's either way."""
+    graph = _window_then_gram(factor)
+    program, dense = tndiag.compile(graph), tndiag.compile(graph, lowerings=())
+    assert [s.kind for s in program.steps] == [StepKind.WINDOW_SUM, StepKind.GRAM], str(program)
+    folded = program.steps[0].info.scale
+    assert (folded, program.scale) == ((0.5, 1.0) if factor == 0.25 else (1.0, factor))
+    x = torch.randn(3, 2, 7, dtype=torch.float64)
+    assert_close(program(x), dense(x), f"factor {factor}")
+
+
+def test_scale_stays_when_the_window_sums_are_not_the_gram_operand():
+    """Window sums that end the program (no Gram) keep the scale on the program."""
+    from tndiag.ir import constant
+
+    n, i, k = Index("n", 2), Index("i", 8), Index("k", 3)
+    graph = Graph.of([variable("X", [n, i]), reduced_pattern("R", i, k, 8, 1, 1, 1, 1),
+                      constant("s", 0.25)], [n, k])
+    program = tndiag.compile(graph)
+    assert program.scale == 0.25 and program.steps[0].info.scale == 1
+    x = torch.randn(2, 8, dtype=torch.float64)
+    assert_close(program(x), tndiag.compile(graph, lowerings=())(x), "no gram")
+
+
+@settings(max_examples=60, deadline=None)
+@given(summed=st.integers(1, 5), batch=st.integers(1, 3), kept=st.lists(st.integers(1, 3),
+                                                                         min_size=1, max_size=3),
+       permuted=st.booleans())
+def test_gram_of_rows_matches_einsum(summed, batch, kept, permuted):
+    """``run_gram_rows``: per batch entry ``Mᵀ M`` of a tensor laid out (summed, batch, kept),
+    against einsum; with an output permutation too."""
+    f = math.prod(kept)
+    t = torch.randn(summed, batch, *kept, dtype=torch.float64)
+    shape = (batch, *kept, *kept)
+    out_perm = tuple(reversed(range(len(shape)))) if permuted else None
+    want = torch.einsum("nbi,nbj->bij", t.reshape(summed, batch, f), t.reshape(summed, batch, f))
+    want = want.reshape(shape) if out_perm is None else want.reshape(shape).permute(out_perm)
+    got = kernels.run_gram_rows((summed, batch, f, shape, out_perm), [t])
+    assert_close(got, want, "gram rows")
+
+
+def test_kfac_reduce_gram_reads_the_window_sums_in_place():
+    """KFAC-reduce's Gram step takes the window sums (samples first) without a permuting copy;
+    a KFC Gram (positions last) keeps the general kernel."""
+    program = tndiag.compile(ops.kfac_reduce((4, 6, 8, 8), 3, padding=1, groups=2))
+    assert torch_native.gram_recipe(program.steps[-1])[0] is kernels.run_gram_rows
+    kfc = tndiag.compile(ops.kfc((2, 3, 6, 6), 3))
+    assert torch_native.gram_recipe(kfc.steps[-1])[0] is kernels.run_gram
+
+
+def test_exported_kron_route_runs_the_same_kernel():
+    """The ``kron`` route with its folded scale exports as the backend runs it."""
+    program = tndiag.compile(ops.kfac_reduce((2, 3, 7, 6), 3, padding=1), route="kron")
+    source = tndiag.export(program)
+    assert "def run_kron(" in source and "run_gram_rows" in source
+    namespace: dict = {}
+    exec(compile(source, "<exported>", "exec"), namespace)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    assert_close(namespace["forward"](x), program(x), "exported kron")

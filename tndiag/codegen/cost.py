@@ -308,11 +308,13 @@ SHORT_ROW = 32
 #: Largest Kronecker count matrix (``∏I·∏K`` entries) the ``kron`` route builds; the
 #: fraction of :data:`FLOP_RATE` its GEMM reaches (with at least 16 result columns MKL ran
 #: 37–61 GFLOP/s on the benchmark layers, with 2–9 columns 6–7 GFLOP/s; float32, 1 thread),
-#: and of :data:`BANDWIDTH` as a GEMV (one tap: 1×1 layers, where a sum is as fast or faster).
+#: and of :data:`BANDWIDTH` as a GEMV (one tap: a 1×1 layer's whole-axes sum, which the GEMV
+#: also scales: 114 vs 141 µs for all-cnn-c/conv8_1x1's program, 60 vs 67 µs for
+#: mobilenetv2/pw_expand's).
 KRON_ENTRIES = 1 << 18
 KRON_EFFICIENCY = 2.5
 KRON_NARROW_EFFICIENCY = 0.45
-KRON_GEMV_EFFICIENCY = 0.7
+KRON_GEMV_EFFICIENCY = 1.25
 
 
 def kron_applies(spec) -> bool:
