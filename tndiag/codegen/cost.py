@@ -309,12 +309,16 @@ SHORT_ROW = 32
 #: fraction of :data:`FLOP_RATE` its GEMM reaches (with at least 16 result columns MKL ran
 #: 37–61 GFLOP/s on the benchmark layers, with 2–9 columns 6–7 GFLOP/s; float32, 1 thread),
 #: and of :data:`BANDWIDTH` as a GEMV (one tap: a 1×1 layer's whole-axes sum, which the GEMV
-#: also scales: 114 vs 141 µs for all-cnn-c/conv8_1x1's program, 60 vs 67 µs for
-#: mobilenetv2/pw_expand's).
+#: also scales) on inputs of at most :data:`KRON_GEMV_BYTES` (114 vs 141 µs for
+#: all-cnn-c/conv8_1x1's program, 1.5 MiB; 60 vs 67 µs for mobilenetv2/pw_expand's, 2.3 MiB)
+#: and beyond (1.0–1.1× the sums' time at 3.4–4.6 MiB, 1.2–1.8× on the paper's 1×1 layers of
+#: 6–25 MiB).
 KRON_ENTRIES = 1 << 18
 KRON_EFFICIENCY = 2.5
 KRON_NARROW_EFFICIENCY = 0.45
 KRON_GEMV_EFFICIENCY = 1.25
+KRON_GEMV_LARGE_EFFICIENCY = 0.7
+KRON_GEMV_BYTES = 3 << 20
 
 
 def kron_applies(spec) -> bool:
@@ -337,7 +341,9 @@ def _kron_seconds(spec, itemsize: int) -> float:
     """One GEMM of the tensor as ``[rows, ∏I]`` with the ``[∏I, ∏K]`` Kronecker count matrix."""
     elements, taps = int(prod(spec.shape)), int(prod(len(w.windows) for w in spec.axes))
     if taps == 1:
-        return elements * itemsize / (BANDWIDTH * KRON_GEMV_EFFICIENCY) + 2 * CALL
+        small = elements * itemsize <= KRON_GEMV_BYTES
+        efficiency = KRON_GEMV_EFFICIENCY if small else KRON_GEMV_LARGE_EFFICIENCY
+        return elements * itemsize / (BANDWIDTH * efficiency) + 2 * CALL
     rate = FLOP_RATE * (KRON_EFFICIENCY if taps >= 16 else KRON_NARROW_EFFICIENCY)
     return 2 * elements * taps / rate + elements * itemsize / BANDWIDTH + 2 * CALL
 
