@@ -177,7 +177,7 @@ RULE = StepRule("window-sum", StepKind.WINDOW_SUM, _match, _apply, _cost,
                 "the summed patterns on one tensor's axes become one window-sum step")
 
 
-def fold_scale(steps: Sequence[Step], operands: int, scale: float) -> Tuple[Tuple[Step, ...], float]:
+def fold_scale(steps: Sequence[Step], operands: int, scale: float) -> Tuple[List[Step], float]:
     """Move a positive program factor into a window-sum step whose result only the last step,
     a Gram product ``T Tᵀ``, takes: ``(√s·T)(√s·T)ᵀ = s·T Tᵀ``, so the result needs no scaling
     pass. The step keeps ``√s`` as :attr:`WindowSums.scale` (the kernels multiply it into the
@@ -194,10 +194,10 @@ def fold_scale(steps: Sequence[Step], operands: int, scale: float) -> Tuple[Tupl
     (0.5, 1.0)
     """
     if not scale > 0 or scale == 1 or len(steps) < 2:
-        return tuple(steps), scale
+        return list(steps), scale
     window, gram = steps[-2], steps[-1]
     if window.kind is not StepKind.WINDOW_SUM or gram.kind is not StepKind.GRAM:
-        return tuple(steps), scale
+        return list(steps), scale
     live = operands
     for step in steps[:-1]:
         live += 1 - len(step.positions)
@@ -205,9 +205,9 @@ def fold_scale(steps: Sequence[Step], operands: int, scale: float) -> Tuple[Tupl
     batch, kept = getattr(gram.info, "batch", None), getattr(gram.info, "kept", None)
     if gram.positions != (live - 1,) or spec.scale != 1 or batch is None or kept is None \
             or not all(isinstance(v, int) for v in (*spec.shape, *batch, *kept)):
-        return tuple(steps), scale
+        return list(steps), scale
     sums, product = math.prod(spec.out_shape), math.prod(batch) * math.prod(kept) ** 2
     if sums > product and window.route != "kron":
-        return tuple(steps), scale  # scaling the sums would cost more than the result
+        return list(steps), scale  # scaling the sums would cost more than the result
     info = dataclasses.replace(spec, scale=math.sqrt(scale))
-    return (*steps[:-2], dataclasses.replace(window, info=info), gram), 1.0
+    return [*steps[:-2], dataclasses.replace(window, info=info), gram], 1.0
