@@ -417,7 +417,7 @@ def kron_matrix(axes, scale, dtype, device):
     return found
 
 
-#: (id of a kron recipe, dtype, device index) -> (the recipe, its matrix): the recipe is held
+#: (id of a kron recipe, dtype, device) -> (the recipe, its matrix): the recipe is held
 #: by its prepared step, so a repeated call skips hashing it.
 _KRON_BY_RECIPE: dict = {}
 
@@ -432,7 +432,7 @@ def run_kron(recipe, taken):
     [[2.0, 4.0], [10.0, 12.0]]
     """
     x = taken[0]
-    key = (id(recipe), x.dtype, x.get_device())
+    key = (id(recipe), x.dtype, x.device)
     found = _KRON_BY_RECIPE.get(key)
     if found is None or found[0] is not recipe:
         if len(_KRON_BY_RECIPE) > 256:
