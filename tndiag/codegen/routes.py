@@ -15,6 +15,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
 | window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
+| window-sum | ``kron`` | trailing axes, small | one GEMM with the Kronecker product of the counts |
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def _nonempty(spec) -> bool:
     return all(first <= last for w in spec.axes for first, last in w.windows)
 
 
+def _kron(spec) -> bool:
+    from tndiag.codegen.cost import kron_applies
+
+    return kron_applies(spec)
+
+
 #: Step kind -> ((route, predicate on ``step.info``), ...); the first route is the default.
 ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
     StepKind.NATIVE: (
@@ -44,6 +51,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
         ("direct", lambda w: True),
         ("classes", _nonempty),
         ("matmul", lambda w: True),
+        ("kron", _kron),
     ),
 }
 
@@ -55,7 +63,7 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()
-    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul')
+    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'kron')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 
@@ -65,7 +73,7 @@ def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
 
     >>> from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
     >>> routes_for(StepKind.WINDOW_SUM, WindowSums((8,), (WindowSpec(0, 8, 2, ((0, 6), (1, 7))),)))
-    ('fused', 'direct', 'classes', 'matmul')
+    ('fused', 'direct', 'classes', 'matmul', 'kron')
     >>> routes_for(StepKind.EINSUM, None)
     ()
     """
