@@ -6,7 +6,7 @@ thread; the table gives microseconds per call, their ratio and the difference. F
 torch has no single call for compare with the shortest torch code computing the same thing.
 Results: docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 7] [--calls 2000] [--ops]
+    .venv/bin/python benchmarks/overhead.py [--rounds 7] [--calls 2000] [--ops] [--only NAME ..]
 
 ``--ops`` prints, instead, the top-level aten operators one call of each runs (torch
 profiler), tndiag's beside torch's: where the time of a slow row goes.
@@ -112,10 +112,12 @@ def main(argv=None):
                         "on a busy machine disturb less; one torch thread, so it is all)")
     p.add_argument("--ops", action="store_true",
                    help="print the aten operators of one call of each function instead")
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                   help="time only these functions (names as in the table)")
     a = p.parse_args(argv)
     clock = time.perf_counter if a.wall else time.thread_time
     torch.set_num_threads(1)
-    table = cases()
+    table = {name: pair for name, pair in cases().items() if not a.only or name in a.only}
     if a.ops:
         return print_ops(table)
     for ours, theirs in table.values():

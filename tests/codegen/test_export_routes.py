@@ -37,7 +37,7 @@ from tndiag.functional.dropout import approximate_program
 from tndiag.passes.subsample import subsample
 
 CONV_ROUTES = ("native", "gemm", "depth2d")
-WINDOW_ROUTES = ("direct", "classes", "matmul")
+WINDOW_ROUTES = ("direct", "classes", "matmul", "kron")
 
 
 def _load(source):

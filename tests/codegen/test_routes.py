@@ -19,7 +19,7 @@ from tndiag.codegen.routes import routes_for, steps_of, with_route
 from tndiag.errors import InvalidArgumentError
 
 CONV_ROUTES = ("native", "gemm", "depth2d")
-WINDOW_ROUTES = ("fused", "direct", "classes", "matmul")
+WINDOW_ROUTES = ("fused", "direct", "classes", "matmul", "kron")
 
 GRID = {
     "1d-framing-k2s": dict(transposed=False, x_shape=(2, 1, 40), w_shape=(4, 1, 10),

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from tndiag.backends.kernels import dense_pattern, finish, run_sliced, run_sum
+from tndiag.backends.kernels import ANY_LAYOUT, dense_pattern, finish, run_sliced, run_sum
 from tndiag.backends.torch_gather import dense_sliced
 from tndiag.backends.torch_native import MATERIALIZERS
 from tndiag.backends.tune import prepare_step
@@ -85,9 +85,12 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     shape = tuple(int(v) for v in program.output_shape)
     if not slots:
         return None
-    if len(runners) == 1 and scale == 1:
-        return _one_step(program.steps[0].positions, slots, reshapes, len(program.inputs),
-                         runners[0], shape)
+    if scale == 1 and _chained(program):  # every input goes to the first step
+        if getattr(runners[0], "func", None) in ANY_LAYOUT:
+            reshapes = {}  # the kernel reshapes its operand itself
+        first = _one_step(program.steps[0].positions, slots, reshapes, len(program.inputs),
+                          runners[0], shape if len(runners) == 1 else None)
+        return first if len(runners) == 1 else _then(first, runners[1:], shape)
     plan = [_taker(step.positions) + (fn,) for step, fn in zip(program.steps, runners)]
     initial = [len(program.inputs) if i is None else i for i in slots]
     pick = operator.itemgetter(*initial, *initial[:1])  # a tuple even for one operand
@@ -109,6 +112,36 @@ def _direct(program: Program, runners: List[Callable]) -> Optional[Callable]:
     return run
 
 
+def _chained(program: Program) -> bool:
+    """Whether every step after the first takes the previous step's result alone (KFAC-reduce:
+    window sums, then their Gram product)."""
+    live = len(program.operands)
+    for n, step in enumerate(program.steps):
+        if n and step.positions != (live - 1,):
+            return False
+        live += 1 - len(step.positions)
+    return True
+
+
+def _then(first: Callable, rest: Sequence[Callable], shape: Tuple[int, ...]) -> Callable:
+    """The runner of a chain: ``first`` on the inputs, then each step of ``rest`` on the
+    previous result, the last result reshaped when needed."""
+    if len(rest) == 1:
+        (fn,) = rest
+
+        def run_two(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+            result = fn((first(tensors),))
+            return result if result.shape == shape else result.reshape(shape)
+        return run_two
+
+    def run_chain(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        result = first(tensors)
+        for fn in rest:
+            result = fn((result,))
+        return result if result.shape == shape else result.reshape(shape)
+    return run_chain
+
+
 def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Callable, List[int]]:
     """(the position when a step takes one operand, else None; a getter of the operands it
     takes (used for two or more: a tuple); their positions from the last)."""
@@ -119,10 +152,11 @@ def _taker(positions: Sequence[int]) -> Tuple[Optional[int], Callable, List[int]
 
 def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
               reshapes: Dict[int, Tuple[int, ...]], inputs: int, fn: Callable,
-              shape: Tuple[int, ...]) -> Callable:
+              shape: Optional[Tuple[int, ...]]) -> Callable:
     """The runner of a one-step program: the step on the inputs it takes (None for an operand
     the step consumes, e.g. a pattern inside a convolution; inputs reshaped to their planned
-    shapes), its result reshaped when needed."""
+    shapes), its result reshaped when needed (``shape`` None: as it is, the first step of a
+    chain)."""
     order = [inputs if i is None else i for i in (slots[p] for p in positions)]
     planned = [(j, reshapes[p]) for j, p in enumerate(positions) if p in reshapes]
     if len(order) == 1:
@@ -131,7 +165,7 @@ def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
         def run_one(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
             t = tensors[only]
             result = fn((t if to is None else t.reshape(to),))
-            return result if result.shape == shape else result.reshape(shape)
+            return result if shape is None or result.shape == shape else result.reshape(shape)
         return run_one
     pick = operator.itemgetter(*order)
 
@@ -142,7 +176,7 @@ def _one_step(positions: Sequence[int], slots: Sequence[Optional[int]],
             for j, to in planned:
                 taken[j] = taken[j].reshape(to)
         result = fn(taken)
-        return result if result.shape == shape else result.reshape(shape)
+        return result if shape is None or result.shape == shape else result.reshape(shape)
     return run
 
 

@@ -195,6 +195,9 @@ def gram_recipe(step: Step) -> Recipe:
     shape = (*[int(v) for v in g.batch], *[int(v) for v in g.kept], *[int(v) for v in g.kept])
     blocks = symmetric_blocks(kept, gram_blocks(kept, summed, batch))
     identity = g.out_perm == tuple(range(len(g.out_perm)))
+    if len(blocks) == 1 and _rows_first(g):
+        return kernels.run_gram_rows, (summed, batch, kept, shape,
+                                       None if identity else g.out_perm)
     return kernels.run_gram, (g.perm, (batch, kept, summed), shape, tuple(blocks),
                               None if identity else g.out_perm)
 
@@ -216,6 +219,16 @@ def square_recipe(step: Step) -> Recipe:
     """``Σ T ⊙ T`` over the summed axes of one tensor."""
     spec: SquareSpec = step.info
     return kernels.run_square, (spec.summed, spec.out_perm)
+
+
+def _rows_first(g: GramSpec) -> bool:
+    """Whether the tensor's legs are (summed, batch, kept) in order: its rows are the summed
+    legs (a window-sum result, samples first), so the product needs no permuting copy."""
+    nb, nk = len(g.batch), len(g.kept)
+    summed = g.perm[nb + nk:]
+    return len(summed) > 0 and g.perm == (*range(len(summed), len(summed) + nb + nk),
+                                          *range(len(summed))) \
+        and summed == tuple(range(len(summed)))
 
 
 def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
@@ -288,21 +301,26 @@ def fused_window_recipe(spec: WindowSums) -> Recipe:
             w = by_axis[where]
             stages.append(("matmul", (w.axis, w.size, w.stride, w.windows)))
     return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape),
-                                    _chunk(spec, plan), tuple(stages))
+                                    _chunk(spec, plan), tuple(stages), spec.scale)
 
 
 def window_sum_recipe(step: Step) -> Recipe:
     """Every summed pattern of one tensor (see :class:`WindowSums`): ``fused`` (the default),
-    or axis by axis (last first) along ``direct``, ``classes`` or ``matmul``."""
+    ``kron`` (one GEMM with the Kronecker count matrix), or axis by axis (last first) along
+    ``direct``, ``classes`` or ``matmul``."""
     spec: WindowSums = step.info
     if step.route in ("", "fused"):
         return fused_window_recipe(spec)
+    if step.route == "kron":  # the step's scale goes into the matrix
+        axes = tuple((w.size, w.stride, w.windows) for w in sorted(spec.axes, key=lambda w: w.axis))
+        return kernels.run_kron, (axes, spec.scale, tuple(int(s) for s in spec.out_shape))
     order = sorted(spec.axes, key=lambda w: -w.axis)
     if step.route == "direct":
         stages = tuple(("taps", _taps_args(w, classes=False)) for w in order)
-        return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape), None, stages)
-    return run_axes, tuple((step.route, WINDOW_RECIPES[step.route](w)[1], w.axis)
-                           for w in order)
+        return kernels.run_window_sum, (tuple(int(s) for s in spec.out_shape), None, stages,
+                                        spec.scale)
+    return run_axes, (tuple((step.route, WINDOW_RECIPES[step.route](w)[1], w.axis)
+                            for w in order), spec.scale)
 
 
 def _moves(sc: ScatterSpec, dst_of) -> tuple:

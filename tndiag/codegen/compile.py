@@ -14,6 +14,7 @@ from typing import Dict, Iterable, Mapping, Sequence, Tuple, Union
 from tndiag.codegen.engine import lower
 from tndiag.codegen.fuse import combine_terms
 from tndiag.codegen.lowering import STRUCTURED, lowering_for
+from tndiag.codegen.lowerings.window_sum import fold_scale
 from tndiag.codegen.program import (
     AnyProgram,
     LoweringKind,
@@ -364,6 +365,7 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
                            "add a constant ones tensor to broadcast them")
     steps, operands, extra_scale, (flops, largest, peak) = lower(operands, out, allowed)
     steps = choose_all(steps, tuning)
+    steps, scale = fold_scale(steps, len(operands), scale * extra_scale)
     equation = ",".join(op.letters for op in operands) + "->" + out
     variables = [op for op in operands if op.lowering is LoweringKind.INPUT]
     inputs = tuple(dict.fromkeys(op.name for op in variables))
@@ -374,5 +376,5 @@ def compile_graph(graph: Graph, allowed: Tuple[str, ...] = STRUCTURED,
     inputs += tuple(samples)
     return Program(equation, tuple(operands), inputs, tuple(shapes[n] for n in inputs),
                    tuple(s.positions for s in steps), tuple(steps),
-                   tuple(graph.output_shape), scale * extra_scale, flops, largest, peak,
+                   tuple(graph.output_shape), scale, flops, largest, peak,
                    rewrites=rewrites, samples=tuple(samples))

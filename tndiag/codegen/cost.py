@@ -26,7 +26,7 @@ from tndiag.ir.sizes import Size
 
 __all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
            "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan",
-           "patch_gram_seconds", "gram_blocks", "symmetric_seconds"]
+           "patch_gram_seconds", "gram_blocks", "symmetric_seconds", "kron_applies"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -307,6 +307,49 @@ def _view_seconds(w, elements: int, itemsize: int, ndim: int) -> float:
 SHORT_ROW = 32
 
 
+#: Largest Kronecker count matrix (``∏I·∏K`` entries) the ``kron`` route builds; the
+#: fraction of :data:`FLOP_RATE` its GEMM reaches (with at least 16 result columns MKL ran
+#: 37–61 GFLOP/s on the benchmark layers, with 2–9 columns 6–7 GFLOP/s; float32, 1 thread),
+#: and of :data:`BANDWIDTH` as a GEMV (one tap: a 1×1 layer's whole-axes sum, which the GEMV
+#: also scales) on inputs of at most :data:`KRON_GEMV_BYTES` (114 vs 141 µs for
+#: all-cnn-c/conv8_1x1's program, 1.5 MiB; 60 vs 67 µs for mobilenetv2/pw_expand's, 2.3 MiB)
+#: and beyond (1.0–1.1× the sums' time at 3.4–4.6 MiB, 1.2–1.8× on the paper's 1×1 layers of
+#: 6–25 MiB).
+KRON_ENTRIES = 1 << 18
+KRON_EFFICIENCY = 2.5
+KRON_NARROW_EFFICIENCY = 0.45
+KRON_GEMV_EFFICIENCY = 1.25
+KRON_GEMV_LARGE_EFFICIENCY = 0.7
+KRON_GEMV_BYTES = 3 << 20
+
+
+def kron_applies(spec) -> bool:
+    """Whether a :class:`~tndiag.codegen.lowerings.window_sum.WindowSums` can run as one GEMM
+    with the Kronecker product of its count matrices: the summed axes are the trailing ones
+    and the matrix has at most :data:`KRON_ENTRIES` entries (concrete sizes).
+
+    >>> from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
+    >>> kron_applies(WindowSums((2, 8), (WindowSpec(1, 8, 2, ((0, 6), (1, 7))),)))
+    True
+    >>> kron_applies(WindowSums((8, 2), (WindowSpec(0, 8, 2, ((0, 6), (1, 7))),)))
+    False
+    """
+    ndim, axes = len(spec.shape), sorted(w.axis for w in spec.axes)
+    entries = prod(w.size * len(w.windows) for w in spec.axes)
+    return axes == list(range(ndim - len(axes), ndim)) and entries <= KRON_ENTRIES
+
+
+def _kron_seconds(spec, itemsize: int) -> float:
+    """One GEMM of the tensor as ``[rows, ∏I]`` with the ``[∏I, ∏K]`` Kronecker count matrix."""
+    elements, taps = int(prod(spec.shape)), int(prod(len(w.windows) for w in spec.axes))
+    if taps == 1:
+        small = elements * itemsize <= KRON_GEMV_BYTES
+        efficiency = KRON_GEMV_EFFICIENCY if small else KRON_GEMV_LARGE_EFFICIENCY
+        return elements * itemsize / (BANDWIDTH * efficiency) + 2 * CALL
+    rate = FLOP_RATE * (KRON_EFFICIENCY if taps >= 16 else KRON_NARROW_EFFICIENCY)
+    return 2 * elements * taps / rate + elements * itemsize / BANDWIDTH + 2 * CALL
+
+
 def _whole(w) -> bool:
     """Whether the axis is summed whole (one tap, every position)."""
     return w.windows == ((0, w.size - 1),) and (w.stride == 1 or w.size == 1)
@@ -360,6 +403,8 @@ def _window_seconds(step, route: str, itemsize: int) -> float:
     spec = step.info
     if route == "fused":
         return window_plan(spec, itemsize)[1]
+    if route == "kron":
+        return _kron_seconds(spec, itemsize)
     elements, seconds = int(prod(spec.shape)), 0.0
     for n, w in enumerate(sorted(spec.axes, key=lambda w: -w.axis)):
         last = n == 0 and w.axis == len(spec.shape) - 1

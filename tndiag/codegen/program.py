@@ -227,6 +227,8 @@ class Program:
             lines.append(f"  step {n}: {st.label:<16} {st.equation}  (operands "
                          f"{list(st.positions)}; flops {st.flops}, memory {st.memory})")
             lines.extend(_route_lines(st))
+            if getattr(st.info, "scale", 1) != 1:
+                lines.append(f"          scale: {st.info.scale} (folded into this step)")
         if self.scale != 1:
             lines.append(f"scale: {self.scale}")
         lines.append(f"output shape: {list(self.output_shape)}")

@@ -15,6 +15,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
 | window-sum | ``matmul`` | every step | axis by axis: the axis times the counts ``Σ_o Π`` |
+| window-sum | ``kron`` | trailing axes, small | one GEMM with the Kronecker product of the counts |
 | patch-gram | ``unfold`` | every step | the unfolded copy + ``M Mᵀ`` (upper blocks) |
 | patch-gram | ``shifted`` | every step | a GEMM per class of translated blocks + thin slabs |
 | patch-gram | ``batched`` | 1×1, S = 1, no padding | ``X_n X_nᵀ`` per sample, summed: no copy |
@@ -35,6 +36,12 @@ def _nonempty(spec) -> bool:
     return all(first <= last for w in spec.axes for first, last in w.windows)
 
 
+def _kron(spec) -> bool:
+    from tndiag.codegen.cost import kron_applies
+
+    return kron_applies(spec)
+
+
 #: Step kind -> ((route, predicate on ``step.info``), ...); the first route is the default.
 ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
     StepKind.NATIVE: (
@@ -47,6 +54,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
         ("direct", lambda w: True),
         ("classes", _nonempty),
         ("matmul", lambda w: True),
+        ("kron", _kron),
     ),
     StepKind.PATCH_GRAM: (
         ("unfold", lambda p: True),
@@ -63,7 +71,7 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()  # doctest: +NORMALIZE_WHITESPACE
-    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'unfold',
+    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'kron', 'unfold',
      'shifted', 'batched')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
@@ -74,7 +82,7 @@ def routes_for(kind: StepKind, info: object) -> Tuple[str, ...]:
 
     >>> from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums
     >>> routes_for(StepKind.WINDOW_SUM, WindowSums((8,), (WindowSpec(0, 8, 2, ((0, 6), (1, 7))),)))
-    ('fused', 'direct', 'classes', 'matmul')
+    ('fused', 'direct', 'classes', 'matmul', 'kron')
     >>> routes_for(StepKind.EINSUM, None)
     ()
     """

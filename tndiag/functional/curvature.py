@@ -7,7 +7,7 @@ runs the cached program. Any number of spatial dimensions.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -43,16 +43,20 @@ def _shape(size, what: str) -> Tuple[int, ...]:
     raise InvalidArgumentError(f"{what} must be a sequence of ints, got {size!r}")
 
 
-def _floating(t: torch.Tensor, what: str, name: str = "input") -> None:
-    """Curvature factors are scaled averages: integer tensors are refused, not truncated."""
-    if not (t.dtype.is_floating_point or t.dtype.is_complex):
+def _floating(t: Union[torch.Tensor, torch.dtype], what: str, name: str = "input") -> None:
+    """Curvature factors are scaled averages: integer tensors (or dtypes) are refused, not
+    truncated."""
+    dtype = t if isinstance(t, torch.dtype) else t.dtype
+    if not (dtype.is_floating_point or dtype.is_complex):
         raise InvalidArgumentError(f"{what}: {name} must have a floating-point or complex "
-                                   f"dtype, got {t.dtype}")
+                                   f"dtype, got {dtype}")
 
 
-def _nonempty(t: torch.Tensor, what: str, name: str = "input", axis: int = 0) -> None:
-    if t.dim() > axis and t.shape[axis] == 0:
-        raise ShapeError(f"{what}: {name} has an empty batch (shape {list(t.shape)}); the "
+def _nonempty(t: Union[torch.Tensor, Sequence[int]], what: str, name: str = "input",
+              axis: int = 0) -> None:
+    shape = tuple(t.shape) if isinstance(t, torch.Tensor) else tuple(t)
+    if len(shape) > axis and shape[axis] == 0:
+        raise ShapeError(f"{what}: {name} has an empty batch (shape {list(shape)}); the "
                          f"factor averages over samples and needs at least one")
 
 
@@ -185,25 +189,29 @@ def _vjp_call(which: str, input_shape, weight_shape, v_shape, *key) -> Tuple[Cal
 
 
 @program_cache(256)
-def _factor_call(reduce: bool, *key) -> Call:
+def _factor_call(reduce: bool, dtype: torch.dtype, shape, *key) -> Call:
+    """The prepared factor program, once the input's rank, dtype and batch are checked (a
+    miss only: all three are part of the key)."""
+    what = "kfac_reduce" if reduce else "kfc"
+    if len(shape) < 3:
+        raise ShapeError(f"input must have shape (N, C, *I) with at least one spatial "
+                         f"dimension, got {list(shape)}")
+    _floating(dtype, what)
+    _nonempty(shape, what)
     build = ops.kfac_reduce if reduce else ops.kfc
-    return prepare_call(compile_for(build(*key), None), "kfac_reduce" if reduce else "kfc")
+    return prepare_call(compile_for(build(tuple(shape), *key), None), what)
 
 
 def _factor(reduce: bool, input, kernel_size, stride, padding, dilation, groups, transposed,
             output_padding) -> torch.Tensor:
-    what = "kfac_reduce" if reduce else "kfc"
-    check_tensors(input=input)
-    if input.dim() < 3:
-        raise ShapeError(f"input must have shape (N, C, *I) with at least one spatial "
-                         f"dimension, got {list(input.shape)}")
-    _floating(input, what)
-    _nonempty(input, what)
-    key = (tuple(input.shape), hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
+    if not isinstance(input, torch.Tensor):
+        check_tensors(input=input)  # the TypeError naming it
+    key = (hashable(kernel_size, "kernel_size"), hashable(stride, "stride"),
            hashable(padding, "padding"), hashable(dilation, "dilation"),
            hashable(groups, "groups"), check_flag(transposed, "transposed"),
            hashable(output_padding, "output_padding"))
-    return _factor_call(reduce, *key)(input.dtype, (input,))
+    dtype = input.dtype
+    return _factor_call(reduce, dtype, input.shape, *key)(dtype, (input,))
 
 
 def kfc(input: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,

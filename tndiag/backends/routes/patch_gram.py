@@ -195,13 +195,9 @@ PATCH_GRAM_ROUTES = {"unfold": unfold_route, "shifted": shifted_route,
 def run_patch_gram(recipe, taken):
     """The step kernel: arrange the operand, run the route, shape and permute the result.
 
-    >>> import tndiag
-    >>> from tndiag import ops
-    >>> x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
-    >>> u = torch.nn.functional.unfold(x, 3, padding=1)
-    >>> want = torch.einsum("nil,njl->ij", u, u) / 2
-    >>> all(torch.allclose(tndiag.compile(ops.kfc(x.shape, 3, padding=1), route=r)(x)[0],
-    ...                    want) for r in ("unfold", "shifted"))
+    >>> x = torch.randn(2, 1, 3, 4, 4, dtype=torch.float64)  # [N, G, C, *I], a 1×1 kernel
+    >>> r = run_patch_gram(("batched", (None, (2, 1, 3, 4, 4)), ((1, 3, 3), None)), [x])
+    >>> torch.allclose(r[0], torch.einsum("ncij,ndij->cd", x[:, 0], x[:, 0]))
     True
     """
     route, (perm, shape) = recipe[0], recipe[1]

@@ -103,14 +103,15 @@ AXIS_KERNELS = {"classes": run_classes, "matmul": run_matmul}
 
 
 def run_axes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
-    """Per axis ``(route, literal, axis)``: that route's kernel on the axis, its taps moved
-    into the axis' place (an axis-by-axis window-sum step).
+    """``(axes, scale)``, per axis ``(route, literal, axis)``: that route's kernel on the axis,
+    its taps moved into the axis' place (an axis-by-axis window-sum step), times ``scale``.
 
     >>> _, literal = matmul_recipe(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))
-    >>> run_axes((("matmul", literal, 0),), [torch.arange(5.0)]).tolist()
-    [2.0, 4.0]
+    >>> run_axes(((("matmul", literal, 0),), 0.5), [torch.arange(5.0)]).tolist()
+    [1.0, 2.0]
     """
+    axes, scale = recipe
     x = taken[0]
-    for route, literal, axis in recipe:
+    for route, literal, axis in axes:
         x = AXIS_KERNELS[route](literal, [x]).movedim(-1, axis)
-    return x
+    return x if scale == 1 else x * scale

@@ -8,14 +8,16 @@ kernel (plan: :func:`tndiag.codegen.cost.window_plan`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from tndiag.codegen.lowerings.base import EntryKind, Match, State, StepRule, exclusive_holder
-from tndiag.codegen.program import LoweringKind, StepKind
+from tndiag.codegen.program import LoweringKind, Step, StepKind
 from tndiag.ir.sizes import Size
 
-__all__ = ["RULE", "WindowSpec", "WindowSums", "window_spec"]
+__all__ = ["RULE", "WindowSpec", "WindowSums", "window_spec", "fold_scale"]
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class WindowSpec:
 class WindowSums:
     """The summed patterns of one tensor of ``shape``: one :class:`WindowSpec` per summed axis
     (its ``axis`` is the position in the tensor); the result has each such axis replaced by its
-    taps, the other axes unchanged."""
+    taps, the other axes unchanged, times ``scale`` (1 unless :func:`fold_scale` moved the
+    square root of the program's factor here)."""
 
     shape: Tuple[Size, ...]
     axes: Tuple[WindowSpec, ...]
+    scale: float = 1.0
 
     @property
     def sizes(self) -> Tuple[Tuple[str, Size], ...]:
@@ -171,3 +175,39 @@ def _cost(state: State, match: Match):
 
 RULE = StepRule("window-sum", StepKind.WINDOW_SUM, _match, _apply, _cost,
                 "the summed patterns on one tensor's axes become one window-sum step")
+
+
+def fold_scale(steps: Sequence[Step], operands: int, scale: float) -> Tuple[List[Step], float]:
+    """Move a positive program factor into a window-sum step whose result only the last step,
+    a Gram product ``T Tᵀ``, takes: ``(√s·T)(√s·T)ᵀ = s·T Tᵀ``, so the result needs no scaling
+    pass. The step keeps ``√s`` as :attr:`WindowSums.scale` (the kernels multiply it into the
+    count matrix, or scale the window sums, which hold no more elements than the Gram
+    product's result); ``operands`` is the number of operands the first step sees.
+
+    >>> from tndiag.codegen.lowerings.gram import GramSpec
+    >>> spec = WindowSums((2, 8), (WindowSpec(1, 8, 2, ((0, 6), (1, 7))),))
+    >>> steps = [Step((0, 1), "ab,bc->ac", StepKind.WINDOW_SUM, spec),
+    ...          Step((0,), "ac,aC->cC", StepKind.GRAM, GramSpec((1, 0), (), (2,), 2, "cC",
+    ...                                                          (0, 1)))]
+    >>> folded, rest = fold_scale(steps, 2, 0.25)
+    >>> folded[0].info.scale, rest
+    (0.5, 1.0)
+    """
+    if not scale > 0 or scale == 1 or len(steps) < 2:
+        return list(steps), scale
+    window, gram = steps[-2], steps[-1]
+    if window.kind is not StepKind.WINDOW_SUM or gram.kind is not StepKind.GRAM:
+        return list(steps), scale
+    live = operands
+    for step in steps[:-1]:
+        live += 1 - len(step.positions)
+    spec: WindowSums = window.info
+    batch, kept = getattr(gram.info, "batch", None), getattr(gram.info, "kept", None)
+    if gram.positions != (live - 1,) or spec.scale != 1 or batch is None or kept is None \
+            or not all(isinstance(v, int) for v in (*spec.shape, *batch, *kept)):
+        return list(steps), scale
+    sums, product = math.prod(spec.out_shape), math.prod(batch) * math.prod(kept) ** 2
+    if sums > product and window.route != "kron":
+        return list(steps), scale  # scaling the sums would cost more than the result
+    info = dataclasses.replace(spec, scale=math.sqrt(scale))
+    return [*steps[:-2], dataclasses.replace(window, info=info), gram], 1.0
