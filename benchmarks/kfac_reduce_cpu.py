@@ -2,10 +2,11 @@
 roofline floor, in thread CPU time at one thread, interleaved.
 
 Per layer: ``tndiag.functional.kfac_reduce`` (as ``tndiag bench`` calls it), the two unfold
-standards of ``tndiag bench`` (the faster one is the baseline), and the floor — one read of
-the input (``x.sum()``) plus one write of a result-sized tensor (``zero_``), timed in the same
-rounds. Prints milliseconds, tndiag / baseline, tndiag / floor, tndiag's peak extra memory
-(torch profiler) against the unfolded input's bytes, and the load average; the last lines give
+standards of ``tndiag bench`` (the faster one is the baseline), and the roofline floor — one
+read of the input (``x.sum()``) plus the Gram GEMM of a ``[*result rows, N]`` matrix written into
+a result-sized tensor (``torch.matmul(m, m.mT, out=...)``), timed in the same rounds. Prints
+milliseconds, tndiag / baseline, tndiag / floor, tndiag's peak extra memory (torch profiler)
+against the unfolded input's bytes, and the load average; the last lines give
 the geometric means. Results: docs/benchmarks.md.
 
     PYTHONPATH=. .venv/bin/python benchmarks/kfac_reduce_cpu.py \
@@ -37,7 +38,8 @@ def _row(row: dict, batch, rounds: int) -> dict:
     impls = implementations("kfac-reduce", layer, t, einconv=False)
     x, out = t["X"], impls["tndiag"]()
     scratch = torch.empty_like(out)
-    impls["floor"] = lambda: (x.sum(), scratch.zero_())
+    m = torch.randn(*out.shape[:-1], x.shape[0])  # the averaged patches: [G, F, N] or [F, N]
+    impls["floor"] = lambda: (x.sum(), torch.matmul(m, m.mT, out=scratch))
     load = loadavg()
     times = time_interleaved(impls, rounds, clock=time.thread_time)
     base = min(("std view", "std F.unfold"), key=times.__getitem__)
