@@ -189,6 +189,17 @@ COL2IM_EFFICIENCY = 0.1
 #: result has at most two channels per group (e.g. a 1-channel signal's input gradient).
 NATIVE_3D_EFFICIENCY = 0.3
 NATIVE_NARROW_EFFICIENCY = 0.05
+#: A pointwise step (1×1 kernel, stride 1, no padding, one group) of a convolution or a weight
+#: gradient is a GEMM per sample. torch's kernel reaches about this fraction of the rate of those
+#: GEMMs (the ``gemm`` route), which reach full rate from this many positions ∏O (the GEMM's
+#: columns for ``conv``, its summed length for ``weight``) and fall off linearly below. Fitted to
+#: 1×1 layers of ``benchmarks/paper_layers.json`` at batch 32 (docs/benchmarks.md, "Pointwise
+#: steps"): the ``gemm`` forward took 0.35–0.93× torch's time from 8×8 outputs up and lost at 7×7
+#: with 300 k weights (1.13–1.20×); the ``gemm`` weight gradient took 0.22–0.97× from 14×14 up
+#: and lost below (1.08–4.2× at 7×7 and 8×8). The crossovers are put between: ∏O = 56 and 128.
+NATIVE_POINTWISE_EFFICIENCY = 0.6
+POINTWISE_GEMM_POSITIONS = {"conv": 56 / NATIVE_POINTWISE_EFFICIENCY,
+                            "weight": 128 / NATIVE_POINTWISE_EFFICIENCY}
 #: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches,
 #: and a skinny GEMM with the ``[I, K]`` count matrix (both measured slower than per-tap sums
 #: on large inputs; they win where the per-call cost dominates).
@@ -218,6 +229,9 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
         k_d, s_d = _depth(s)
         copy = (a if s.role != "transpose" else y) * k_d / s_d + y
         return flops / FLOP_RATE + io + 2 * copy * itemsize / BANDWIDTH + 4 * CALL
+    if pointwise(s):
+        efficiency = min(1.0, _positions(s) / POINTWISE_GEMM_POSITIONS[s.role])
+        return flops / (FLOP_RATE * efficiency) + io + (3 + s.ndim) * CALL
     reduction, columns = _gemm_shape(s)
     efficiency = min(1.0, reduction / 64) * min(1.0, columns / 16)
     forward_out = s.channel if s.role == "transpose" else s.b_free
@@ -226,7 +240,29 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
         + (3 + s.ndim) * CALL
 
 
+def pointwise(s) -> bool:
+    """Whether a native step is a convolution or weight gradient with a 1×1 kernel, stride 1,
+    no padding and one group: one GEMM per sample on the input as it lies.
+
+    >>> from tndiag import compile, ops
+    >>> [pointwise(compile(ops.conv((2, 8, 5, 5), (4, 8, k, k))).steps[0].info) for k in (1, 3)]
+    [True, False]
+    """
+    if s.role == "transpose" or int(s.size(s.group)) != 1:
+        return False
+    taps = s.out_spatial if s.role == "weight" else s.b_spatial
+    return (int(s.size(taps)) == 1 and all(v == 1 for v in s.stride)
+            and not any(s.pad_left) and not any(s.pad_right))
+
+
+def _positions(s) -> int:
+    """∏O of a native step: its output's spatial size (the gradient's, for a weight step)."""
+    return int(s.size(s.b_spatial if s.role == "weight" else s.out_spatial))
+
+
 def _native_efficiency(s) -> float:
+    if pointwise(s):
+        return NATIVE_POINTWISE_EFFICIENCY
     if s.ndim == 3 and _depth(s)[0] > 1:
         return NATIVE_3D_EFFICIENCY
     if s.role == "transpose" and int(s.size(s.b_free)) <= 2:
