@@ -207,3 +207,16 @@ def test_routed_program_exports_along_the_default_route(diagram, route):
     exec(compile(tndiag.export(program), "<exported>", "exec"), namespace)
     args = [_double([int(v) for v in s]) for s in program.input_shapes]
     assert_close(namespace["forward"](*args), program(*args), f"exported, route {route}")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,want", [
+    ((8, 128, 56, 56), (128, 1, 7, 7), dict(padding=3, groups=128), "rows"),  # convnext
+    ((8, 240, 28, 28), (240, 1, 5, 5), dict(padding=2, groups=240), "rows"),
+    ((8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144), "native"),  # mobilenetv2
+    ((8, 144, 56, 56), (144, 1, 3, 3), dict(stride=2, padding=1, groups=144), "native"),
+    ((8, 256, 56, 56), (256, 8, 3, 3), dict(padding=1, groups=32), "native"),  # resnext
+    ((32, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "native"),  # dense, small images
+], ids=["dw7x7", "dw5x5", "dw3x3", "dw3x3-s2", "resnext-g32", "dense-7x7-image"])
+def test_model_picks_rows_for_wide_depthwise_weight_gradients(x_shape, w_shape, kw, want):
+    (step,) = steps_of(tndiag.compile(ops.conv_weight_vjp(x_shape, w_shape, **kw), tune=False))
+    assert "rows" in step.routes and step.route == want

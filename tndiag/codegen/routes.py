@@ -11,7 +11,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | native | ``native`` | every step | torch's own kernel |
 | native | ``gemm`` | every step | im2col of the strided view + one GEMM (transpose: + fold) |
 | native | ``depth2d`` | 3-d steps | depth taps as channels of a 2-d kernel on ``N·O_d`` images |
-| native | ``rows`` | 2-d weight gradients | a GEMM per kernel row with whole input rows + diagonals |
+| native | ``rows`` | 2-d weight gradients | per kernel row a GEMM of whole input rows, diagonals |
 | window-sum | ``fused`` | every step | all axes in one step, each by its cheapest stage |
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |

@@ -144,14 +144,20 @@ def depth2d(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor
 def _phase_rows(a: torch.Tensor, G: int, taps, stride, padding, dilation, O) -> torch.Tensor:
     """``[N, G·C, H, W]`` -> ``[G, S_h, H_q, N, C, W_u]``: the padded input's rows split by
     residue mod the row stride (row ``q·S_h + p`` at ``[p, q]``), cropped to the ``W_u``
-    columns the windows read (one copy besides the padding)."""
+    columns the windows read; one copy per phase into a zeroed buffer."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = taps, stride, padding, dilation
     used_h, used_w = (kh - 1) * dh + (O[0] - 1) * sh + 1, (kw - 1) * dw + (O[1] - 1) * sw + 1
     hq = -(-used_h // sh)
     N, H, W = a.shape[0], a.shape[2], a.shape[3]
-    xp = F.pad(a, (pw, used_w - W - pw, ph, hq * sh - H - ph))  # negative: crops
-    xp = xp.view(N, G, -1, hq, sh, used_w)
-    return xp.permute(1, 4, 3, 0, 2, 5).contiguous()
+    out = a.new_zeros(G, sh, hq, N, a.shape[1] // G, used_w)
+    cols = min(W, used_w - pw)
+    for phase in range(sh):  # padded row q·S_h + phase is input row q·S_h + phase − P_h
+        first, stop = max(0, -(-(ph - phase) // sh)), min(hq, -(-(H + ph - phase) // sh))
+        if stop > first and cols > 0:
+            row = first * sh + phase - ph
+            src = a[:, :, row:row + (stop - first - 1) * sh + 1:sh, :cols].unflatten(1, (G, -1))
+            out[:, phase, first:stop, :, :, pw:pw + cols].permute(2, 0, 3, 1, 4).copy_(src)
+    return out
 
 
 def rows(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor:
