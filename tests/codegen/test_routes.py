@@ -220,3 +220,13 @@ def test_routed_program_exports_along_the_default_route(diagram, route):
 def test_model_picks_rows_for_wide_depthwise_weight_gradients(x_shape, w_shape, kw, want):
     (step,) = steps_of(tndiag.compile(ops.conv_weight_vjp(x_shape, w_shape, **kw), tune=False))
     assert "rows" in step.routes and step.route == want
+
+
+def test_every_native_route_has_a_kernel_and_is_in_the_grids():
+    from tndiag.backends.routes.conv import ROUTE_KERNELS
+    from tndiag.codegen.program import StepKind
+    from tndiag.codegen.routes import ROUTES, all_routes
+
+    native = tuple(name for name, _ in ROUTES[StepKind.NATIVE])
+    assert native == CONV_ROUTES and set(native) <= set(all_routes())
+    assert set(ROUTE_KERNELS) == set(native) - {"native"}
