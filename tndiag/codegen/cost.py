@@ -205,8 +205,9 @@ TINY_GROUP = 16
 #: constants; where torch's weight-gradient kernel runs at its full rate it is priced at
 #: :data:`FLOP_RATE`, about a quarter of the 64 GFLOP/s it reached on a dense 3×3 layer
 #: (8×64×56²), so there the ``rows`` estimate is scaled by ``GRAM_FLOP_RATE / FLOP_RATE``
-#: into the same units (unscaled, it undercut ``native`` on dense layers with small images,
-#: where it runs 1.5–17× slower).
+#: into the same units (unscaled, it undercut ``native`` on dense layers with small images
+#: such as ResNet-18's 7×7 stage, not measured; on the dense and grouped layers measured,
+#: 8×8 or more channels per group, ``rows`` ran 3.5–17× slower than ``native``).
 #: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches,
 #: and a skinny GEMM with the ``[I, K]`` count matrix (both measured slower than per-tap sums
 #: on large inputs; they win where the per-call cost dominates).
@@ -266,8 +267,9 @@ def _rows_seconds(s, itemsize: int) -> float:
     ``W_u`` columns of whole input rows and the output gradient (the direct FLOPs times
     ``W_u / K_w``), its ``[G, C·W_u, D·O_w]`` product written and read by the diagonal sum;
     the padded input copied phase-major and the output gradient transposed once. The GEMMs
-    are priced as the patch-gram ones (:func:`_gemm_seconds`); on 15 depthwise and grouped
-    layers the model was 0.8–1.6× the measured time (worst on 8×8 channels per group)."""
+    are priced as the patch-gram ones (:func:`_gemm_seconds`); on 14 of 15 depthwise and
+    grouped layers measured (2 threads, with an earlier two-copy input layout) the model was
+    0.8–1.6× the measured time, on a 3×3 stride-2 depthwise layer 0.25×."""
     (kh, kw), (oh, ow) = ([int(s.size(x)) for x in legs] for legs in (s.out_spatial,
                                                                      s.b_spatial))
     used_w = (kw - 1) * s.dilation[1] + (ow - 1) * s.stride[1] + 1
