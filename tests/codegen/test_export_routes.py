@@ -36,7 +36,7 @@ from tndiag.codegen.routes import steps_of
 from tndiag.functional.dropout import approximate_program
 from tndiag.passes.subsample import subsample
 
-CONV_ROUTES = ("native", "gemm", "depth2d")
+CONV_ROUTES = ("native", "gemm", "depth2d", "rows")
 WINDOW_ROUTES = ("direct", "classes", "matmul", "kron")
 
 
@@ -89,7 +89,8 @@ def check_conv_routes(case, route):
 @pytest.mark.parametrize("name", list(GRID))
 def test_conv_routes_export_grid(name, route):
     ran = check_conv_routes(GRID[name], route)
-    assert ran == (route != "depth2d" or len(GRID[name]["w_shape"]) == 5)
+    dims = {"depth2d": 5, "rows": 4}.get(route)
+    assert ran == (dims is None or len(GRID[name]["w_shape"]) == dims)
 
 
 @settings(max_examples=10, deadline=None)

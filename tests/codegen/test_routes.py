@@ -18,7 +18,7 @@ from tndiag import ops
 from tndiag.codegen.routes import routes_for, steps_of, with_route
 from tndiag.errors import InvalidArgumentError
 
-CONV_ROUTES = ("native", "gemm", "depth2d")
+CONV_ROUTES = ("native", "gemm", "depth2d", "rows")
 WINDOW_ROUTES = ("fused", "direct", "classes", "matmul", "kron")
 
 GRID = {
@@ -30,6 +30,14 @@ GRID = {
                                  stride=(1, 1), padding="same", dilation=(1, 2), groups=2),
     "2d-depthwise-strided": dict(transposed=False, x_shape=(2, 3, 9, 8), w_shape=(3, 1, 3, 3),
                                  stride=(2, 3), padding=1, dilation=(1, 1), groups=3),
+    "2d-depthwise-wide-asymmetric": dict(transposed=False, x_shape=(2, 3, 11, 10),
+                                         w_shape=(6, 1, 5, 5), stride=(3, 2),
+                                         padding=((2, 1), (0, 3)), dilation=(2, 1), groups=3),
+    "2d-depthwise-7x7-same": dict(transposed=False, x_shape=(3, 4, 8, 9), w_shape=(4, 1, 7, 7),
+                                  stride=(1, 1), padding="same", dilation=(1, 1), groups=4),
+    "2d-grouped-pairs-dilated": dict(transposed=False, x_shape=(1, 6, 9, 9),
+                                     w_shape=(4, 3, 3, 2), stride=(2, 1), padding=(2, 1),
+                                     dilation=(2, 3), groups=2),
     "3d-depth3": dict(transposed=False, x_shape=(1, 2, 5, 4, 6), w_shape=(3, 2, 3, 2, 3),
                       stride=(1, 1, 2), padding=1, dilation=(1, 1, 1), groups=1),
     "3d-depth1-grouped-pairs": dict(transposed=False, x_shape=(2, 4, 3, 5, 4),
@@ -101,6 +109,8 @@ def test_conv_routes_grid(name, route):
     ran = check_conv_routes(GRID[name], route)
     if route == "depth2d":
         assert ran == (len(GRID[name]["w_shape"]) == 5)
+    elif route == "rows":  # 2-d weight VJPs only
+        assert ran == (len(GRID[name]["w_shape"]) == 4)
     else:
         assert ran
 
@@ -177,6 +187,8 @@ def test_routes_are_listed_per_step_kind():
     assert routes_for(conv3d.kind, conv3d.info) == conv3d.routes
     conv2d = tndiag.compile(ops.conv((1, 2, 4, 4), (2, 2, 3, 3))).steps[0]
     assert conv2d.routes == ("native", "gemm")
+    weight2d = tndiag.compile(ops.conv_weight_vjp((1, 2, 4, 4), (2, 1, 3, 3), groups=2)).steps
+    assert [s.routes for s in weight2d] == [("native", "gemm", "rows")]
 
 
 def test_printed_program_shows_the_route():
@@ -195,3 +207,26 @@ def test_routed_program_exports_along_the_default_route(diagram, route):
     exec(compile(tndiag.export(program), "<exported>", "exec"), namespace)
     args = [_double([int(v) for v in s]) for s in program.input_shapes]
     assert_close(namespace["forward"](*args), program(*args), f"exported, route {route}")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,want", [
+    ((8, 128, 56, 56), (128, 1, 7, 7), dict(padding=3, groups=128), "rows"),  # convnext
+    ((8, 240, 28, 28), (240, 1, 5, 5), dict(padding=2, groups=240), "rows"),
+    ((8, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144), "native"),  # mobilenetv2
+    ((8, 144, 56, 56), (144, 1, 3, 3), dict(stride=2, padding=1, groups=144), "native"),
+    ((8, 256, 56, 56), (256, 8, 3, 3), dict(padding=1, groups=32), "native"),  # resnext
+    ((32, 512, 7, 7), (512, 512, 3, 3), dict(padding=1), "native"),  # dense, small images
+], ids=["dw7x7", "dw5x5", "dw3x3", "dw3x3-s2", "resnext-g32", "dense-7x7-image"])
+def test_model_picks_rows_for_wide_depthwise_weight_gradients(x_shape, w_shape, kw, want):
+    (step,) = steps_of(tndiag.compile(ops.conv_weight_vjp(x_shape, w_shape, **kw), tune=False))
+    assert "rows" in step.routes and step.route == want
+
+
+def test_every_native_route_has_a_kernel_and_is_in_the_grids():
+    from tndiag.backends.routes.conv import ROUTE_KERNELS
+    from tndiag.codegen.program import StepKind
+    from tndiag.codegen.routes import ROUTES, all_routes
+
+    native = tuple(name for name, _ in ROUTES[StepKind.NATIVE])
+    assert native == CONV_ROUTES and set(native) <= set(all_routes())
+    assert set(ROUTE_KERNELS) == set(native) - {"native"}

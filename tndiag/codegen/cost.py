@@ -200,6 +200,25 @@ NATIVE_NARROW_EFFICIENCY = 0.05
 NATIVE_POINTWISE_EFFICIENCY = 0.6
 POINTWISE_GEMM_POSITIONS = {"conv": 56 / NATIVE_POINTWISE_EFFICIENCY,
                             "weight": 128 / NATIVE_POINTWISE_EFFICIENCY}
+#: Fraction of :data:`FLOP_RATE` torch's weight-gradient kernel reaches on a grouped 2-d
+#: layer with tiny groups (``C·D ≤`` :data:`TINY_GROUP` input times output channels per
+#: group: depthwise, depth multipliers, pairs): 1.7–1.9 GFLOP/s measured on 5×5 and 7×7
+#: depthwise layers at stride 1 (convnext 8×128×56², 168 ms; 8×240×28², 44 ms; 8×512×14²,
+#: 42 ms) and 2.5 GFLOP/s with 1×2 and 2×2 channels per group; kernels of at most 3×3 run
+#: faster (:data:`NATIVE_DEPTHWISE_3X3_WEIGHT_EFFICIENCY`: 4.5 GFLOP/s on mobilenetv2's
+#: 8×144×56², 6.8 on 8×576×14², 4.8 with 4×4 channels per group). Stride 2 ran slower still
+#: (0.5–0.7 GFLOP/s on 3×3 and 5×5), not modelled. With 8×8 channels per group torch ran at
+#: 35–80 GFLOP/s. 2 threads, float32, ``aten.convolution_backward``.
+NATIVE_DEPTHWISE_WEIGHT_EFFICIENCY = 0.12
+NATIVE_DEPTHWISE_3X3_WEIGHT_EFFICIENCY = 0.3
+TINY_GROUP = 16
+#: The ``rows`` route (:func:`_rows_seconds`) is estimated in measured seconds, like those two
+#: constants; where torch's weight-gradient kernel runs at its full rate it is priced at
+#: :data:`FLOP_RATE`, about a quarter of the 64 GFLOP/s it reached on a dense 3×3 layer
+#: (8×64×56²), so there the ``rows`` estimate is scaled by ``GRAM_FLOP_RATE / FLOP_RATE``
+#: into the same units (unscaled, it undercut ``native`` on dense layers with small images
+#: such as ResNet-18's 7×7 stage, not measured; on the dense and grouped layers measured,
+#: 8×8 or more channels per group, ``rows`` ran 3.5–17× slower than ``native``).
 #: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches,
 #: and a skinny GEMM with the ``[I, K]`` count matrix (both measured slower than per-tap sums
 #: on large inputs; they win where the per-call cost dominates).
@@ -225,6 +244,10 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
     io = (a + b + y) * itemsize / BANDWIDTH
     if route == "native":
         return flops / (FLOP_RATE * _native_efficiency(s)) + io + CALL
+    if route == "rows":
+        seconds = _rows_seconds(s, itemsize) + io
+        # in measured seconds, as the tiny-group native prices; elsewhere in FLOP_RATE units
+        return seconds if _tiny_groups(s) else seconds * GRAM_FLOP_RATE / FLOP_RATE
     if route == "depth2d":
         k_d, s_d = _depth(s)
         copy = (a if s.role != "transpose" else y) * k_d / s_d + y
@@ -267,7 +290,38 @@ def _native_efficiency(s) -> float:
         return NATIVE_3D_EFFICIENCY
     if s.role == "transpose" and int(s.size(s.b_free)) <= 2:
         return NATIVE_NARROW_EFFICIENCY
+    if _tiny_groups(s):
+        small = all(int(s.size(k)) <= 3 for k in s.out_spatial)
+        return NATIVE_DEPTHWISE_3X3_WEIGHT_EFFICIENCY if small \
+            else NATIVE_DEPTHWISE_WEIGHT_EFFICIENCY
     return 1.0
+
+
+def _tiny_groups(s) -> bool:
+    """A 2-d weight step whose groups have at most :data:`TINY_GROUP` input times output
+    channels (torch's slow depthwise weight-gradient kernel)."""
+    return (s.role == "weight" and s.ndim == 2 and int(s.size(s.group)) > 1
+            and int(s.size(s.a_free + s.b_free)) <= TINY_GROUP)
+
+
+def _rows_seconds(s, itemsize: int) -> float:
+    """The ``rows`` route of a 2-d weight step: per kernel row a batched GEMM between the
+    ``W_u`` columns of whole input rows and the output gradient (the direct FLOPs times
+    ``W_u / K_w``), its ``[G, C·W_u, D·O_w]`` product written and read by the diagonal sum;
+    the padded input copied phase-major and the output gradient transposed once. The GEMMs
+    are priced as the patch-gram ones (:func:`_gemm_seconds`); on 14 of 15 depthwise and
+    grouped layers measured (2 threads, with an earlier two-copy input layout) the model was
+    0.8–1.6× the measured time, on a 3×3 stride-2 depthwise layer 0.25×."""
+    (kh, kw), (oh, ow) = ([int(s.size(x)) for x in legs] for legs in (s.out_spatial,
+                                                                     s.b_spatial))
+    used_w = (kw - 1) * s.dilation[1] + (ow - 1) * s.stride[1] + 1
+    G, C, D, N = (int(s.size(x)) for x in (s.group, s.a_free, s.b_free, s.channel))
+    padded = N * G * C * int(prod(int(s.size(x)) + lo + hi for x, lo, hi in
+                                  zip(s.a_spatial, s.pad_left, s.pad_right)))
+    gemm = _gemm_seconds(G, C * used_w, D * ow, oh * N, itemsize)
+    product = G * C * used_w * D * ow
+    moved = 3 * padded + 2 * int(s.size(s.b_letters)) + 2 * kh * product
+    return kh * gemm + moved * itemsize / BANDWIDTH + (4 * kh + 6) * CALL
 
 
 def _depth(s):

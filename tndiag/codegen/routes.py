@@ -11,6 +11,7 @@ them (:mod:`tndiag.codegen.tuning`). Kernels: :mod:`tndiag.backends.routes`.
 | native | ``native`` | every step | torch's own kernel |
 | native | ``gemm`` | every step | im2col of the strided view + one GEMM (transpose: + fold) |
 | native | ``depth2d`` | 3-d steps | depth taps as channels of a 2-d kernel on ``N·O_d`` images |
+| native | ``rows`` | 2-d weight gradients | per kernel row a GEMM of whole input rows, diagonals |
 | window-sum | ``fused`` | every step | all axes in one step, each by its cheapest stage |
 | window-sum | ``direct`` | every step | axis by axis: one sum per tap |
 | window-sum | ``classes`` | no empty window | axis by axis: residue class sums minus the edges |
@@ -48,6 +49,7 @@ ROUTES: Dict[StepKind, Tuple[Tuple[str, Callable[[Any], bool]], ...]] = {
         ("native", lambda s: True),
         ("gemm", lambda s: True),
         ("depth2d", lambda s: s.ndim == 3),
+        ("rows", lambda s: s.role == "weight" and s.ndim == 2),
     ),
     StepKind.WINDOW_SUM: (
         ("fused", lambda w: True),
@@ -71,8 +73,8 @@ def all_routes() -> Tuple[str, ...]:
     """Every route name, in table order.
 
     >>> all_routes()  # doctest: +NORMALIZE_WHITESPACE
-    ('native', 'gemm', 'depth2d', 'fused', 'direct', 'classes', 'matmul', 'kron', 'unfold',
-     'shifted', 'batched')
+    ('native', 'gemm', 'depth2d', 'rows', 'fused', 'direct', 'classes', 'matmul', 'kron',
+     'unfold', 'shifted', 'batched')
     """
     return tuple(name for table in ROUTES.values() for name, _ in table)
 

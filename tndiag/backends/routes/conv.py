@@ -14,7 +14,9 @@ Routes (their applicability and cost live in :mod:`tndiag.codegen.routes`): ``ge
 strided window view of the input copied once into im2col columns and one batched GEMM (the
 transpose multiplies first, then folds the columns phase-major, no Π); ``depth2d`` — a 3-d
 convolution whose depth windows become channels of a 2-d convolution over ``N·O_depth``
-images.
+images; ``rows`` — a 2-d weight gradient as one batched GEMM per kernel row between whole
+input rows and the output gradient, the kernel columns read off strided diagonals (torch's
+own kernel is slow on depthwise layers with wide kernels).
 
 :func:`run_routed` is the step kernel (the backend's runner and the exported call); this
 module imports :class:`~tndiag.codegen.native.NativeConv` for annotations only, so
@@ -32,7 +34,7 @@ from tndiag.backends.kernels import native_operands
 from tndiag.backends.routes.fold import crop, fold_axis, windows
 from tndiag.codegen.native import NativeConv
 
-__all__ = ["geometry", "gemm", "depth2d", "ROUTE_KERNELS", "run_routed"]
+__all__ = ["geometry", "gemm", "depth2d", "rows", "ROUTE_KERNELS", "run_routed"]
 
 
 def geometry(s: NativeConv, padding: List[int]) -> Tuple:
@@ -139,9 +141,59 @@ def depth2d(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor
     return _with_bias(fold_axis(t, 2, 3, I[0], st[0], pad_left[0], dil[0]), bias)
 
 
+def _phase_rows(a: torch.Tensor, G: int, taps, stride, padding, dilation, O) -> torch.Tensor:
+    """``[N, G·C, H, W]`` -> ``[G, S_h, H_q, N, C, W_u]``: the padded input's rows split by
+    residue mod the row stride (row ``q·S_h + p`` at ``[p, q]``), cropped to the ``W_u``
+    columns the windows read; one copy per phase into a zeroed buffer."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = taps, stride, padding, dilation
+    used_h, used_w = (kh - 1) * dh + (O[0] - 1) * sh + 1, (kw - 1) * dw + (O[1] - 1) * sw + 1
+    hq = -(-used_h // sh)
+    N, H, W = a.shape[0], a.shape[2], a.shape[3]
+    out = a.new_zeros(G, sh, hq, N, a.shape[1] // G, used_w)
+    cols = min(W, used_w - pw)
+    for phase in range(sh):  # padded row q·S_h + phase is input row q·S_h + phase − P_h
+        first, stop = max(0, -(-(ph - phase) // sh)), min(hq, -(-(H + ph - phase) // sh))
+        if stop > first and cols > 0:
+            row = first * sh + phase - ph
+            src = a[:, :, row:row + (stop - first - 1) * sh + 1:sh, :cols].unflatten(1, (G, -1))
+            out[:, phase, first:stop, :, :, pw:pw + cols].permute(2, 0, 3, 1, 4).copy_(src)
+    return out
+
+
+def rows(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor:
+    """A 2-d weight gradient as a GEMM per kernel row (role ``weight``, any stride,
+    dilation and groups): with the input as ``[G, S_h, H_q, N, C, W_u]``
+    (:func:`_phase_rows`) the rows ``k_h·D_h + i·S_h`` (``i < O_h``) are a ``[G, O_h·N,
+    C·W_u]`` view ``U``, ``P = Uᵀ [G, O_h·N, D·O_w]`` and ``dW[g, d, c, k_h, k_w] =
+    Σ_j P[g, c, j·S_w + k_w·D_w, d, j]``, a strided diagonal summed over ``j``.
+
+    >>> x, g = torch.randn(2, 4, 9, 8), torch.randn(2, 4, 5, 4)
+    >>> geom = ("weight", 4, (3, 3), (9, 8), (5, 4), (2, 2), (1, 1), (1, 1), (1, 1), ())
+    >>> w = torch.ops.aten.convolution_backward(g, x, torch.empty(4, 1, 3, 3), None, [2, 2],
+    ...     [1, 1], [1, 1], False, [0, 0], 4, (False, True, False))[1]
+    >>> torch.allclose(rows(x, g, None, geom), w, atol=1e-5)
+    True
+    """
+    _, G, K, _, O, stride, padding, dilation, _, _ = geom
+    x = _phase_rows(a, G, K, stride, padding, dilation, O)  # [G, S_h, H_q, N, C, W_u]
+    N, C, used_w = x.shape[3], x.shape[4], x.shape[5]
+    D = b.shape[1] // G
+    g = b.view(N, G, D, O[0], O[1]).permute(1, 3, 0, 2, 4).reshape(G, O[0] * N, D * O[1])
+    out = a.new_empty(G, D, C, K[0], K[1])
+    for kh in range(K[0]):
+        phase, first = divmod(kh * dilation[0], stride[0])[::-1]
+        u = x[:, phase, first:first + O[0]].reshape(G, O[0] * N, C * used_w)
+        p = torch.bmm(u.transpose(1, 2), g)  # [G, C·W_u, D·O_w]
+        diagonal = p.as_strided((G, D, C, K[1], O[1]), (p.stride(0), O[1], used_w * D * O[1],
+                                                         dilation[1] * D * O[1],
+                                                         stride[1] * D * O[1] + 1))
+        out[:, :, :, kh] = diagonal.sum(-1)
+    return out.reshape(G * D, C, K[0], K[1])
+
+
 #: Route name -> ``kernel(a, b, bias, geometry)`` of a native step (``native``: torch's own,
 #: :func:`tndiag.backends.kernels.run_native`).
-ROUTE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d}
+ROUTE_KERNELS: Dict[str, Callable] = {"gemm": gemm, "depth2d": depth2d, "rows": rows}
 
 
 def run_routed(recipe: tuple, taken: List[Any]) -> Any:
