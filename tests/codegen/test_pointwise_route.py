@@ -68,7 +68,10 @@ def test_model_runs_large_pointwise_steps_as_gemms(side, op):
     ops.conv((32, 64, 28, 28), (96, 64, 1, 1), stride=2),  # strided: the view is copied
     ops.conv((32, 64, 28, 28), (96, 32, 1, 1), groups=2),
     ops.conv((1, 2, 4, 4), (3, 2, 1, 1)),  # tiny: the route's extra calls dominate
-], ids=["7x7-forward", "8x8-weight", "input-vjp", "strided", "grouped", "tiny"])
+    ops.conv((32, 1024, 14, 14), (1024, 1024, 1, 1)),  # large weight: torch won (1.22×)
+    ops.conv_weight_vjp((32, 1024, 14, 14), (2048, 1024, 1, 1)),  # torch won (1.53×)
+], ids=["7x7-forward", "8x8-weight", "input-vjp", "strided", "grouped", "tiny", "big-forward",
+        "big-weight"])
 def test_model_keeps_torch_kernel_elsewhere(diagram):
     assert _route(diagram) == "native"
 

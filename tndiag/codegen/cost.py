@@ -197,7 +197,11 @@ NATIVE_NARROW_EFFICIENCY = 0.05
 #: steps"): the ``gemm`` forward took 0.35–0.93× torch's time from 8×8 outputs up and lost at 7×7
 #: with 300 k weights (1.13–1.20×); the ``gemm`` weight gradient took 0.22–0.97× from 14×14 up
 #: and lost below (1.08–4.2× at 7×7 and 8×8). The crossovers are put between: ∏O = 56 and 128.
+#: With large weights torch's kernel wins (resnext101's 1024×1024, 1024×2048 and 2048×2048
+#: layers: 1.22–5.4×; 512×1024 was even, 0.93× and 1.07×): steps with at least
+#: :data:`POINTWISE_MAX_WEIGHT` weight elements are priced as other steps.
 NATIVE_POINTWISE_EFFICIENCY = 0.6
+POINTWISE_MAX_WEIGHT = 2**19
 POINTWISE_GEMM_POSITIONS = {"conv": 56 / NATIVE_POINTWISE_EFFICIENCY,
                             "weight": 128 / NATIVE_POINTWISE_EFFICIENCY}
 #: Fraction of :data:`FLOP_RATE` torch's weight-gradient kernel reaches on a grouped 2-d
@@ -252,7 +256,7 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
         k_d, s_d = _depth(s)
         copy = (a if s.role != "transpose" else y) * k_d / s_d + y
         return flops / FLOP_RATE + io + 2 * copy * itemsize / BANDWIDTH + 4 * CALL
-    if pointwise(s):
+    if _gemm_pointwise(s):
         efficiency = min(1.0, _positions(s) / POINTWISE_GEMM_POSITIONS[s.role])
         return flops / (FLOP_RATE * efficiency) + io + (3 + s.ndim) * CALL
     reduction, columns = _gemm_shape(s)
@@ -283,8 +287,14 @@ def _positions(s) -> int:
     return int(s.size(s.b_spatial if s.role == "weight" else s.out_spatial))
 
 
+def _gemm_pointwise(s) -> bool:
+    """A pointwise step whose weight has fewer than :data:`POINTWISE_MAX_WEIGHT` elements."""
+    weight = s.result if s.role == "weight" else s.b_letters
+    return pointwise(s) and int(s.size(weight)) < POINTWISE_MAX_WEIGHT
+
+
 def _native_efficiency(s) -> float:
-    if pointwise(s):
+    if _gemm_pointwise(s):
         return NATIVE_POINTWISE_EFFICIENCY
     if s.ndim == 3 and _depth(s)[0] > 1:
         return NATIVE_3D_EFFICIENCY
