@@ -70,8 +70,9 @@ def test_model_runs_large_pointwise_steps_as_gemms(side, op):
     ops.conv((1, 2, 4, 4), (3, 2, 1, 1)),  # tiny: the route's extra calls dominate
     ops.conv((32, 1024, 14, 14), (1024, 1024, 1, 1)),  # large weight: torch won (1.22×)
     ops.conv_weight_vjp((32, 1024, 14, 14), (2048, 1024, 1, 1)),  # torch won (1.53×)
+    ops.conv((32, 64, 73, 73), (80, 64, 1, 1)),  # large plane: torch won at 2 threads (1.66×)
 ], ids=["7x7-forward", "8x8-weight", "input-vjp", "strided", "grouped", "tiny", "big-forward",
-        "big-weight"])
+        "big-weight", "big-plane-forward"])
 def test_model_keeps_torch_kernel_elsewhere(diagram):
     assert _route(diagram) == "native"
 

@@ -199,9 +199,14 @@ NATIVE_NARROW_EFFICIENCY = 0.05
 #: and lost below (1.08–4.2× at 7×7 and 8×8). The crossovers are put between: ∏O = 56 and 128.
 #: With large weights torch's kernel wins (resnext101's 1024×1024, 1024×2048 and 2048×2048
 #: layers: 1.22–5.4×; 512×1024 was even, 0.93× and 1.07×): steps with at least
-#: :data:`POINTWISE_MAX_WEIGHT` weight elements are priced as other steps.
+#: :data:`POINTWISE_MAX_WEIGHT` weight elements are priced as other steps. So are forwards
+#: with more than :data:`POINTWISE_MAX_CONV_POSITIONS` output positions: at 2 threads torch's
+#: kernel won on resnext101's 56×56 layers (1.25–1.30×) and inceptionv3's 73×73 one (1.66×),
+#: though at 1 thread the ``gemm`` forward won there too (0.71–0.91×) and at 2 threads it won
+#: on mobilenetv2's 56×56 and 112×112 layers (0.62–0.85×); up to 35×35 it won at both.
 NATIVE_POINTWISE_EFFICIENCY = 0.6
 POINTWISE_MAX_WEIGHT = 2**19
+POINTWISE_MAX_CONV_POSITIONS = 35 * 35
 POINTWISE_GEMM_POSITIONS = {"conv": 56 / NATIVE_POINTWISE_EFFICIENCY,
                             "weight": 128 / NATIVE_POINTWISE_EFFICIENCY}
 #: Fraction of :data:`FLOP_RATE` torch's weight-gradient kernel reaches on a grouped 2-d
@@ -288,9 +293,11 @@ def _positions(s) -> int:
 
 
 def _gemm_pointwise(s) -> bool:
-    """A pointwise step whose weight has fewer than :data:`POINTWISE_MAX_WEIGHT` elements."""
+    """A pointwise step the ``gemm`` route may win: fewer than :data:`POINTWISE_MAX_WEIGHT`
+    weight elements and, for a forward, at most :data:`POINTWISE_MAX_CONV_POSITIONS` outputs."""
     weight = s.result if s.role == "weight" else s.b_letters
-    return pointwise(s) and int(s.size(weight)) < POINTWISE_MAX_WEIGHT
+    return (pointwise(s) and int(s.size(weight)) < POINTWISE_MAX_WEIGHT
+            and (s.role == "weight" or _positions(s) <= POINTWISE_MAX_CONV_POSITIONS))
 
 
 def _native_efficiency(s) -> float:
