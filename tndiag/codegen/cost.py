@@ -221,13 +221,6 @@ POINTWISE_GEMM_POSITIONS = {"conv": 56 / NATIVE_POINTWISE_EFFICIENCY,
 NATIVE_DEPTHWISE_WEIGHT_EFFICIENCY = 0.12
 NATIVE_DEPTHWISE_3X3_WEIGHT_EFFICIENCY = 0.3
 TINY_GROUP = 16
-#: The ``rows`` route (:func:`_rows_seconds`) is estimated in measured seconds, like those two
-#: constants; where torch's weight-gradient kernel runs at its full rate it is priced at
-#: :data:`FLOP_RATE`, about a quarter of the 64 GFLOP/s it reached on a dense 3×3 layer
-#: (8×64×56²), so there the ``rows`` estimate is scaled by ``GRAM_FLOP_RATE / FLOP_RATE``
-#: into the same units (unscaled, it undercut ``native`` on dense layers with small images
-#: such as ResNet-18's 7×7 stage, not measured; on the dense and grouped layers measured,
-#: 8×8 or more channels per group, ``rows`` ran 3.5–17× slower than ``native``).
 #: Fraction of :data:`BANDWIDTH` a sum over the rows of a ``[.., I/S, S, ..]`` view reaches,
 #: and a skinny GEMM with the ``[I, K]`` count matrix (both measured slower than per-tap sums
 #: on large inputs; they win where the per-call cost dominates).
@@ -254,8 +247,12 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
     if route == "native":
         return flops / (FLOP_RATE * _native_efficiency(s)) + io + CALL
     if route == "rows":
+        # _rows_seconds is in measured seconds, like the tiny-group native prices. Elsewhere
+        # torch's kernel is priced at FLOP_RATE, about a quarter of the 64 GFLOP/s it reached
+        # on a dense 3×3 layer (8×64×56²), so the estimate is scaled into those units
+        # (unscaled, it undercut native on dense layers with small images such as ResNet-18's
+        # 7×7 stage; on the dense and grouped layers measured, rows ran 3.5–17× slower).
         seconds = _rows_seconds(s, itemsize) + io
-        # in measured seconds, as the tiny-group native prices; elsewhere in FLOP_RATE units
         return seconds if _tiny_groups(s) else seconds * GRAM_FLOP_RATE / FLOP_RATE
     if route == "depth2d":
         k_d, s_d = _depth(s)

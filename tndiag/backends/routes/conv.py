@@ -181,7 +181,7 @@ def rows(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor:
     g = b.view(N, G, D, O[0], O[1]).permute(1, 3, 0, 2, 4).reshape(G, O[0] * N, D * O[1])
     out = a.new_empty(G, D, C, K[0], K[1])
     for kh in range(K[0]):
-        phase, first = divmod(kh * dilation[0], stride[0])[::-1]
+        first, phase = divmod(kh * dilation[0], stride[0])
         u = x[:, phase, first:first + O[0]].reshape(G, O[0] * N, C * used_w)
         p = torch.bmm(u.transpose(1, 2), g)  # [G, C·W_u, D·O_w]
         diagonal = p.as_strided((G, D, C, K[1], O[1]), (p.stride(0), O[1], used_w * D * O[1],
