@@ -76,6 +76,24 @@ def test_kfac_reduce_is_one_window_sum_then_gram(name, route):
     assert_close(program(x).reshape(want.shape), want, f"{name}, route {route}")
 
 
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (2, 0)])
+def test_large_inputs_stream_the_class_sums(stride, padding, monkeypatch):
+    """Inputs past :data:`~tndiag.backends.kernels.STREAM_MIN_BYTES` with long rows: the class
+    sums go through the channels-last pooling kernel (:func:`~tndiag.backends.kernels.outer_sum`)
+    and still equal the unfolded input's sums."""
+    shape = (3, 8, 112, 112)  # 2.3 MiB of float64
+    x = torch.randn(shape, dtype=torch.float64)
+    pooled = []
+    pool = torch.nn.functional.avg_pool2d
+    monkeypatch.setattr(kernels.F, "avg_pool2d",
+                        lambda *a, **kw: pooled.append(a) or pool(*a, **kw))
+    program = tndiag.compile(ops.kfac_reduce(shape, 3, stride=stride, padding=padding),
+                             route="fused")
+    want = reference(x, (3, 3), stride, padding, 1, 1)
+    assert_close(program(x).reshape(want.shape), want, f"stride {stride}, padding {padding}")
+    assert pooled, "the class sums were not streamed"
+
+
 @pytest.mark.parametrize("name", ["3x3-same", "1x7", "k5-s2-p1", "3d"])
 def test_small_chunks_give_the_same_window_sums(name, monkeypatch):
     """Slicing a leading axis (to keep intermediates small) does not change the sums."""

@@ -16,7 +16,7 @@ from typing import Callable, List, Tuple
 
 import torch
 
-from tndiag.backends.kernels import class_sums
+from tndiag.backends.kernels import border_product, class_sums
 from tndiag.codegen.lowerings.window_sum import WindowSpec
 
 __all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "run_axes",
@@ -64,10 +64,11 @@ def run_classes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
     index = torch.tensor(classes, device=x.device)
     out = class_sums(x, axis, S).index_select(axis, index).movedim(axis, -1)
     if head:
-        out = out - torch.tensordot(x.narrow(axis, 0, head), _matrix(before, x), ([axis], [0]))
+        out = out - border_product(x.narrow(axis, 0, head), _matrix(before, x), axis).movedim(
+            axis, -1)
     if start < size:
-        out = out - torch.tensordot(x.narrow(axis, start, size - start), _matrix(after, x),
-                                    ([axis], [0]))
+        out = out - border_product(x.narrow(axis, start, size - start), _matrix(after, x),
+                                   axis).movedim(axis, -1)
     return out
 
 
