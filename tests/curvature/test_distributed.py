@@ -1,7 +1,6 @@
 """Two gloo processes on uneven shards reproduce the single-process result on the whole batch."""
 
 import os
-import socket
 import sys
 
 import pytest
@@ -15,10 +14,10 @@ CASES = [("expand", "type-2", nn.CrossEntropyLoss()),
          ("reduce", "type-2", nn.MSELoss())]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def rendezvous(directory) -> str:
+    """A file rendezvous for ``init_process_group`` (no TCP port to pick: a port found free
+    and then bound by another test process would fail the group's start)."""
+    return "file://" + os.path.join(str(directory), "rendezvous")
 
 
 def _data():
@@ -39,11 +38,10 @@ def _results(model, x, ys, **kw):
     return out
 
 
-def _worker(rank: int, port: int, path: str) -> None:
+def _worker(rank: int, init: str, path: str) -> None:
     sys.path.insert(0, ROOT)
     import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=2)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
         torch.set_num_threads(1)
         torch.set_default_dtype(torch.float64)  # as the test process (tests/conftest.py)
@@ -59,7 +57,7 @@ def _worker(rank: int, port: int, path: str) -> None:
 
 def test_two_gloo_processes_match_one_process(tmp_path):
     path = str(tmp_path / "rank0.pt")
-    mp.spawn(_worker, args=(free_port(), path), nprocs=2, join=True)
+    mp.spawn(_worker, args=(rendezvous(tmp_path), path), nprocs=2, join=True)
     model, x, ys = _data()
     expected = _results(model, x, ys)
     got = torch.load(path)

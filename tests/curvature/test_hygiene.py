@@ -82,12 +82,11 @@ def test_in_place_activations_do_not_change_the_factors():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_ddp_wrapped_model_gives_the_unwrapped_result():
+def test_ddp_wrapped_model_gives_the_unwrapped_result(tmp_path):
     import torch.distributed as dist
 
-    from tests.curvature.test_distributed import free_port
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
-                            world_size=1)
+    from tests.curvature.test_distributed import rendezvous
+    dist.init_process_group("gloo", init_method=rendezvous(tmp_path), rank=0, world_size=1)
     try:
         model, x, y = _setup()
         ddp = nn.parallel.DistributedDataParallel(model)
