@@ -84,6 +84,27 @@ def test_measured_winner_is_stored_and_reused(cache_dir, monkeypatch):
     torch.testing.assert_close(again(*args), want)
 
 
+def test_routes_with_large_temporaries_are_not_measured(cache_dir, monkeypatch):
+    """Over ``MAX_TEMPORARY_BYTES`` of modelled temporaries a route is left out of the
+    measurement (the modelled choice is always measured), stored and printed as such."""
+    diagram = ops.conv_weight_vjp((2, 3, 9, 9), (4, 3, 3, 3), padding=1)  # native, gemm, rows
+    (step,) = tndiag.compile(diagram).steps
+    assert step.route == "native" and set(step.routes) == {"native", "gemm", "rows"}
+    monkeypatch.setattr(backend_tune, "MAX_TEMPORARY_BYTES", 0)
+    ran = []
+    real = backend_tune.PREPARERS[step.kind]
+    monkeypatch.setitem(backend_tune.PREPARERS, step.kind,
+                        lambda s: ran.append(s.route) or real(s))
+    program = tndiag.compile(diagram, tune=True)
+    args = _args(program)
+    torch.testing.assert_close(program(*args), tndiag.compile(diagram, route="native")(*args))
+    assert set(ran) == {"native"}
+    (per_step,) = json.loads(tuning.cache_path().read_text())["entries"].values()
+    (entry,) = per_step.values()
+    assert set(entry["times"]) == {"native"} and set(entry["skipped"]) == {"gemm", "rows"}
+    assert "rows not measured (" in str(program) and "MiB of temporaries)" in str(program)
+
+
 def _never(step, taken):
     raise AssertionError("measured again although the cache has the winner")
 

@@ -129,6 +129,23 @@ def test_transposed_conv_routes_hypothesis(case):
         check_conv_routes(case, route)
 
 
+@pytest.mark.parametrize("name", ["2d-grouped-same-even", "2d-depthwise-strided",
+                                  "3d-depth1-grouped-pairs", "t2d-grouped"])
+def test_gemm_weight_vjp_in_sample_chunks(name, monkeypatch):
+    """The ``gemm`` weight gradient sums its per-sample products in chunks of samples
+    (``WEIGHT_CHUNK_ELEMENTS``); one sample per chunk gives torch's gradient too."""
+    from tndiag.backends.routes import conv
+
+    monkeypatch.setattr(conv, "WEIGHT_CHUNK_ELEMENTS", 1)
+    case = dict(GRID[name], x_shape=(3, *GRID[name]["x_shape"][1:]))
+    x, w = _double(case["x_shape"]), _double(case["w_shape"])
+    y = torch_conv(case)(x.requires_grad_(), w.requires_grad_())
+    v = _double(y.shape)
+    (gw,) = torch.autograd.grad(y, (w,), v)
+    diagram = ops.conv_weight_vjp(x.shape, w.shape, **_hyper(case), transposed=case["transposed"])
+    assert _check_forced(diagram, "gemm", (x.detach(), v), gw, name)
+
+
 def reference_kfac_reduce(x, case):
     """``1/(N·L²) Σ_n ū ūᵀ`` per group, ū the sum over positions of the unfolded input."""
     C, K, G, N = x.shape[1], case["w_shape"][2:], case["groups"], x.shape[0]

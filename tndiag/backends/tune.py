@@ -13,14 +13,19 @@ import torch
 
 from tndiag.backends.torch_native import PREPARERS
 from tndiag.codegen import tuning
+from tndiag.codegen.cost import route_temporary
 from tndiag.codegen.program import Step
 
-__all__ = ["prepare_step", "context_of", "measure_step"]
+__all__ = ["prepare_step", "context_of", "measure_step", "skipped_routes"]
 
 #: Timed rounds per route, and the wall time one sample aims at (seconds). The fastest
 #: sample counts (as in ``timeit``): other processes only ever make a sample slower.
 ROUNDS = 5
 SAMPLE = 1e-3
+#: Routes whose modelled temporaries (:func:`tndiag.codegen.cost.route_temporary`) exceed
+#: this many bytes are not measured (the step's modelled choice always is): timing every
+#: candidate must not allocate, say, the im2col columns of a large dense layer.
+MAX_TEMPORARY_BYTES = 1 << 30
 
 
 def prepare_step(step: Step) -> Callable[[List[torch.Tensor]], torch.Tensor]:
@@ -36,7 +41,8 @@ def prepare_step(step: Step) -> Callable[[List[torch.Tensor]], torch.Tensor]:
         if runner is None:
             winner = tuning.lookup(step, context)
             if winner not in step.routes:
-                winner = tuning.record(step, context, measure_step(step, taken))
+                winner = tuning.record(step, context, measure_step(step, taken),
+                                       skipped_routes(step, taken[0].element_size()))
             runner = chosen[key] = PREPARERS[step.kind](_fixed(step, winner))
         return runner(taken)
     return run
@@ -64,15 +70,32 @@ def _sync(t: torch.Tensor) -> None:
         torch.cuda.synchronize(t.device)
 
 
+def skipped_routes(step: Step, itemsize: int) -> Dict[str, int]:
+    """Route -> bytes of modelled temporaries, for the routes of ``step`` that
+    :func:`measure_step` leaves out (over :data:`MAX_TEMPORARY_BYTES`; never the modelled
+    choice).
+
+    >>> from tndiag import compile, ops
+    >>> s = compile(ops.conv_weight_vjp((64, 256, 56, 56), (256, 256, 3, 3), padding=1))
+    >>> skipped_routes(s.steps[0], 4)  # the im2col columns: 64·2304·3136 floats
+    {'gemm': 1849688064}
+    """
+    chosen = step.route or step.routes[0]
+    found = {r: route_temporary(step, r) * itemsize for r in step.routes if r != chosen}
+    return {r: b for r, b in found.items() if b > MAX_TEMPORARY_BYTES}
+
+
 def measure_step(step: Step, taken: List[torch.Tensor]) -> Dict[str, float]:
-    """Fastest seconds per call of every route of ``step`` on ``taken``, timed round-robin.
+    """Fastest seconds per call of every route of ``step`` on ``taken``, timed round-robin
+    (but the routes :func:`skipped_routes` names).
 
     >>> from tndiag import compile, ops
     >>> s = compile(ops.conv((1, 1, 64), (2, 1, 4), stride=2)).steps[0]
     >>> sorted(measure_step(s, [torch.randn(1, 1, 64), torch.randn(2, 1, 4)]))
     ['gemm', 'native']
     """
-    runners = {r: PREPARERS[step.kind](_fixed(step, r)) for r in step.routes}
+    skipped = skipped_routes(step, taken[0].element_size())
+    runners = {r: PREPARERS[step.kind](_fixed(step, r)) for r in step.routes if r not in skipped}
     inner = {}
     for route, runner in runners.items():
         runner(taken)  # warm up (first-call allocations, kernel selection)

@@ -26,7 +26,8 @@ from tndiag.ir.sizes import Size
 
 __all__ = ["prod", "smax", "einsum_flops", "native_flops", "native_kernel", "im2col_wins",
            "col2im_wins", "pattern_memory", "peak_memory", "route_seconds", "window_plan",
-           "patch_gram_seconds", "gram_blocks", "symmetric_seconds", "kron_applies"]
+           "patch_gram_seconds", "gram_blocks", "symmetric_seconds", "kron_applies",
+           "route_temporary"]
 
 
 def prod(values: Iterable[Size]) -> Size:
@@ -267,6 +268,39 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
     cols = flops // (2 * int(s.size(forward_out)))  # elements of the im2col matrix
     return flops / (FLOP_RATE * efficiency) + io + 3 * cols * itemsize / BANDWIDTH \
         + (3 + s.ndim) * CALL
+
+
+def route_temporary(step, route: str) -> int:
+    """Elements of the largest temporaries a native ``step`` (concrete sizes) allocates along
+    ``route`` besides its operands and result: the im2col columns of ``gemm`` (a pointwise
+    step multiplies the input as it lies), the depth-unfolded copy of ``depth2d``, the
+    phase-split input and one kernel row's ``[G, C·W_u, D·O_w]`` product of ``rows``; 0 for
+    ``native`` (torch's kernel) and for the other step kinds, whose routes hold at most
+    input-sized intermediates. Measured tuning skips routes whose temporaries are large.
+
+    >>> from tndiag import compile, ops
+    >>> s = compile(ops.conv_weight_vjp((8, 64, 56, 56), (64, 64, 3, 3), padding=1)).steps[0]
+    >>> route_temporary(s, "native"), route_temporary(s, "gemm")  # columns: 8·576·3136
+    (0, 14450688)
+    """
+    if step.kind.value != "native" or route == "native":
+        return 0
+    s = step.info
+    a, y = int(s.size(s.a_letters)), int(s.size(s.result))
+    if route == "depth2d":
+        k_d, s_d = _depth(s)
+        return (a if s.role != "transpose" else y) * k_d // s_d
+    if route == "rows":
+        (kw, ow) = int(s.size(s.out_spatial[1])), int(s.size(s.b_spatial[1]))
+        used_w = (kw - 1) * s.dilation[1] + (ow - 1) * s.stride[1] + 1
+        G, C, D, N = (int(s.size(x)) for x in (s.group, s.a_free, s.b_free, s.channel))
+        padded = N * G * C * int(prod(int(s.size(x)) + lo + hi for x, lo, hi in
+                                      zip(s.a_spatial, s.pad_left, s.pad_right)))
+        return padded + G * C * used_w * D * ow
+    if pointwise(s):
+        return 0
+    forward_out = s.channel if s.role == "transpose" else s.b_free
+    return int(native_flops(s)) // (2 * int(s.size(forward_out)))
 
 
 def pointwise(s) -> bool:

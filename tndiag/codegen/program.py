@@ -237,6 +237,15 @@ class Program:
         return "\n".join(lines)
 
 
+def _bytes(n: int) -> str:
+    """``n`` bytes in GiB (from 1 GiB) or MiB.
+
+    >>> _bytes(3 << 29), _bytes(5 << 20)
+    ('1.5 GiB', '5.0 MiB')
+    """
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def _route_lines(step: Step) -> list:
     """The route of a step with alternatives, and the times measured for it (if any)."""
     if not step.routes:
@@ -249,8 +258,10 @@ def _route_lines(step: Step) -> list:
     for m in measurements(step):
         times = ", ".join(f"{r} {t * 1e3:.3f} ms" for r, t in sorted(
             m["times"].items(), key=lambda kv: kv[1]))
+        skipped = "".join(f"; {r} not measured ({_bytes(b)} of temporaries)"
+                          for r, b in sorted(m.get("skipped", {}).items()))
         lines.append(f"          measured ({m['dtype']}, {m['device']}, {m['threads']} threads, "
-                     f"torch {m['torch']}): {times}")
+                     f"torch {m['torch']}): {times}{skipped}")
     return lines
 
 

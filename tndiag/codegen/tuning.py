@@ -114,8 +114,10 @@ def lookup(step, context: Dict[str, object]) -> Optional[str]:
     return entry["winner"] if isinstance(entry, dict) and "winner" in entry else None
 
 
-def record(step, context: Dict[str, object], times: Dict[str, float]) -> str:
-    """Store the seconds per route measured for ``step`` in ``context``; returns the winner.
+def record(step, context: Dict[str, object], times: Dict[str, float],
+           skipped: Optional[Dict[str, int]] = None) -> str:
+    """Store the seconds per route measured for ``step`` in ``context`` (and the routes left
+    unmeasured, with their temporaries' bytes); returns the winner.
 
     Entries of the same step measured under another torch version are dropped.
     """
@@ -124,7 +126,8 @@ def record(step, context: Dict[str, object], times: Dict[str, float]) -> str:
     per_step = {k: v for k, v in entries.get(step_key(step), {}).items()
                 if isinstance(v, dict) and v.get("torch") == context.get("torch")}
     per_step[_context_key(context)] = dict(context, label=step.label, winner=winner,
-                                           times={r: float(t) for r, t in times.items()})
+                                           times={r: float(t) for r, t in times.items()},
+                                           skipped={r: int(b) for r, b in (skipped or {}).items()})
     entries[step_key(step)] = per_step
     _write(entries)
     return winner

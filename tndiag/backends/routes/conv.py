@@ -73,6 +73,12 @@ def _columns(a: torch.Tensor, G: int, K, stride, padding, dilation) -> torch.Ten
     return v.reshape(a.shape[0], G, -1, _prod(v.shape[2 + nd:]))
 
 
+#: The weight gradient along ``gemm`` multiplies sample by sample ([N, G, D, C·∏K], summed
+#: over N); samples go in chunks whose products hold at most this many elements (16 MiB of
+#: float32), so a large batch never holds N weight-sized products at once.
+WEIGHT_CHUNK_ELEMENTS = 1 << 22
+
+
 def gemm(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor:
     """The step as one batched GEMM with the im2col matrix (see the module docstring).
 
@@ -88,8 +94,12 @@ def gemm(a: torch.Tensor, b: torch.Tensor, bias, geom: Tuple) -> torch.Tensor:
         return _with_bias(y.reshape(a.shape[0], -1, *O), bias)
     if role == "weight":
         g = b.reshape(b.shape[0], G, b.shape[1] // G, -1)  # [N, G, D, ∏O]
-        cols = _columns(a, G, K, stride, padding, dilation)
-        w = torch.matmul(g, cols.transpose(-1, -2)).sum(0)
+        cols = _columns(a, G, K, stride, padding, dilation).transpose(-1, -2)
+        per_sample = g.shape[1] * g.shape[2] * cols.shape[-1]  # elements of one [G, D, C·∏K]
+        chunk = max(1, min(g.shape[0], WEIGHT_CHUNK_ELEMENTS // per_sample))
+        w = torch.matmul(g[:chunk], cols[:chunk]).sum(0)
+        for start in range(chunk, g.shape[0], chunk):  # no [N, G, D, C·∏K] at large N
+            w += torch.matmul(g[start:start + chunk], cols[start:start + chunk]).sum(0)
         return w.reshape(-1, w.shape[-1] // _prod(K), *K)
     w = b.reshape(G, b.shape[0] // G, -1)  # [G, D, C·∏K]
     cols = torch.matmul(w.transpose(-1, -2), a.reshape(a.shape[0], G, w.shape[1], -1))
