@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from tndiag.backends import kernels
 
-#: Inputs of over 2 MiB in float64, the summed dim, whether the pooling kernel takes it.
-LARGE = [((4, 64, 96, 56), 2, True), ((2, 3, 224, 224), 2, True), ((512, 56, 56), 1, True),
-         ((8, 64, 112, 2, 56), 2, True), ((3, 700, 200), 0, True), ((8, 64, 56, 56), 3, False),
-         ((8, 64, 400, 17), 2, False)]
+#: Inputs of over 8 MiB in float64, the summed dim, whether the pooling kernel takes it.
+LARGE = [((4, 64, 96, 56), 2, True), ((8, 3, 224, 224), 2, True), ((512, 56, 56), 1, True),
+         ((4, 64, 112, 2, 56), 2, True), ((8, 700, 200), 0, True), ((8, 64, 56, 56), 3, False),
+         ((8, 32, 400, 17), 2, False)]
 
 
 @pytest.mark.parametrize("shape, dim, streams", LARGE)
@@ -29,11 +29,11 @@ def test_outer_sum_equals_torch_sum_on_large_inputs(shape, dim, streams):
 
 
 def test_outer_sum_streams_long_runs_of_large_contiguous_cpu_inputs():
-    x = torch.randn(8, 64, 56, 56)  # 6.1 MiB, runs of 56
+    x = torch.randn(8, 128, 56, 56, dtype=torch.float32)  # 12.25 MiB, runs of 56
     assert kernels._streams(x, 2) and kernels._streams(x, 1)
     assert not kernels._streams(x, 3)  # the last dim: torch's inner reduction
     assert not kernels._streams(x.transpose(2, 3), 2)  # not contiguous
-    assert not kernels._streams(x[:1], 2)  # under STREAM_MIN_BYTES
+    assert not kernels._streams(x[:4], 2)  # under STREAM_MIN_BYTES
     assert not kernels._streams(torch.randn(8, 64, 400, 17), 2)  # runs under STREAM_MIN_RUN
     assert not kernels._streams(x.half(), 2)
 

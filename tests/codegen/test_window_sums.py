@@ -81,7 +81,7 @@ def test_large_inputs_stream_the_class_sums(stride, padding, monkeypatch):
     """Inputs past :data:`~tndiag.backends.kernels.STREAM_MIN_BYTES` with long rows: the class
     sums go through the channels-last pooling kernel (:func:`~tndiag.backends.kernels.outer_sum`)
     and still equal the unfolded input's sums."""
-    shape = (3, 8, 112, 112)  # 2.3 MiB of float64
+    shape = (3, 4, 320, 320)  # 9.4 MiB of float64
     x = torch.randn(shape, dtype=torch.float64)
     pooled = []
     pool = torch.nn.functional.avg_pool2d

@@ -301,10 +301,12 @@ def _into(out, shape, like):
 #: Dtypes :func:`outer_sum` hands to the channels-last pooling kernel on the CPU, and the
 #: least contiguous run after the summed dim and the least bytes for which it does: on cold
 #: inputs of 8 MiB pooling took 0.41–0.81× torch's sum for runs of 56–224 elements but
-#: 1.0–2.4× for runs of 4–17, and up to 1.7× on inputs of 1 MiB (1 thread).
+#: 1.0–2.4× for runs of 4–17, and up to 1.7× on inputs of 1 MiB (1 thread). An input that
+#: is still in cache (called again at once, as benchmarks do) sums faster in torch up to a
+#: few MiB: KFAC-reduce of a 6.1 MiB input took 1.2× as long pooled, of 14–25 MiB 0.5–0.8×.
 STREAMED_DTYPES = (torch.float32, torch.float64)
 STREAM_MIN_RUN = 48
-STREAM_MIN_BYTES = 2 << 20
+STREAM_MIN_BYTES = 8 << 20
 
 
 def outer_sum(x, dim):
@@ -312,11 +314,11 @@ def outer_sum(x, dim):
 
     torch's CPU reduction over a middle dim walks down column strips, which the hardware
     prefetcher follows badly once ``x`` is not in cache (about 3× a full ``x.sum()`` on a
-    cold 14 MB input); the channels-last pooling kernel adds whole contiguous rows instead
+    cold 14 MiB input); the channels-last pooling kernel adds whole contiguous rows instead
     (about 1.1×). Short runs, small inputs, other devices, dtypes and layouts take
     ``x.sum(dim)`` (:data:`STREAM_MIN_RUN`, :data:`STREAM_MIN_BYTES`).
 
-    >>> x = torch.arange(2 * 3 * 2**18, dtype=torch.float64).reshape(2, 3, 2**18)
+    >>> x = torch.arange(2 * 3 * 2**19, dtype=torch.float64).reshape(2, 3, 2**19)
     >>> torch.equal(outer_sum(x, 1), x.sum(1))
     True
     """
