@@ -76,6 +76,20 @@ def test_kfac_reduce_is_one_window_sum_then_gram(name, route):
     assert_close(program(x).reshape(want.shape), want, f"{name}, route {route}")
 
 
+@pytest.mark.parametrize("border_rows", [0, 1, 100])
+@pytest.mark.parametrize("name", ["3x3-same", "1x7", "k5-s2-p1", "depthwise-strided", "3d"])
+def test_border_positions_summed_or_subtracted_one_by_one(name, border_rows, monkeypatch):
+    """``taps`` subtracts up to ``BORDER_ROWS`` border positions one view at a time and sums
+    longer borders first: every threshold gives the unfolded input's sums."""
+    monkeypatch.setattr(kernels, "BORDER_ROWS", border_rows)
+    shape, kernel, stride, padding, dilation, groups = LAYERS[name]
+    x = torch.randn(shape, dtype=torch.float64)
+    program = tndiag.compile(ops.kfac_reduce(shape, kernel, stride=stride, padding=padding,
+                                             dilation=dilation, groups=groups), route="direct")
+    want = reference(x, kernel, stride, padding, dilation, groups)
+    assert_close(program(x).reshape(want.shape), want, f"{name}, BORDER_ROWS {border_rows}")
+
+
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (2, 0)])
 def test_large_inputs_stream_the_class_sums(stride, padding, monkeypatch):
     """Inputs past :data:`~tndiag.backends.kernels.STREAM_MIN_BYTES` with long rows: the class

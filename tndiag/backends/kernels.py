@@ -392,11 +392,20 @@ def class_sums(x, axis, stride):
     return out
 
 
-def _positions(x, axis, start, stop, stride):
-    """The sum of ``x`` over positions ``start:stop:stride`` of ``axis`` (a view for one)."""
-    if start + stride >= stop:
-        return x.select(axis, start)
-    return _strided(x, axis, start, stop, stride).sum(axis)
+#: Up to this many border positions of one tap are subtracted one by one (a view each)
+#: rather than summed first: torch's sum over a short outer dim was the slower of the two
+#: (a 7×7 'same' depthwise step: 0.32 ms in the 3-row sums).
+BORDER_ROWS = 4
+
+
+def _subtract_positions(dst, x, axis, start, stop, stride):
+    """``dst -= Σ x`` over positions ``start:stop:stride`` of ``axis`` (none: nothing)."""
+    positions = range(start, stop, stride)
+    if len(positions) <= BORDER_ROWS:
+        for i in positions:
+            dst.sub_(x.select(axis, i))
+    else:
+        dst.sub_(_strided(x, axis, start, stop, stride).sum(axis))
 
 
 def _strided(x, axis, start, stop, stride):
@@ -419,10 +428,8 @@ def window_taps(x, args, out):
         dst = out.select(axis, k)
         if how == "class":
             dst.copy_(classes.select(axis, first % stride))
-            if first >= stride:
-                dst.sub_(_positions(x, axis, first % stride, first, stride))
-            if last + stride < size:
-                dst.sub_(_positions(x, axis, last + stride, size, stride))
+            _subtract_positions(dst, x, axis, first % stride, first, stride)
+            _subtract_positions(dst, x, axis, last + stride, size, stride)
         elif how == "direct":
             sum_into(_strided(x, axis, first, last + 1, stride), axis, dst)
         else:
