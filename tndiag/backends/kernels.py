@@ -322,16 +322,17 @@ def outer_sum(x, dim):
     >>> torch.equal(outer_sum(x, 1), x.sum(1))
     True
     """
-    if not _streams(x, dim):
-        return x.sum(dim)
+    return _pooled_sum(x, dim) if _streams(x, dim) else x.sum(dim)
+
+
+def _pooled_sum(x, dim):
+    """``x.sum(dim)`` by the channels-last pooling kernel (``x`` contiguous)."""
     dim %= x.dim()
     shape = list(x.shape)
-    rows, rest = shape[dim], shape[dim + 1:]
-    inner = _run(x, dim)
-    planes = x.numel() // (rows * inner)
-    lanes = x.view(planes, rows, 1, inner).permute(0, 3, 1, 2)  # channels-last [B, L, R, 1]
+    rows, inner = shape[dim], _run(x, dim)
+    lanes = x.view(-1, rows, 1, inner).permute(0, 3, 1, 2)  # channels-last [B, L, R, 1]
     summed = F.avg_pool2d(lanes, (rows, 1), divisor_override=1)
-    return summed.view(shape[:dim] + rest)
+    return summed.view(shape[:dim] + shape[dim + 1:])
 
 
 def _run(x, dim):
@@ -355,7 +356,7 @@ def sum_into(x, dims, out):
     last is summed by :func:`outer_sum`."""
     dim = dims if isinstance(dims, int) else dims[0] if len(dims) == 1 else None
     if dim is not None and _streams(x, dim):
-        r = outer_sum(x, dim)
+        r = _pooled_sum(x, dim)
         return r if out is None else out.copy_(r)
     if out is None:
         return x.sum(dims)

@@ -256,16 +256,14 @@ def route_seconds(step, route: str, itemsize: int = 4) -> float:
         seconds = _rows_seconds(s, itemsize) + io
         return seconds if _tiny_groups(s) else seconds * GRAM_FLOP_RATE / FLOP_RATE
     if route == "depth2d":
-        k_d, s_d = _depth(s)
-        copy = (a if s.role != "transpose" else y) * k_d / s_d + y
+        copy = _depth_copy(s) + y
         return flops / FLOP_RATE + io + 2 * copy * itemsize / BANDWIDTH + 4 * CALL
     if _gemm_pointwise(s):
         efficiency = min(1.0, _positions(s) / POINTWISE_GEMM_POSITIONS[s.role])
         return flops / (FLOP_RATE * efficiency) + io + (3 + s.ndim) * CALL
     reduction, columns = _gemm_shape(s)
     efficiency = min(1.0, reduction / 64) * min(1.0, columns / 16)
-    forward_out = s.channel if s.role == "transpose" else s.b_free
-    cols = flops // (2 * int(s.size(forward_out)))  # elements of the im2col matrix
+    cols = _im2col_elements(s)
     return flops / (FLOP_RATE * efficiency) + io + 3 * cols * itemsize / BANDWIDTH \
         + (3 + s.ndim) * CALL
 
@@ -286,19 +284,22 @@ def route_temporary(step, route: str) -> int:
     if step.kind.value != "native" or route == "native":
         return 0
     s = step.info
-    a, y = int(s.size(s.a_letters)), int(s.size(s.result))
     if route == "depth2d":
-        k_d, s_d = _depth(s)
-        return (a if s.role != "transpose" else y) * k_d // s_d
+        return int(_depth_copy(s))
     if route == "rows":
-        (kw, ow) = int(s.size(s.out_spatial[1])), int(s.size(s.b_spatial[1]))
-        used_w = (kw - 1) * s.dilation[1] + (ow - 1) * s.stride[1] + 1
-        G, C, D, N = (int(s.size(x)) for x in (s.group, s.a_free, s.b_free, s.channel))
-        padded = N * G * C * int(prod(int(s.size(x)) + lo + hi for x, lo, hi in
-                                      zip(s.a_spatial, s.pad_left, s.pad_right)))
+        _, _, ow, used_w, G, C, D, _, padded = _rows_geometry(s)
         return padded + G * C * used_w * D * ow
-    if pointwise(s):
-        return 0
+    return 0 if pointwise(s) else _im2col_elements(s)
+
+
+def _depth_copy(s) -> float:
+    """Elements of the depth-unfolded copy of a 3-d step on the ``depth2d`` route."""
+    k_d, s_d = _depth(s)
+    return int(s.size(s.a_letters if s.role != "transpose" else s.result)) * k_d / s_d
+
+
+def _im2col_elements(s) -> int:
+    """Elements of the im2col matrix of a native step on the ``gemm`` route."""
     forward_out = s.channel if s.role == "transpose" else s.b_free
     return int(native_flops(s)) // (2 * int(s.size(forward_out)))
 
@@ -360,16 +361,23 @@ def _rows_seconds(s, itemsize: int) -> float:
     are priced as the patch-gram ones (:func:`_gemm_seconds`); on 14 of 15 depthwise and
     grouped layers measured (2 threads, with an earlier two-copy input layout) the model was
     0.8–1.6× the measured time, on a 3×3 stride-2 depthwise layer 0.25×."""
+    kh, oh, ow, used_w, G, C, D, N, padded = _rows_geometry(s)
+    gemm = _gemm_seconds(G, C * used_w, D * ow, oh * N, itemsize)
+    product = G * C * used_w * D * ow
+    moved = 3 * padded + 2 * int(s.size(s.b_letters)) + 2 * kh * product
+    return kh * gemm + moved * itemsize / BANDWIDTH + (4 * kh + 6) * CALL
+
+
+def _rows_geometry(s) -> tuple:
+    """``(K_h, O_h, O_w, W_u, G, C, D, N, padded input elements)`` of a 2-d weight step on
+    the ``rows`` route (``W_u``: the input columns the windows read)."""
     (kh, kw), (oh, ow) = ([int(s.size(x)) for x in legs] for legs in (s.out_spatial,
                                                                      s.b_spatial))
     used_w = (kw - 1) * s.dilation[1] + (ow - 1) * s.stride[1] + 1
     G, C, D, N = (int(s.size(x)) for x in (s.group, s.a_free, s.b_free, s.channel))
     padded = N * G * C * int(prod(int(s.size(x)) + lo + hi for x, lo, hi in
                                   zip(s.a_spatial, s.pad_left, s.pad_right)))
-    gemm = _gemm_seconds(G, C * used_w, D * ow, oh * N, itemsize)
-    product = G * C * used_w * D * ow
-    moved = 3 * padded + 2 * int(s.size(s.b_letters)) + 2 * kh * product
-    return kh * gemm + moved * itemsize / BANDWIDTH + (4 * kh + 6) * CALL
+    return kh, oh, ow, used_w, G, C, D, N, padded
 
 
 def _depth(s):
