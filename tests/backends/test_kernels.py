@@ -2,8 +2,9 @@
 
 Oracles: ``Tensor.sum`` for :func:`~tndiag.backends.kernels.outer_sum` (which hands large
 contiguous CPU inputs to the channels-last pooling kernel) and ``torch.tensordot`` for
-:func:`~tndiag.backends.kernels.border_product`, in float64 and float32, values and
-gradients.
+:func:`~tndiag.backends.kernels.border_product`, the residue-class sums of
+:func:`~tndiag.backends.kernels.class_sums` (a GEMM over the last axis) against sums of
+index-selected positions, in float64 and float32, values and gradients.
 """
 
 import pytest
@@ -76,3 +77,24 @@ def test_border_product_equals_tensordot(shape, data, dtype):
     m = torch.randint(0, 2, (shape[axis], taps)).to(dtype)
     want = torch.tensordot(part, m, ([axis], [0])).movedim(-1, axis)
     torch.testing.assert_close(kernels.border_product(part, m, axis), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), data=st.data(),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_class_sums_equal_the_sum_of_each_residue_class(shape, data, dtype):
+    axis = data.draw(st.sampled_from([len(shape) - 1, data.draw(st.integers(0, len(shape) - 1))]))
+    stride = data.draw(st.integers(1, 5))
+    x = torch.randn(shape, dtype=dtype)
+    want = torch.stack([x.index_select(axis, torch.arange(shape[axis])[c::stride]).sum(axis)
+                        for c in range(stride)], axis)
+    torch.testing.assert_close(kernels.class_sums(x, axis, stride), want)
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_class_sums_gradient_over_the_last_axis_and_a_middle_one(axis):
+    x = torch.randn(3, 4, 7, requires_grad=True)
+    g = torch.randn(kernels.class_sums(x, axis, 2).shape)
+    (got,) = torch.autograd.grad(kernels.class_sums(x, axis, 2), x, g)
+    want = g.index_select(axis, torch.arange(x.shape[axis]) % 2)
+    torch.testing.assert_close(got, want)

@@ -381,10 +381,16 @@ def window_view(x, axes, out):
 def class_sums(x, axis, stride):
     """``out[.., c, ..] = Σ_{i ≡ c (mod S)} x[.., i, ..]`` (``S`` entries on ``axis``; one read).
 
+    Over the last axis with ``S > 1`` it is one GEMM with the ``[I, S]`` residue matrix:
+    torch's sum over the short middle dim of ``[.., I/S, S]`` took 1.7–4.3× as long
+    (``[5, 128, 7, 56]``, S = 2: 397 against 130 µs; 1 thread).
+
     >>> class_sums(torch.arange(5.0), 0, 2).tolist()  # 0+2+4, 1+3
     [6.0, 4.0]
     """
     size = x.shape[axis]
+    if stride > 1 and axis % x.dim() == x.dim() - 1:
+        return x @ residue_matrix(size, stride, x.dtype, x.device)
     rows = size // stride
     out = outer_sum(x.narrow(axis, 0, rows * stride).unflatten(axis, (rows, stride)), axis)
     if size > rows * stride:
@@ -439,6 +445,16 @@ def window_taps(x, args, out):
 
 
 _COUNT_MATRICES: dict = {}
+
+
+def residue_matrix(size, stride, dtype, device):
+    """The ``[I, S]`` 0/1 matrix ``[i ≡ c (mod S)]`` (kept per dtype/device).
+
+    >>> residue_matrix(3, 2, torch.float32, torch.device("cpu")).tolist()
+    [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+    """
+    return count_matrix(size, stride, tuple((c, size - 1) for c in range(stride)), dtype,
+                        device)
 
 
 def count_matrix(size, stride, windows, dtype, device):
@@ -529,11 +545,14 @@ def literal_tensor(rows, dtype, device):
 def border_product(part, m, axis):
     """``Σ_i part[.., i, ..]·m[i, k]``, the taps ``k`` in ``axis``' place: ``mᵀ`` times the
     few border positions moved first (one small copy, one wide GEMM; ``tensordot``, with the
-    taps last, runs a skinny GEMM 4–6× slower on a 7×7 stem's borders).
+    taps last, runs a skinny GEMM 4–6× slower on a 7×7 stem's borders). Over the last axis,
+    ``part @ m`` directly: moving it first is a strided gather.
 
     >>> border_product(torch.ones(2, 3), torch.tensor([[1.0], [0.0], [1.0]]), 1).tolist()
     [[2.0], [2.0]]
     """
+    if axis % part.dim() == part.dim() - 1:
+        return part @ m  # the taps already last: 25 against 417 µs on [5, 128, 7, 3]
     rows = part.movedim(axis, 0)
     y = m.t() @ rows.reshape(rows.shape[0], -1)
     return y.view(m.shape[1], *rows.shape[1:]).movedim(0, axis)
