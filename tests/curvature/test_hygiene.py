@@ -96,6 +96,10 @@ def test_ddp_wrapped_model_gives_the_unwrapped_result(tmp_path):
         assert a.param_names[0] == "0.weight"
         ddp(x).sum().backward()  # DDP still trains afterwards
     finally:
+        # DDP's reducer holds the group: freed after destroy_process_group, the gloo
+        # group's destructor joined a thread that never ended (a CI run hung here)
+        ddp = None
+        gc.collect()
         dist.destroy_process_group()
 
 
