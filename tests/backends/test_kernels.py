@@ -2,7 +2,7 @@
 
 Oracles: ``Tensor.sum`` for :func:`~tndiag.backends.kernels.outer_sum` (which hands large
 contiguous CPU inputs to the channels-last pooling kernel) and ``torch.tensordot`` for
-:func:`~tndiag.backends.kernels.border_product`, the residue-class sums of
+:func:`~tndiag.backends.kernels.axis_product` (in any layout), the residue-class sums of
 :func:`~tndiag.backends.kernels.class_sums` (a GEMM over the last axis) against sums of
 index-selected positions, in float64 and float32, values and gradients.
 """
@@ -67,16 +67,19 @@ def test_outer_sum_gradient_equals_torch_sum():
     torch.testing.assert_close(got, want)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data(),
-       dtype=st.sampled_from([torch.float32, torch.float64]))
-def test_border_product_equals_tensordot(shape, data, dtype):
-    axis = data.draw(st.integers(0, len(shape) - 1))
-    taps = data.draw(st.integers(1, 4))
+       dtype=st.sampled_from([torch.float32, torch.float64]), transpose=st.booleans())
+def test_axis_product_equals_tensordot(shape, data, dtype, transpose):
+    """Every axis (the last through ``(mᵀ xᵀ)ᵀ``), contiguous or transposed operands."""
+    axis = data.draw(st.sampled_from([len(shape) - 1, data.draw(st.integers(0, len(shape) - 1))]))
+    taps = data.draw(st.integers(1, 12))
     part = torch.randn(shape, dtype=dtype)
-    m = torch.randint(0, 2, (shape[axis], taps)).to(dtype)
+    if transpose:
+        part = part.transpose(0, -1).contiguous().transpose(0, -1)
+    m = torch.randint(-1, 2, (shape[axis], taps)).to(dtype)
     want = torch.tensordot(part, m, ([axis], [0])).movedim(-1, axis)
-    torch.testing.assert_close(kernels.border_product(part, m, axis), want)
+    torch.testing.assert_close(kernels.axis_product(part, m, axis), want)
 
 
 @settings(max_examples=60, deadline=None)

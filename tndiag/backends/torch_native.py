@@ -17,7 +17,7 @@ from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
 from tndiag.backends.routes.patch_gram import run_patch_gram
-from tndiag.backends.routes.window import edges, run_axes
+from tndiag.backends.routes.window import class_matrix, run_axes
 from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.cost import gram_blocks, window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
@@ -249,9 +249,7 @@ def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
 
 def _classes_args(w: WindowSpec) -> tuple:
     """The :func:`~tndiag.backends.kernels.window_classes` literal of one axis."""
-    head, before, start, after = edges(w)
-    return (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows), head,
-            tuple(map(tuple, before)), start, tuple(map(tuple, after)))
+    return (w.axis, w.stride, w.size, *class_matrix(w))
 
 
 def _view_args(w: WindowSpec) -> tuple:

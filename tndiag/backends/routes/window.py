@@ -2,25 +2,25 @@
 
 Every tap's window visits the positions ``i ≡ first_k (mod S)`` from ``first_k`` to ``last_k``.
 The ``classes`` route sums the input once per class (a reshape ``[.., I/S, S, ..]`` and one
-sum), picks each tap's class, and subtracts the few positions of that class outside the
-window (before ``first_k`` or after ``last_k``) by two small products with 0/1 matrices. For
-1×1 convolutions, patchify (``S = K``) and framing (``K = 2S``) layers this is a single read.
-The ``matmul`` route multiplies the input's window axis (moved last) by the ``[I, K]`` count
-matrix ``Σ_o Π`` — one skinny GEMM reading the input once.
+sum), and multiplies those sums, next to the few positions of each class that lie outside
+some tap's window (before ``first_k`` or after ``last_k``), by one small matrix that picks
+each tap's class and subtracts those positions (:func:`class_matrix`). For 1×1 convolutions,
+patchify (``S = K``) and framing (``K = 2S``) layers this is a single read.
+The ``matmul`` route multiplies the input's window axis by the ``[I, K]`` count matrix
+``Σ_o Π`` — one GEMM reading the input once.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, List, Tuple
 
 import torch
 
-from tndiag.backends.kernels import border_product, class_sums
+from tndiag.backends.kernels import axis_product, class_sums, literal_tensor, window_classes
 from tndiag.codegen.lowerings.window_sum import WindowSpec
 
 __all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "run_axes",
-           "class_sums", "edges", "counts"]
+           "class_sums", "edges", "class_matrix", "counts"]
 
 
 def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
@@ -36,13 +36,20 @@ def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]
     return head, before, start, after
 
 
-def _matrix(rows: tuple, like: torch.Tensor) -> torch.Tensor:
-    return _cached_matrix(rows, like.dtype, like.device)
+def class_matrix(w: WindowSpec) -> Tuple[int, int, Tuple[Tuple[float, ...], ...]]:
+    """(head length, tail start, ``[S + head + tail, K]`` matrix) of
+    :func:`~tndiag.backends.kernels.window_classes`: row ``c < S`` picks class ``c`` for the
+    taps whose windows lie in it; a head or tail row subtracts its position from each tap
+    whose class holds it outside the window.
 
-
-@functools.lru_cache(maxsize=256)
-def _cached_matrix(rows: tuple, dtype, device) -> torch.Tensor:
-    return torch.tensor(rows, dtype=dtype, device=device).reshape(len(rows), -1)
+    >>> class_matrix(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))  # 0+2 = class 0 minus x[4]
+    (1, 3, ((1.0, 0.0), (0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (-1.0, 0.0)))
+    """
+    head, before, start, after = edges(w)
+    pick = [[1.0 if first % w.stride == c else 0.0 for first, _ in w.windows]
+            for c in range(w.stride)]
+    borders = [[-v if v else 0.0 for v in row] for row in before + after]
+    return head, start, tuple(map(tuple, pick + borders))
 
 
 def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
@@ -52,24 +59,12 @@ def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
     >>> run(recipe, [torch.arange(5.0)]).tolist()  # 0+2, 1+3
     [2.0, 4.0]
     """
-    head, before, start, after = edges(w)
-    return run_classes, (w.axis, w.stride, w.size, tuple(f % w.stride for f, _ in w.windows),
-                         head, tuple(map(tuple, before)), start, tuple(map(tuple, after)))
+    return run_classes, (w.axis, w.stride, w.size, *class_matrix(w))
 
 
 def run_classes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
-    """The ``classes`` route (see the module docstring)."""
-    axis, S, size, classes, head, before, start, after = recipe
-    x = taken[0]
-    index = torch.tensor(classes, device=x.device)
-    out = class_sums(x, axis, S).index_select(axis, index).movedim(axis, -1)
-    if head:
-        out = out - border_product(x.narrow(axis, 0, head), _matrix(before, x), axis).movedim(
-            axis, -1)
-    if start < size:
-        out = out - border_product(x.narrow(axis, start, size - start), _matrix(after, x),
-                                   axis).movedim(axis, -1)
-    return out
+    """The ``classes`` route (see the module docstring), the taps last."""
+    return window_classes(taken[0], recipe, None).movedim(recipe[0], -1)
 
 
 def counts(w: WindowSpec) -> List[List[float]]:
@@ -93,10 +88,10 @@ def matmul_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
 
 
 def run_matmul(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
-    """The ``matmul`` route: the window axis (moved last) times the count matrix."""
+    """The ``matmul`` route: the window axis times the count matrix, the taps last."""
     axis, table = recipe
     x = taken[0]
-    return torch.matmul(x.movedim(axis, -1), _matrix(table, x))
+    return axis_product(x, literal_tensor(table, x.dtype, x.device), axis).movedim(axis, -1)
 
 
 #: Route -> the kernel that runs one axis of a window-sum step along it.
