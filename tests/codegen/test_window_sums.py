@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import tndiag
 from tndiag import ops
 from tndiag.backends import kernels, torch_native
+from tndiag.backends.routes.window import classes_literal
 from tndiag.codegen.cost import kron_applies, window_plan
 from tndiag.codegen.lowerings.window_sum import WindowSpec, WindowSums, window_spec
 from tndiag.codegen.program import Step, StepKind
@@ -280,7 +281,7 @@ def _stage(how, w):
     if how == "matmul":
         return ("matmul", (w.axis, w.size, w.stride, w.windows))
     if how == "classes" and all(first <= last for first, last in w.windows):
-        return ("classes", torch_native._classes_args(w))
+        return ("classes", classes_literal(w))
     return ("taps", torch_native._taps_args(w))
 
 

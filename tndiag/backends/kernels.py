@@ -421,7 +421,7 @@ def _is_last(x, axis):
 
 def last_axis_product(x, m):
     """``x @ m`` for a ``[I, K]`` matrix with few columns, as ``(mᵀ xᵀ)ᵀ``: MKL's GEMM with a
-    narrow right operand ran at 6–11 GFLOP/s on this project's AMD CPUs (K = 2–11), with the
+    narrow right operand ran at 6–11 GFLOP/s on an AMD EPYC (K = 2–11; MKL 2024.2), with the
     narrow operand on the left at 3–5× that (a ``[5376, 224]`` times ``[224, 4]``: 1.50
     against 0.30 ms; 1 thread). The result is a transposed view. One column stays a GEMV
     (the transposed form took 1.13–1.31× as long on the 1×1 layers' window sums).
@@ -583,7 +583,7 @@ def window_classes(x, args, out):
     unless last, where the product needs it), times one ``[S + head + tail, K]`` matrix
     ``rows`` that picks each tap's class and subtracts the positions of that class outside its
     window — four calls for any K (one index, two border products and two subtractions took
-    1.3–1.6× as long on the 7×7 and 11×11 stems and 7×7 depthwise layers).
+    1.3–1.7× as long on the 7×7 and 11×11 stems and 7×7 depthwise layers).
 
     >>> x = torch.arange(5.0)  # taps (0, 2) and (1, 3) at S = 2: 0+2, 1+3
     >>> window_classes(x, (0, 2, 5, 0, 4, ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0))), None).tolist()

@@ -17,7 +17,7 @@ from tndiag.backends import kernels
 from tndiag.backends.kernels import reduced_matrix, symmetric_product
 from tndiag.backends.routes import WINDOW_RECIPES, native_route_recipe
 from tndiag.backends.routes.patch_gram import run_patch_gram
-from tndiag.backends.routes.window import class_matrix, run_axes
+from tndiag.backends.routes.window import classes_literal, run_axes
 from tndiag.backends.torch_gather import gather_recipe
 from tndiag.codegen.cost import gram_blocks, window_plan
 from tndiag.codegen.lowerings.broadcast import BroadcastSpec
@@ -247,11 +247,6 @@ def _taps_args(w: WindowSpec, classes: bool = True) -> tuple:
     return (w.axis, w.size, w.stride, tuple(plans), needs)
 
 
-def _classes_args(w: WindowSpec) -> tuple:
-    """The :func:`~tndiag.backends.kernels.window_classes` literal of one axis."""
-    return (w.axis, w.stride, w.size, *class_matrix(w))
-
-
 def _view_args(w: WindowSpec) -> tuple:
     """``(axis, first, L, K, S, D)`` of an axis whose taps are one strided view."""
     firsts = [first for first, _ in w.windows]
@@ -294,7 +289,7 @@ def fused_window_recipe(spec: WindowSums) -> Recipe:
         elif how == "taps":
             stages.append(("taps", _taps_args(by_axis[where])))
         elif how == "classes":
-            stages.append(("classes", _classes_args(by_axis[where])))
+            stages.append(("classes", classes_literal(by_axis[where])))
         else:
             w = by_axis[where]
             stages.append(("matmul", (w.axis, w.size, w.stride, w.windows)))

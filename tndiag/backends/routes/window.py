@@ -4,7 +4,7 @@ Every tap's window visits the positions ``i ≡ first_k (mod S)`` from ``first_k
 The ``classes`` route sums the input once per class (a reshape ``[.., I/S, S, ..]`` and one
 sum), and multiplies those sums, next to the few positions of each class that lie outside
 some tap's window (before ``first_k`` or after ``last_k``), by one small matrix that picks
-each tap's class and subtracts those positions (:func:`class_matrix`). For 1×1 convolutions,
+each tap's class and subtracts those positions (:func:`classes_literal`). For 1×1 convolutions,
 patchify (``S = K``) and framing (``K = 2S``) layers this is a single read.
 The ``matmul`` route multiplies the input's window axis by the ``[I, K]`` count matrix
 ``Σ_o Π`` — one GEMM reading the input once.
@@ -20,7 +20,7 @@ from tndiag.backends.kernels import axis_product, class_sums, literal_tensor, wi
 from tndiag.codegen.lowerings.window_sum import WindowSpec
 
 __all__ = ["classes_recipe", "matmul_recipe", "run_classes", "run_matmul", "run_axes",
-           "class_sums", "edges", "class_matrix", "counts"]
+           "class_sums", "edges", "classes_literal", "counts"]
 
 
 def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]]:
@@ -36,20 +36,20 @@ def edges(w: WindowSpec) -> Tuple[int, List[List[float]], int, List[List[float]]
     return head, before, start, after
 
 
-def class_matrix(w: WindowSpec) -> Tuple[int, int, Tuple[Tuple[float, ...], ...]]:
-    """(head length, tail start, ``[S + head + tail, K]`` matrix) of
-    :func:`~tndiag.backends.kernels.window_classes`: row ``c < S`` picks class ``c`` for the
-    taps whose windows lie in it; a head or tail row subtracts its position from each tap
-    whose class holds it outside the window.
+def classes_literal(w: WindowSpec) -> tuple:
+    """``(axis, S, I, head length, tail start, matrix)``, the literal of
+    :func:`~tndiag.backends.kernels.window_classes`: row ``c < S`` of the ``[S + head + tail,
+    K]`` matrix picks class ``c`` for the taps whose windows lie in it; a head or tail row
+    subtracts its position from each tap whose class holds it outside the window.
 
-    >>> class_matrix(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))  # 0+2 = class 0 minus x[4]
-    (1, 3, ((1.0, 0.0), (0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (-1.0, 0.0)))
+    >>> classes_literal(WindowSpec(0, 5, 2, ((0, 2), (1, 3))))  # 0+2 = class 0 minus x[4]
+    (0, 2, 5, 1, 3, ((1.0, 0.0), (0.0, 1.0), (0.0, 0.0), (0.0, 0.0), (-1.0, 0.0)))
     """
     head, before, start, after = edges(w)
     pick = [[1.0 if first % w.stride == c else 0.0 for first, _ in w.windows]
             for c in range(w.stride)]
     borders = [[-v if v else 0.0 for v in row] for row in before + after]
-    return head, start, tuple(map(tuple, pick + borders))
+    return (w.axis, w.stride, w.size, head, start, tuple(map(tuple, pick + borders)))
 
 
 def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
@@ -59,7 +59,7 @@ def classes_recipe(w: WindowSpec) -> Tuple[Callable, tuple]:
     >>> run(recipe, [torch.arange(5.0)]).tolist()  # 0+2, 1+3
     [2.0, 4.0]
     """
-    return run_classes, (w.axis, w.stride, w.size, *class_matrix(w))
+    return run_classes, classes_literal(w)
 
 
 def run_classes(recipe: tuple, taken: List[torch.Tensor]) -> torch.Tensor:
