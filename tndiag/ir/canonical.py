@@ -23,7 +23,9 @@ equal diagrams given in different orders. Sizes are compared as expressions (``2
 ``N+N`` are equal, ``N*(M+1)`` and ``N*M+N`` are too, as sympy expands products).
 
 It lives in the IR so that the plan cache of :mod:`tndiag.codegen` can key on it; the pass
-``canonicalize`` (:mod:`tndiag.passes.canonicalize`) applies it to a diagram.
+``canonicalize`` (:mod:`tndiag.passes.canonicalize`) applies it to a diagram. networkx has no
+canonical labeling; its Weisfeiler-Lehman subgraph hashes, as the refinement alone, took
+1.9× as long on the test corpus (docs/architecture.md, "Plans are data").
 
 >>> from tndiag import ops
 >>> a = ops.conv((2, 3, 5), (4, 3, 3))
