@@ -7,10 +7,12 @@ read of the input (``x.sum()``) plus the Gram GEMM of a ``[*result rows, N]`` ma
 a result-sized tensor (``torch.matmul(m, m.mT, out=...)``), timed in the same rounds. Prints
 milliseconds, tndiag / baseline, tndiag / floor, tndiag's peak extra memory (torch profiler)
 against the unfolded input's bytes, and the load average; the last lines give
-the geometric means. Results: docs/benchmarks.md.
+the geometric means. With ``--cold`` every timed call is a single call right after the CPU
+caches were flushed (``tndiag.bench.timing.time_cold``): the input, and the floor's, come from
+memory, as a layer's saved input does in training. Results: docs/benchmarks.md.
 
     PYTHONPATH=. .venv/bin/python benchmarks/kfac_reduce_cpu.py \
-        [--layers benchmarks/layers.json] [--batch N] [--rounds 7] [--only NET/NAME ...]
+        [--layers benchmarks/layers.json] [--batch N] [--rounds 7] [--only NET/NAME ...] [--cold]
 """
 
 import argparse
@@ -24,15 +26,15 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH picks th
 
 import torch  # noqa: E402
 
+from tndiag.bench import timing  # noqa: E402
 from tndiag.bench.diagrams import layer_from_json  # noqa: E402
 from tndiag.bench.impls import implementations, make_inputs  # noqa: E402
 from tndiag.bench.paper_runtime import unfolded_bytes  # noqa: E402
-from tndiag.bench.timing import loadavg, machine_info, peak_extra_bytes, time_interleaved  # noqa: E402,E501
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _row(row: dict, batch, rounds: int) -> dict:
+def _row(row: dict, batch, rounds: int, cold: bool = False) -> dict:
     layer = layer_from_json(row, batch)
     t = make_inputs(layer, "cpu", torch.float32)
     impls = implementations("kfac-reduce", layer, t, einconv=False)
@@ -40,14 +42,15 @@ def _row(row: dict, batch, rounds: int) -> dict:
     scratch = torch.empty_like(out)
     m = torch.randn(*out.shape[:-1], x.shape[0])  # the averaged patches: [G, F, N] or [F, N]
     impls["floor"] = lambda: (x.sum(), torch.matmul(m, m.mT, out=scratch))
-    load = loadavg()
-    times = time_interleaved(impls, rounds, clock=time.thread_time)
+    load = timing.loadavg()
+    times = (timing.time_cold(impls, rounds, clock=time.thread_time) if cold
+             else timing.time_interleaved(impls, rounds, clock=time.thread_time))
     base = min(("std view", "std F.unfold"), key=times.__getitem__)
     return {"layer": layer.label, "batch": layer["batch"], "tndiag": times["tndiag"],
             "baseline": base, "base": times[base], "floor": times["floor"],
             "input_mib": x.numel() * x.element_size() / 2**20,
-            "extra_mib": peak_extra_bytes(impls["tndiag"]) / 2**20,
-            "unfolded_mib": unfolded_bytes(layer) / 2**20, "load": f"{load}/{loadavg()}"}
+            "extra_mib": timing.peak_extra_bytes(impls["tndiag"]) / 2**20,
+            "unfolded_mib": unfolded_bytes(layer) / 2**20, "load": f"{load}/{timing.loadavg()}"}
 
 
 def main(argv=None) -> int:
@@ -57,9 +60,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--cold", action="store_true",
+                        help="time single calls on flushed caches instead of repeated calls")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(machine_info())
+    print(timing.machine_info(), "cold caches" if args.cold else "repeated calls (warm caches)")
     rows = json.loads(Path(args.layers).read_text())["layers"]
     rows = [r for r in rows if not args.only or any(o in f"{r['net']}/{r['name']}"
                                                      for o in args.only)]
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for row in rows:
-        r = _row(row, args.batch, args.rounds)
+        r = _row(row, args.batch, args.rounds, args.cold)
         results.append(r)
         print(f"| {r['layer']} | {r['batch']} | {r['tndiag'] * 1e3:.3f} | {r['baseline']} | "
               f"{r['base'] * 1e3:.3f} | {r['floor'] * 1e3:.3f} | {r['tndiag'] / r['base']:.2f} | "

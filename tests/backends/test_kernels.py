@@ -34,7 +34,8 @@ def test_outer_sum_streams_long_runs_of_large_contiguous_cpu_inputs():
     assert kernels._streams(x, 2) and kernels._streams(x, 1)
     assert not kernels._streams(x, 3)  # the last dim: torch's inner reduction
     assert not kernels._streams(x.transpose(2, 3), 2)  # not contiguous
-    assert not kernels._streams(x[:4], 2)  # under STREAM_MIN_BYTES
+    assert kernels._streams(x[:2], 2)  # 3.1 MiB
+    assert not kernels._streams(x[:1], 2)  # 1.5 MiB: under STREAM_MIN_BYTES
     assert not kernels._streams(torch.randn(8, 64, 400, 17), 2)  # runs under STREAM_MIN_RUN
     assert not kernels._streams(x.half(), 2)
 

@@ -301,12 +301,14 @@ def _into(out, shape, like):
 #: Dtypes :func:`outer_sum` hands to the channels-last pooling kernel on the CPU, and the
 #: least contiguous run after the summed dim and the least bytes for which it does: on cold
 #: inputs of 8 MiB pooling took 0.41–0.81× torch's sum for runs of 56–224 elements but
-#: 1.0–2.4× for runs of 4–17, and up to 1.7× on inputs of 1 MiB (1 thread). An input that
-#: is still in cache (called again at once, as benchmarks do) sums faster in torch up to a
-#: few MiB: KFAC-reduce of a 6.1 MiB input took 1.2× as long pooled, of 14–25 MiB 0.5–0.8×.
+#: 1.0–2.4× for runs of 4–17, and up to 1.7× on inputs of 1 MiB (1 thread). With cold
+#: caches (flushed, as for a layer's saved input in training), KFAC-reduce of the 4.6–7.6 MiB
+#: inputs that sum over an outer axis took 0.69–0.84× as long with this threshold at 2 MiB
+#: as at 8 MiB; called again at once (hot, as ``tndiag bench`` does) 0.88–1.09×, the A/A
+#: spread, where an earlier machine had 1.2× (docs/benchmarks.md, "Cold caches").
 STREAMED_DTYPES = (torch.float32, torch.float64)
 STREAM_MIN_RUN = 48
-STREAM_MIN_BYTES = 8 << 20
+STREAM_MIN_BYTES = 2 << 20
 
 
 def outer_sum(x, dim):

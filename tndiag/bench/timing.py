@@ -2,7 +2,9 @@
 
 Timing: every implementation is warmed up, then timed once per round in a rotating order
 (round r starts with implementation r mod k), with enough inner calls per sample to last
-~2 ms; the reported time is the median over rounds. Memory: the peak of the running sum of
+~2 ms; the reported time is the median over rounds. :func:`time_cold` times single calls
+instead, each right after the CPU caches were flushed: inputs come from memory, as a layer's
+saved input does in training. Memory: the peak of the running sum of
 allocations minus frees during one warm call (every allocation event of the torch profiler on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA), minus the bytes of the result: the extra
 memory beyond inputs and output.
@@ -21,7 +23,8 @@ from typing import Callable, Dict, List
 
 import torch
 
-__all__ = ["time_interleaved", "peak_extra_bytes", "machine_info", "loadavg"]
+__all__ = ["time_interleaved", "time_cold", "peak_extra_bytes", "machine_info", "loadavg",
+           "EVICT_BYTES"]
 
 
 def _sync(device: str) -> None:
@@ -72,6 +75,39 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
                 fn()
             _sync(device)
             samples[name].append((clock() - start) / inner[name])
+    return {n: statistics.median(s) for n, s in samples.items()}
+
+
+#: Bytes :func:`time_cold` writes between calls to flush the CPU caches: several times the
+#: last-level cache of current server CPUs (32 MiB per CCD on the 2-core AMD machines here).
+EVICT_BYTES = 128 << 20
+
+
+def time_cold(impls: Dict[str, Callable], rounds: int, evict_bytes: int = EVICT_BYTES,
+              clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
+    """Median seconds of one call of each implementation on cold caches (CPU only).
+
+    Before every timed call a buffer of ``evict_bytes`` is written (not timed), which evicts
+    the inputs and any memory the previous call left in cache. The order rotates as in
+    :func:`time_interleaved`; each implementation is called once untimed first.
+
+    >>> t = time_cold({"a": lambda: sum(range(10)), "b": lambda: None}, rounds=3,
+    ...               evict_bytes=1 << 16)
+    >>> sorted(t) == ["a", "b"] and all(v >= 0 for v in t.values())
+    True
+    """
+    names = list(impls)
+    buffer = torch.empty(max(1, evict_bytes // 4))
+    for name in names:
+        impls[name]()
+    orders = list(itertools.permutations(names)) if len(names) <= 4 else [names]
+    samples: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in orders[r % len(orders)]:
+            buffer.fill_(float(r))
+            start = clock()
+            impls[name]()
+            samples[name].append(clock() - start)
     return {n: statistics.median(s) for n, s in samples.items()}
 
 
