@@ -63,6 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cold", action="store_true",
                         help="time single calls on flushed caches instead of repeated calls")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     torch.set_num_threads(1)
     print(timing.machine_info(), "cold caches" if args.cold else "repeated calls (warm caches)")
     rows = json.loads(Path(args.layers).read_text())["layers"]

@@ -2,7 +2,10 @@
 
 import itertools
 
+import pytest
+
 from tndiag.bench import timing
+from tndiag.errors import InvalidArgumentError
 
 
 def test_time_cold_flushes_before_every_timed_call_in_rotating_orders():
@@ -26,3 +29,9 @@ def test_time_cold_takes_the_median_of_single_calls():
 
     times = timing.time_cold({"a": fn}, rounds=3, evict_bytes=1 << 12, clock=lambda: now[0])
     assert times == {"a": 3.0}
+
+
+def test_both_timers_reject_a_round_count_below_one():
+    for timer in (timing.time_interleaved, timing.time_cold):
+        with pytest.raises(InvalidArgumentError, match="rounds"):
+            timer({"a": lambda: None}, rounds=0)

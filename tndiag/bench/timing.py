@@ -23,6 +23,8 @@ from typing import Callable, Dict, List
 
 import torch
 
+from tndiag.errors import InvalidArgumentError
+
 __all__ = ["time_interleaved", "time_cold", "peak_extra_bytes", "machine_info", "loadavg",
            "EVICT_BYTES"]
 
@@ -41,6 +43,15 @@ def _inner_calls(fn: Callable, device: str, target: float = 2e-3,
     return max(1, min(1000, int(target / max(once, 1e-7))))
 
 
+def _orders(names: List[str], rounds: int) -> List[tuple]:
+    """The order of each round: every permutation in turn (up to 4 implementations), so each
+    follows each other one equally often; one fixed order beyond."""
+    if not isinstance(rounds, int) or rounds < 1:
+        raise InvalidArgumentError(f"rounds must be a positive int, got {rounds!r}")
+    orders = list(itertools.permutations(names)) if len(names) <= 4 else [tuple(names)]
+    return [orders[r % len(orders)] for r in range(rounds)]
+
+
 def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu",
                      warmup: int = 2,
                      clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
@@ -54,6 +65,7 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
     True
     """
     names = list(impls)
+    orders = _orders(names, rounds)
     for name in names:
         for _ in range(warmup):
             impls[name]()
@@ -64,9 +76,8 @@ def time_interleaved(impls: Dict[str, Callable], rounds: int, device: str = "cpu
     # and one untimed call first: a sample never pays for the caches and freed memory the
     # previous implementation left behind (einconv's large temporaries slowed whichever
     # implementation came right after it).
-    orders = list(itertools.permutations(names)) if len(names) <= 4 else [names]
-    for r in range(rounds):
-        for name in orders[r % len(orders)]:
+    for order in orders:
+        for name in order:
             fn = impls[name]
             fn()
             _sync(device)
@@ -97,13 +108,13 @@ def time_cold(impls: Dict[str, Callable], rounds: int, evict_bytes: int = EVICT_
     True
     """
     names = list(impls)
+    orders = _orders(names, rounds)
     buffer = torch.empty(max(1, evict_bytes // 4))
     for name in names:
         impls[name]()
-    orders = list(itertools.permutations(names)) if len(names) <= 4 else [names]
     samples: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for name in orders[r % len(orders)]:
+    for r, order in enumerate(orders):
+        for name in order:
             buffer.fill_(float(r))
             start = clock()
             impls[name]()
